@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plexushq/plexus/internal/httpx"
+	"github.com/plexushq/plexus/server"
+)
+
+// globals are the flags every client command shares.
+type globals struct {
+	adminURL string
+	token    string
+	dataDir  string
+	output   string
+	timeout  time.Duration
+}
+
+// register adds the client flags to a command group (persistent, so every
+// subcommand has them and PLEXUS_ADMIN_URL etc. apply).
+func (g *globals) register(cmd *cobra.Command) {
+	fl := cmd.PersistentFlags()
+	fl.StringVar(&g.adminURL, "admin-url", "http://127.0.0.1:3100", "admin API of a Plexus node")
+	fl.StringVar(&g.token, "admin-token", "", "admin token (default: read from <data-dir>/admin-token)")
+	fl.StringVar(&g.dataDir, "data-dir", "./plexus-data", "where to find the admin token when --admin-token is not given")
+	fl.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	fl.DurationVar(&g.timeout, "timeout", 30*time.Second, "bound on each request")
+	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp
+	})
+}
+
+func (g *globals) validate() error {
+	if g.output != "table" && g.output != "json" {
+		return fmt.Errorf("-o %q: want table or json", g.output)
+	}
+	return nil
+}
+
+func (g *globals) bearer() string {
+	if g.token != "" {
+		return g.token
+	}
+	if t, err := server.ReadToken(g.dataDir); err == nil {
+		return t
+	}
+	return ""
+}
+
+// do sends one JSON request to the admin API and decodes a JSON answer into
+// out (when not nil). A problem answer becomes an error naming its detail.
+func (g *globals) do(ctx context.Context, method, path string, in, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(g.adminURL, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if t := g.bearer(); t != "" {
+		req.Header.Set("Authorization", "Bearer "+t)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var p httpx.Problem
+		if json.Unmarshal(data, &p) == nil && p.Status != 0 {
+			return fmt.Errorf("%d %s: %s", p.Status, p.Title, p.Detail)
+		}
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(data)))
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decoding answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// print writes v as JSON, or as a table of header and rows.
+func (g *globals) print(v any, header []string, rows [][]string) error {
+	if g.output == "json" {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+var errNotHealthy = errors.New("not healthy")

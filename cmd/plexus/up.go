@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plexushq/plexus/server"
+)
+
+// nodeFlags are the flags of `up` and `serve` (API.md).
+type nodeFlags struct {
+	cfg       server.Config
+	nats      string
+	logLevel  string
+	logFormat string
+}
+
+func (f *nodeFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.cfg.DataDir, "data-dir", "./plexus-data", "directory of the embedded engine's store and the admin token")
+	fl.StringVar(&f.cfg.GatewayAddr, "gateway-addr", ":3000", "public gateway listener")
+	fl.StringVar(&f.cfg.AdminAddr, "admin-addr", "127.0.0.1:3100", "admin listener (registry, queues, events, traces, metrics, dashboard)")
+	fl.StringVar(&f.cfg.AdminToken, "admin-token", "", "admin bearer token (default: generated once into <data-dir>/admin-token)")
+	fl.StringVar(&f.cfg.ConfigFile, "config", "", "YAML configuration file (gateway, queues)")
+	fl.StringVar(&f.nats, "nats", "", "external NATS URLs, comma-separated (default: embedded engine)")
+	fl.StringVar(&f.cfg.NATSListen, "nats-listen", "", "expose the embedded engine on host:port for other nodes")
+	fl.StringVar(&f.cfg.NATSCreds, "nats-creds", "", "credentials file for the external NATS")
+	fl.IntVar(&f.cfg.NATSReplicas, "nats-replicas", 1, "replicas of streams and buckets on an external cluster")
+	fl.StringVar(&f.cfg.Sync, "sync", "interval", "embedded store durability: always (fsync each write) or interval")
+	fl.StringVar(&f.cfg.TLSCert, "tls-cert", "", "TLS certificate for the gateway listener (enables HTTP/2)")
+	fl.StringVar(&f.cfg.TLSKey, "tls-key", "", "TLS key for the gateway listener")
+	fl.DurationVar(&f.cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "bound on a graceful stop")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "json or text")
+}
+
+func newUpCmd() *cobra.Command {
+	f := &nodeFlags{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run every role in one process (embedded engine unless --nats)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.cfg.Roles = server.AllRoles
+			return runNode(cmd.Context(), f)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newServeCmd() *cobra.Command {
+	f := &nodeFlags{}
+	var roles string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the given roles (gateway, control, checker)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := server.ParseRoles(roles)
+			if err != nil {
+				return err
+			}
+			f.cfg.Roles = r
+			return runNode(cmd.Context(), f)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&roles, "roles", strings.Join(server.AllRoles, ","), "roles to run, comma-separated")
+	return cmd
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
+
+// runNode starts a node and runs it until ctx ends (SIGINT/SIGTERM); SIGHUP
+// reloads the configuration file.
+func runNode(ctx context.Context, f *nodeFlags) error {
+	log, err := newLogger(f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+	f.cfg.Logger = log
+	f.cfg.Version = version
+	if f.nats != "" {
+		for _, u := range strings.Split(f.nats, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				f.cfg.NATS = append(f.cfg.NATS, u)
+			}
+		}
+	}
+	f.cfg.PrintToken = func(token, path string) {
+		fmt.Fprintf(os.Stderr, "\nAdmin token (shown once, saved in %s):\n\n    %s\n\n", path, token)
+	}
+	node, err := server.New(f.cfg)
+	if err != nil {
+		return err
+	}
+	if err := node.Start(ctx); err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			_ = node.Reload() // logs its own outcome
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	log.Info("shutting down", "timeout", f.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), f.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := node.Stop(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,296 @@
+// Package engine owns Plexus's one store: NATS JetStream, either embedded in the
+// process (the default) or an external server or cluster. It starts or connects,
+// creates the streams and key-value buckets the other components ask for,
+// idempotently, and shuts down cleanly.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Sync modes for the embedded file store.
+const (
+	// SyncInterval lets the operating system write data to disk and forces an
+	// fsync every two minutes (nats-server's default). A process crash (kill -9)
+	// loses nothing that was acknowledged; a power loss can lose the writes of
+	// the last interval.
+	SyncInterval = "interval"
+	// SyncAlways fsyncs every write before it is acknowledged. Nothing
+	// acknowledged is lost even on power loss, at roughly a tenth of the
+	// publish rate.
+	SyncAlways = "always"
+)
+
+// Config says how to reach the engine. The zero value runs an embedded
+// server with its store in ./plexus-data.
+type Config struct {
+	// DataDir holds the embedded server's file store (DataDir/jetstream).
+	// Default "./plexus-data".
+	DataDir string
+	// URLs of an external NATS server or cluster. Empty means embedded.
+	URLs []string
+	// Listen exposes the embedded server on host:port for other nodes and
+	// tools. Empty means no network listener at all (in-process only).
+	Listen string
+	// Sync is SyncInterval (default) or SyncAlways; embedded only.
+	Sync string
+	// Replicas for the streams and buckets created on an external cluster.
+	// Default 1; use 3 on a 3- or 5-node cluster. Embedded always uses 1.
+	Replicas int
+	// CredsFile is a NATS credentials file for an external server.
+	CredsFile string
+	// Name is the server and connection name. Default "plexus-<hostname>".
+	Name string
+	// ConnectTimeout bounds start-up. Default 10s.
+	ConnectTimeout time.Duration
+	// Logger receives the embedded server's log lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch c.Sync {
+	case "", SyncInterval, SyncAlways:
+	default:
+		return fmt.Errorf("engine: sync %q: want %q or %q", c.Sync, SyncAlways, SyncInterval)
+	}
+	if c.Listen != "" {
+		if len(c.URLs) > 0 {
+			return errors.New("engine: --nats-listen exposes the embedded engine and cannot be used with --nats")
+		}
+		if _, _, err := splitHostPort(c.Listen); err != nil {
+			return fmt.Errorf("engine: listen %q: %w", c.Listen, err)
+		}
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("engine: replicas %d: want 1 to 5", c.Replicas)
+	}
+	return nil
+}
+
+func (c *Config) defaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./plexus-data"
+	}
+	if c.Sync == "" {
+		c.Sync = SyncInterval
+	}
+	if c.Replicas == 0 || len(c.URLs) == 0 {
+		c.Replicas = 1
+	}
+	if c.Name == "" {
+		host, _ := os.Hostname()
+		c.Name = "plexus-" + sanitizeName(host)
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Engine is a running or connected JetStream engine.
+type Engine struct {
+	cfg Config
+	srv *server.Server // nil when external
+	nc  *nats.Conn
+	js  jetstream.JetStream
+}
+
+// Start starts the embedded server (or connects to the external one) and
+// returns when JetStream answers, or when ctx or the connect timeout ends.
+func Start(ctx context.Context, cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	e := &Engine{cfg: cfg}
+	if len(cfg.URLs) == 0 {
+		if err := e.startEmbedded(); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.connect(ctx); err != nil {
+		e.shutdownServer()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Engine) startEmbedded() error {
+	storeDir := filepath.Join(e.cfg.DataDir, "jetstream")
+	if err := os.MkdirAll(storeDir, 0o700); err != nil {
+		return fmt.Errorf("engine: data dir: %w", err)
+	}
+	opts := &server.Options{
+		ServerName: e.cfg.Name,
+		JetStream:  true,
+		StoreDir:   storeDir,
+		DontListen: e.cfg.Listen == "",
+		NoSigs:     true,
+		SyncAlways: e.cfg.Sync == SyncAlways,
+		// Plexus's own payloads are small; 8 MiB leaves room for batches.
+		MaxPayload: 8 << 20,
+	}
+	if e.cfg.Listen != "" {
+		host, port, _ := splitHostPort(e.cfg.Listen)
+		opts.Host, opts.Port = host, port
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("engine: embedded server: %w", err)
+	}
+	srv.SetLoggerV2(&serverLogger{log: e.cfg.Logger.With("component", "nats")}, false, false, false)
+	srv.Start()
+	if !srv.ReadyForConnections(e.cfg.ConnectTimeout) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return errors.New("engine: embedded server did not become ready")
+	}
+	e.srv = srv
+	return nil
+}
+
+func (e *Engine) connect(ctx context.Context) error {
+	opts := []nats.Option{
+		nats.Name(e.cfg.Name),
+		nats.Timeout(e.cfg.ConnectTimeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+	}
+	url := strings.Join(e.cfg.URLs, ",")
+	if e.srv != nil {
+		opts = append(opts, nats.InProcessServer(e.srv))
+		url = ""
+	}
+	if e.cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(e.cfg.CredsFile))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("engine: connect: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("engine: jetstream: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
+	defer cancel()
+	if _, err := js.AccountInfo(ctx); err != nil {
+		nc.Close()
+		return fmt.Errorf("engine: jetstream not available: %w", err)
+	}
+	e.nc, e.js = nc, js
+	return nil
+}
+
+// Conn is the NATS connection every component shares.
+func (e *Engine) Conn() *nats.Conn { return e.nc }
+
+// JetStream is the JetStream context on Conn.
+func (e *Engine) JetStream() jetstream.JetStream { return e.js }
+
+// Embedded reports whether the engine runs inside this process.
+func (e *Engine) Embedded() bool { return e.srv != nil }
+
+// Replicas is the replica count components give the streams they create.
+func (e *Engine) Replicas() int { return e.cfg.Replicas }
+
+// ClientURL is the address other processes can connect to: the embedded
+// server's listener, or the first external URL. Empty when the embedded
+// server has no listener.
+func (e *Engine) ClientURL() string {
+	if e.srv != nil {
+		if e.cfg.Listen == "" {
+			return ""
+		}
+		return e.srv.ClientURL()
+	}
+	return e.cfg.URLs[0]
+}
+
+// Ready reports whether the connection is up and JetStream answers.
+func (e *Engine) Ready(ctx context.Context) error {
+	if e.nc == nil || !e.nc.IsConnected() {
+		return errors.New("engine: not connected")
+	}
+	if _, err := e.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("engine: jetstream: %w", err)
+	}
+	return nil
+}
+
+// Stop drains the connection and shuts the embedded server down, bounded by
+// ctx. It is safe to call more than once.
+func (e *Engine) Stop(ctx context.Context) error {
+	var errs []error
+	if e.nc != nil && !e.nc.IsClosed() {
+		done := make(chan struct{})
+		e.nc.SetClosedHandler(func(*nats.Conn) { close(done) })
+		if err := e.nc.Drain(); err != nil {
+			e.nc.Close()
+		} else {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				e.nc.Close()
+				errs = append(errs, fmt.Errorf("engine: drain: %w", ctx.Err()))
+			}
+		}
+	}
+	e.shutdownServer()
+	return errors.Join(errs...)
+}
+
+func (e *Engine) shutdownServer() {
+	if e.srv == nil {
+		return
+	}
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+	e.srv = nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, port, nil
+}
+
+func sanitizeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '-' || r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "node"
+	}
+	return b.String()
+}

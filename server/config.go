@@ -1,0 +1,141 @@
+// Package server wires Plexus's components into a node: it reads the node's
+// configuration, starts the engine and the roles it is asked to run, serves
+// the gateway and admin listeners, and shuts everything down gracefully.
+package server
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/plexushq/plexus/engine"
+)
+
+// Roles a node can run.
+const (
+	RoleGateway = "gateway"
+	RoleControl = "control"
+	RoleChecker = "checker"
+)
+
+// AllRoles is what `plexus up` runs.
+var AllRoles = []string{RoleGateway, RoleControl, RoleChecker}
+
+// Config is a node's configuration; the CLI fills it from flags and PLEXUS_*
+// variables. The zero value plus Roles runs an embedded engine in
+// ./plexus-data with the default listeners.
+type Config struct {
+	// Roles to run; see AllRoles.
+	Roles []string
+	// DataDir for the embedded engine and the admin token. Default ./plexus-data.
+	DataDir string
+	// GatewayAddr is the public listener. Default ":3000".
+	GatewayAddr string
+	// AdminAddr is the admin listener. Default "127.0.0.1:3100".
+	AdminAddr string
+	// AdminToken protects the admin API. Empty: read DataDir/admin-token, or
+	// generate it there (mode 0600) at first start and print it once.
+	AdminToken string
+	// ConfigFile is the YAML file of API.md (gateway, queues). Optional.
+	ConfigFile string
+	// NATS are external engine URLs; empty means embedded.
+	NATS []string
+	// NATSListen exposes the embedded engine on host:port.
+	NATSListen string
+	// NATSCreds is a credentials file for an external engine.
+	NATSCreds string
+	// NATSReplicas for streams on an external cluster (default 1).
+	NATSReplicas int
+	// Sync is "interval" (default) or "always".
+	Sync string
+	// TLSCert and TLSKey enable TLS (and HTTP/2) on the gateway listener.
+	TLSCert, TLSKey string
+	// ShutdownTimeout bounds a graceful stop. Default 15s.
+	ShutdownTimeout time.Duration
+	// Version is reported by /health.
+	Version string
+	// Logger for the node. Default slog.Default().
+	Logger *slog.Logger
+	// Stdout receives the one-time print of a generated token. Default: the log.
+	PrintToken func(token, path string)
+}
+
+func (c *Config) defaults() {
+	if len(c.Roles) == 0 {
+		c.Roles = AllRoles
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./plexus-data"
+	}
+	if c.GatewayAddr == "" {
+		c.GatewayAddr = ":3000"
+	}
+	if c.AdminAddr == "" {
+		c.AdminAddr = "127.0.0.1:3100"
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c *Config) Validate() error {
+	for _, r := range c.Roles {
+		if !slices.Contains(AllRoles, r) {
+			return fmt.Errorf("unknown role %q: want some of %s", r, strings.Join(AllRoles, ","))
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("gateway TLS: %w", err)
+		}
+	}
+	return c.engineConfig().Validate()
+}
+
+func (c *Config) has(role string) bool { return slices.Contains(c.Roles, role) }
+
+func (c *Config) engineConfig() engine.Config {
+	return engine.Config{
+		DataDir:   c.DataDir,
+		URLs:      c.NATS,
+		Listen:    c.NATSListen,
+		Sync:      c.Sync,
+		Replicas:  c.NATSReplicas,
+		CredsFile: c.NATSCreds,
+		Logger:    c.Logger,
+	}
+}
+
+// ParseRoles reads a comma-separated role list.
+func ParseRoles(s string) ([]string, error) {
+	var roles []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if !slices.Contains(AllRoles, r) {
+			return nil, fmt.Errorf("unknown role %q: want some of %s", r, strings.Join(AllRoles, ","))
+		}
+		if !slices.Contains(roles, r) {
+			roles = append(roles, r)
+		}
+	}
+	if len(roles) == 0 {
+		return nil, fmt.Errorf("no roles given: want some of %s", strings.Join(AllRoles, ","))
+	}
+	return roles, nil
+}

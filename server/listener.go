@@ -1,0 +1,81 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/plexushq/plexus/internal/httpx"
+)
+
+// listener is one HTTP server of the node with a graceful shutdown: it stops
+// accepting, tells long-lived handlers to end (httpx.Stopping), and waits for
+// in-flight requests, bounded by ctx.
+type listener struct {
+	name     string
+	srv      *http.Server
+	ln       net.Listener
+	stopping chan struct{}
+	stopOnce sync.Once
+	done     chan error
+	log      *slog.Logger
+}
+
+func newListener(name, addr string, h http.Handler, tlsCfg *tls.Config, log *slog.Logger) (*listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listener on %s: %w", name, addr, err)
+	}
+	l := &listener{name: name, ln: ln, stopping: make(chan struct{}), done: make(chan error, 1), log: log}
+	base := httpx.WithStopping(context.Background(), l.stopping)
+	l.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if tlsCfg != nil {
+		// ServeTLS negotiates HTTP/2 (h2) and HTTP/1.1 over TLS.
+		l.srv.TLSConfig = tlsCfg
+	}
+	return l, nil
+}
+
+func (l *listener) Addr() string { return l.ln.Addr().String() }
+
+func (l *listener) serve() {
+	go func() {
+		var err error
+		if l.srv.TLSConfig != nil {
+			err = l.srv.ServeTLS(l.ln, "", "")
+		} else {
+			err = l.srv.Serve(l.ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		l.done <- err
+	}()
+}
+
+// shutdown drains the listener; when ctx ends first it closes what is left.
+func (l *listener) shutdown(ctx context.Context) error {
+	l.stopOnce.Do(func() { close(l.stopping) })
+	err := l.srv.Shutdown(ctx)
+	if err != nil {
+		l.log.Warn("listener did not drain in time; closing connections", "listener", l.name, "err", err)
+		_ = l.srv.Close()
+	}
+	if serr := <-l.done; serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}

@@ -1,0 +1,288 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/plexushq/plexus/engine"
+)
+
+// component is a part of a node with one lifecycle. Start returns once the
+// component serves; Stop finishes running work, bounded by ctx.
+type component interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// reloader is a component that applies a changed configuration file.
+type reloader interface {
+	Reload(fc *FileConfig) error
+}
+
+type namedComponent struct {
+	name string
+	c    component
+}
+
+// Node is one Plexus process: the engine plus the roles it runs.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	token   string
+	file    *FileConfig
+	eng     *engine.Engine
+	metrics *prometheus.Registry
+
+	admin   *http.ServeMux
+	gateway http.Handler // set by the gateway role
+
+	comps     []namedComponent
+	listeners []*listener
+	adminLn   *listener
+	gatewayLn *listener
+	health    map[string]func(context.Context) any
+	ready     atomic.Bool
+	started   time.Time
+	reloadMu  sync.Mutex
+	stopOnce  sync.Once
+	stopErr   error
+}
+
+// New checks cfg and prepares a node; Start runs it.
+func New(cfg Config) (*Node, error) {
+	cfg.defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		admin:  http.NewServeMux(),
+		health: map[string]func(context.Context) any{},
+	}
+	return n, nil
+}
+
+// Start starts the engine, the components of the configured roles and the
+// listeners. On error everything started so far is stopped again.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.started = time.Now()
+	defer func() {
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+			defer cancel()
+			_ = n.Stop(sctx)
+		}
+	}()
+	if n.file, err = LoadFile(n.cfg.ConfigFile); err != nil {
+		return err
+	}
+	if err = n.setupToken(); err != nil {
+		return err
+	}
+	if n.eng, err = engine.Start(ctx, n.cfg.engineConfig()); err != nil {
+		return err
+	}
+	n.setupMetrics()
+	n.setupAdmin()
+	if err = n.setupComponents(ctx); err != nil {
+		return err
+	}
+	for i, nc := range n.comps {
+		if err = nc.c.Start(ctx); err != nil {
+			n.comps = n.comps[:i] // only stop what started
+			return fmt.Errorf("start %s: %w", nc.name, err)
+		}
+	}
+	if err = n.startListeners(); err != nil {
+		return err
+	}
+	n.ready.Store(true)
+	n.log.Info("plexus node started", "roles", n.cfg.Roles, "admin", n.AdminAddr(),
+		"gateway", n.GatewayAddr(), "embedded", n.eng.Embedded(), "took", time.Since(n.started).Round(time.Millisecond))
+	return nil
+}
+
+// add registers a component; components start in the order added and stop
+// in reverse.
+func (n *Node) add(name string, c component) {
+	n.comps = append(n.comps, namedComponent{name, c})
+}
+
+// setupComponents builds the components of the configured roles. Each
+// component's wiring lives in a setup_<component>.go file of this package.
+func (n *Node) setupComponents(ctx context.Context) error {
+	for _, setup := range []func(context.Context) error{
+		// Components are appended here in start order.
+	} {
+		if err := setup(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) setupToken() error {
+	if n.cfg.AdminToken != "" {
+		if len(n.cfg.AdminToken) < 16 {
+			return errors.New("admin token must be at least 16 characters")
+		}
+		n.token = n.cfg.AdminToken
+		return nil
+	}
+	token, path, created, err := loadOrCreateToken(n.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	n.token = token
+	if created {
+		if n.cfg.PrintToken != nil {
+			n.cfg.PrintToken(token, path)
+		} else {
+			n.log.Info("generated admin token; it is shown once", "token", token, "file", path)
+		}
+	}
+	return nil
+}
+
+func (n *Node) setupMetrics() {
+	n.metrics = prometheus.NewRegistry()
+	n.metrics.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "plexus_build_info",
+		Help:        "Always 1; labels name the version and the roles of this node.",
+		ConstLabels: prometheus.Labels{"version": n.cfg.Version, "roles": fmt.Sprint(n.cfg.Roles)},
+	})
+	info.Set(1)
+	n.metrics.MustRegister(info)
+}
+
+func (n *Node) startListeners() error {
+	ln, err := newListener("admin", n.cfg.AdminAddr, n.adminHandler(), nil, n.log)
+	if err != nil {
+		return err
+	}
+	n.adminLn = ln
+	n.listeners = append(n.listeners, ln)
+	if n.cfg.has(RoleGateway) {
+		var tlsCfg *tls.Config
+		if n.cfg.TLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(n.cfg.TLSCert, n.cfg.TLSKey)
+			if err != nil {
+				return fmt.Errorf("gateway TLS: %w", err)
+			}
+			tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+				NextProtos: []string{"h2", "http/1.1"}}
+		}
+		h := n.gateway
+		if h == nil {
+			h = http.NotFoundHandler()
+		}
+		gl, err := newListener("gateway", n.cfg.GatewayAddr, h, tlsCfg, n.log)
+		if err != nil {
+			return err
+		}
+		n.gatewayLn = gl
+		n.listeners = append(n.listeners, gl)
+	}
+	for _, l := range n.listeners {
+		l.serve()
+	}
+	return nil
+}
+
+// Stop drains the listeners, stops the components in reverse order and
+// closes the engine, all bounded by ctx. It is safe to call more than once.
+func (n *Node) Stop(ctx context.Context) error {
+	n.stopOnce.Do(func() {
+		n.ready.Store(false)
+		lerrs := make([]error, len(n.listeners))
+		var wg sync.WaitGroup
+		for i, l := range n.listeners {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := l.shutdown(ctx); err != nil {
+					lerrs[i] = fmt.Errorf("%s listener: %w", l.name, err)
+				}
+			}()
+		}
+		wg.Wait()
+		errs := lerrs
+		for i := len(n.comps) - 1; i >= 0; i-- {
+			if err := n.comps[i].c.Stop(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("stop %s: %w", n.comps[i].name, err))
+			}
+		}
+		if n.eng != nil {
+			if err := n.eng.Stop(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		n.stopErr = errors.Join(errs...)
+	})
+	return n.stopErr
+}
+
+// Reload re-reads the configuration file and hands it to every component
+// that can apply changes. An invalid file changes nothing.
+func (n *Node) Reload() error {
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
+	fc, err := LoadFile(n.cfg.ConfigFile)
+	if err != nil {
+		n.log.Error("configuration rejected; keeping the running one", "file", n.cfg.ConfigFile, "err", err)
+		return err
+	}
+	for _, nc := range n.comps {
+		r, ok := nc.c.(reloader)
+		if !ok {
+			continue
+		}
+		if err := r.Reload(fc); err != nil {
+			n.log.Error("configuration rejected; keeping the running one", "file", n.cfg.ConfigFile, "component", nc.name, "err", err)
+			return fmt.Errorf("%s: %w", nc.name, err)
+		}
+	}
+	n.file = fc
+	n.log.Info("configuration reloaded", "file", n.cfg.ConfigFile)
+	return nil
+}
+
+// Engine is the node's engine (nil before Start).
+func (n *Node) Engine() *engine.Engine { return n.eng }
+
+// Metrics is the node's Prometheus registry.
+func (n *Node) Metrics() *prometheus.Registry { return n.metrics }
+
+// Token is the admin token in force.
+func (n *Node) Token() string { return n.token }
+
+// AdminAddr is the bound admin address (useful with port 0).
+func (n *Node) AdminAddr() string {
+	if n.adminLn == nil {
+		return ""
+	}
+	return n.adminLn.Addr()
+}
+
+// GatewayAddr is the bound gateway address, empty without the gateway role.
+func (n *Node) GatewayAddr() string {
+	if n.gatewayLn == nil {
+		return ""
+	}
+	return n.gatewayLn.Addr()
+}
