@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"net/textproto"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/propagation"
@@ -26,7 +27,10 @@ func (c HeaderCarrier) Get(key string) string {
 	if v := c[key]; len(v) > 0 {
 		return v[0]
 	}
-	return nats.Header(c).Get(key)
+	if v := c[textproto.CanonicalMIMEHeaderKey(key)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // Set replaces key's values with value.
