@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/plexushq/plexus/internal/httpx"
+	"github.com/plexushq/plexus/web"
 )
 
 // publicAdminPaths answer without the token.
@@ -23,6 +24,8 @@ func (n *Node) setupAdmin() {
 	n.admin.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{
 		Registry: n.metrics, ErrorHandling: promhttp.ContinueOnError,
 	}))
+	n.admin.Handle("GET /ui/", web.Handler("/ui/"))
+	n.admin.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 }
 
 // adminHandler puts the token check and panic recovery in front of the

@@ -160,3 +160,17 @@ func TestParseFileStrict(t *testing.T) {
 		t.Fatal("unknown section key accepted")
 	}
 }
+
+func TestDashboardServedWithoutToken(t *testing.T) {
+	n := startNode(t, Config{AdminToken: "0123456789abcdef-test"})
+	base := "http://" + n.AdminAddr()
+	for path, want := range map[string]string{"/ui/": "<title>Plexus</title>", "/ui/app.js": "sessionStorage", "/ui/style.css": "--accent"} {
+		resp, body := get(t, base+path, "")
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("%s: %d, body lacks %q", path, resp.StatusCode, want)
+		}
+		if resp.Header.Get("Content-Security-Policy") == "" {
+			t.Fatalf("%s: no Content-Security-Policy", path)
+		}
+	}
+}
