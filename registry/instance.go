@@ -55,6 +55,14 @@ type Instance struct {
 	LastCheck     *time.Time     `json:"lastCheck,omitempty"`
 	CheckOutput   string         `json:"checkOutput,omitempty"`
 	ExpiresAt     time.Time      `json:"expiresAt"`
+	// CheckPasses and CheckFailures count consecutive check results for the
+	// rise/fall thresholds; they live in the store so that any checker node
+	// continues where another left off.
+	CheckPasses   int `json:"checkPasses,omitempty"`
+	CheckFailures int `json:"checkFailures,omitempty"`
+	// Revision is the engine's revision of this value (not stored in it);
+	// it grows with every change of any instance.
+	Revision uint64 `json:"revision,omitempty"`
 }
 
 // ServiceSnapshot is an immutable view of one service's instances, as the
