@@ -1,0 +1,162 @@
+package breaker
+
+import "time"
+
+// change is one state transition, reported to OnStateChange after the lock
+// is released.
+type change struct{ from, to State }
+
+// Allow asks to make one call. It returns a Ticket for Done, or ErrOpen when
+// the breaker is open (and its reset timeout has not passed) or half-open
+// with HalfOpenRequests probes already in flight. While closed it takes no
+// lock and reads no clock.
+func (b *Breaker) Allow() (Ticket, error) {
+	if v := b.packed.Load(); State(v&3) == Closed {
+		return Ticket{gen: v >> 2}, nil
+	}
+	var ch [2]change
+	nch := 0
+	b.mu.Lock()
+	now := b.clock.Now()
+	switch b.state {
+	case Closed:
+		t := Ticket{gen: b.gen}
+		b.mu.Unlock()
+		return t, nil
+	case Open:
+		if now.Sub(b.openedAt) < b.cfg.ResetTimeout {
+			b.mu.Unlock()
+			return Ticket{}, ErrOpen
+		}
+		ch[nch] = b.setState(HalfOpen, now)
+		nch++
+	case HalfOpen:
+		if b.probes >= b.cfg.HalfOpenRequests {
+			if now.Sub(b.halfSince) < b.cfg.ResetTimeout {
+				b.mu.Unlock()
+				return Ticket{}, ErrOpen
+			}
+			// Probes admitted a whole reset timeout ago never reported
+			// back (abandoned tickets): start a fresh half-open round so
+			// the breaker cannot stay stuck.
+			b.setState(HalfOpen, now)
+		}
+	}
+	b.probes++
+	t := Ticket{gen: b.gen}
+	b.unlockAndNotify(ch[:nch])
+	return t, nil
+}
+
+// Done reports the result of the call admitted with t. Results of tickets
+// from an earlier generation (issued before the last state change) and of
+// the zero Ticket are ignored. Use IsFailure to classify a result.
+func (b *Breaker) Done(t Ticket, success bool) {
+	if t.gen == 0 {
+		return
+	}
+	b.mu.Lock()
+	if t.gen != b.gen {
+		b.mu.Unlock()
+		return
+	}
+	var ch [1]change
+	nch := 0
+	now := b.clock.Now()
+	switch b.state {
+	case Closed:
+		b.win.add(b.since(now), !success)
+		if success {
+			b.consec = 0
+		} else {
+			b.consec++
+		}
+		if b.shouldTrip(now) {
+			ch[0] = b.setState(Open, now)
+			nch++
+		}
+	case HalfOpen:
+		b.probes--
+		if !success {
+			ch[0] = b.setState(Open, now)
+			nch++
+		} else if b.successes++; b.successes >= b.cfg.HalfOpenRequests {
+			ch[0] = b.setState(Closed, now)
+			nch++
+		}
+	}
+	b.unlockAndNotify(ch[:nch])
+}
+
+// shouldTrip applies the two opening rules while closed. Called with mu.
+func (b *Breaker) shouldTrip(now time.Time) bool {
+	if b.cfg.FailureThreshold > 0 && b.consec >= b.cfg.FailureThreshold {
+		return true
+	}
+	if b.cfg.FailureRatio <= 0 {
+		return false
+	}
+	fails, total := b.win.totals(b.since(now))
+	return total >= b.cfg.MinRequests && float64(fails) >= b.cfg.FailureRatio*float64(total)
+}
+
+// setState moves to state to, starting a new generation so outstanding
+// tickets are ignored. Called with mu.
+func (b *Breaker) setState(to State, now time.Time) change {
+	c := change{from: b.state, to: to}
+	b.state = to
+	b.gen++
+	b.packed.Store(b.gen<<2 | uint64(to))
+	b.probes, b.successes = 0, 0
+	switch to {
+	case Open:
+		b.openedAt = now
+	case HalfOpen:
+		b.halfSince = now
+	case Closed:
+		b.openedAt = time.Time{}
+		b.consec = 0
+		b.win.reset()
+	}
+	return c
+}
+
+// unlockAndNotify releases mu and reports the changes, in order, outside it.
+func (b *Breaker) unlockAndNotify(chs []change) {
+	if len(chs) == 0 || b.onChange == nil {
+		b.mu.Unlock()
+		return
+	}
+	b.notifyMu.Lock()
+	b.mu.Unlock()
+	defer b.notifyMu.Unlock()
+	for _, c := range chs {
+		b.onChange(b.name, c.from, c.to)
+	}
+}
+
+// since converts a clock reading to nanoseconds since the breaker was made.
+func (b *Breaker) since(now time.Time) int64 { return int64(max(now.Sub(b.born), 0)) }
+
+// Info returns the breaker's current state and counters.
+func (b *Breaker) Info() Info {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.clock.Now()
+	fails, total := b.win.totals(b.since(now))
+	in := Info{
+		Name:                b.name,
+		State:               b.state,
+		Failures:            fails,
+		Requests:            total,
+		ConsecutiveFailures: b.consec,
+		OpenedAt:            b.openedAt,
+	}
+	switch b.state {
+	case Open:
+		in.RetryAfter = max(b.cfg.ResetTimeout-now.Sub(b.openedAt), 0)
+	case HalfOpen:
+		in.RetryAfter = min(time.Second, b.cfg.ResetTimeout)
+	}
+	return in
+}
