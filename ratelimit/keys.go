@@ -1,0 +1,103 @@
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+)
+
+// ErrBadKeySpec is returned (wrapped) by KeyFunc for a spec it does not know.
+var ErrBadKeySpec = errors.New("bad rate-limit key")
+
+// maxKeyValue bounds the header or API-key bytes kept in a key; longer
+// values are replaced by a keyed hash so a client cannot make each key
+// arbitrarily large.
+const maxKeyValue = 128
+
+// KeyFunc returns the function that derives a request's rate-limit key from
+// spec:
+//
+//   - "ip": the client IP (as resolved by the gateway, trusted proxies
+//     applied);
+//   - "ip+path" (also the empty spec, the original's behaviour): client IP
+//     and URL path;
+//   - "header:NAME": the value of request header NAME; a request without it
+//     is keyed by its client IP;
+//   - "apikey": the token of "Authorization: Bearer TOKEN", else the
+//     X-API-Key header; a request with neither is keyed by its client IP.
+//
+// Header and API-key values are prefixed ("h:", "k:") so that they can never
+// collide with, and so spend, another client's IP bucket; values longer than
+// 128 bytes are replaced by a hash. The spec keyword is case-insensitive.
+func KeyFunc(spec string) (func(r *http.Request, clientIP string) string, error) {
+	s := strings.TrimSpace(spec)
+	switch low := strings.ToLower(s); {
+	case low == "ip":
+		return func(_ *http.Request, ip string) string { return ip }, nil
+	case low == "ip+path" || low == "":
+		return func(r *http.Request, ip string) string { return ip + " " + r.URL.Path }, nil
+	case low == "apikey":
+		seed := maphash.MakeSeed()
+		return func(r *http.Request, ip string) string {
+			if v := bearer(r.Header.Get("Authorization")); v != "" {
+				return prefixed("k:", v, seed)
+			}
+			if v := r.Header.Get("X-Api-Key"); v != "" {
+				return prefixed("k:", v, seed)
+			}
+			return ip
+		}, nil
+	case strings.HasPrefix(low, "header:"):
+		name := strings.TrimSpace(s[len("header:"):])
+		if !validHeaderName(name) {
+			return nil, fmt.Errorf("%w %q: header name %q is not a valid HTTP header name", ErrBadKeySpec, spec, name)
+		}
+		name = textproto.CanonicalMIMEHeaderKey(name)
+		seed := maphash.MakeSeed()
+		return func(r *http.Request, ip string) string {
+			if v := r.Header.Get(name); v != "" {
+				return prefixed("h:", v, seed)
+			}
+			return ip
+		}, nil
+	}
+	return nil, fmt.Errorf("%w %q (want ip, ip+path, header:NAME or apikey)", ErrBadKeySpec, spec)
+}
+
+// bearer returns the token of an "Authorization: Bearer TOKEN" value.
+func bearer(v string) string {
+	const p = "bearer "
+	if len(v) > len(p) && strings.EqualFold(v[:len(p)], p) {
+		return strings.TrimSpace(v[len(p):])
+	}
+	return ""
+}
+
+// prefixed returns p+v, or p+"#"+hash(v) when v is long.
+func prefixed(p, v string, seed maphash.Seed) string {
+	if len(v) <= maxKeyValue {
+		return p + v
+	}
+	return p + "#" + strconv.FormatUint(maphash.String(seed, v), 16)
+}
+
+// validHeaderName reports whether name is a non-empty RFC 9110 token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,284 @@
+package ratelimit
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math/bits"
+	"sync"
+	"time"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultPer     = time.Minute // the original's window
+	DefaultMaxKeys = 100000
+)
+
+// Config is one limit. Requests per Per is the sustained rate, Burst the
+// bucket size.
+type Config struct {
+	// Requests per Per refill the bucket. Zero or negative: no limit (Allow
+	// always allows and keeps no state).
+	Requests int
+	// Per is the refill period. Default one minute.
+	Per time.Duration
+	// Burst is the bucket size: how many requests may pass at once after
+	// idling. Default Requests.
+	Burst int
+	// MaxKeys caps the number of keys tracked. Default 100000.
+	MaxKeys int
+}
+
+// Validate reports negative values.
+func (c Config) Validate() error {
+	switch {
+	case c.Requests < 0:
+		return fmt.Errorf("ratelimit: requests %d is negative", c.Requests)
+	case c.Per < 0:
+		return fmt.Errorf("ratelimit: per %v is negative", c.Per)
+	case c.Burst < 0:
+		return fmt.Errorf("ratelimit: burst %d is negative", c.Burst)
+	case c.MaxKeys < 0:
+		return fmt.Errorf("ratelimit: maxKeys %d is negative", c.MaxKeys)
+	}
+	return nil
+}
+
+// Result is the outcome of one Allow, with what the RateLimit and
+// Retry-After headers need.
+type Result struct {
+	Allowed bool
+	// Limit is the bucket size (Burst).
+	Limit int
+	// Remaining is the number of tokens left after this request.
+	Remaining int
+	// Reset is the time until the bucket is full again.
+	Reset time.Duration
+	// RetryAfter is, when denied, the time until one token is available;
+	// zero when allowed.
+	RetryAfter time.Duration
+}
+
+// Clock tells the time; inject a fake one in tests.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Option configures a Limiter.
+type Option func(*Limiter)
+
+// WithClock makes the limiter read time from c instead of time.Now.
+func WithClock(c Clock) Option { return func(l *Limiter) { l.clock = c } }
+
+// maxShards bounds the number of shards (each a mutex and a map).
+const maxShards = 64
+
+// Limiter applies one Config to many keys. Safe for concurrent use.
+type Limiter struct {
+	cfg      Config
+	interval int64 // ns per token
+	tau      int64 // ns for a full bucket (Burst × interval)
+	clock    Clock
+	born     time.Time
+	seed     maphash.Seed
+	mask     uint64
+	shards   []shard
+}
+
+// New returns a limiter for cfg (zero fields take the defaults; call
+// cfg.Validate first to reject nonsense from configuration files).
+func New(cfg Config, opts ...Option) *Limiter {
+	if cfg.Per <= 0 {
+		cfg.Per = DefaultPer
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = cfg.Requests
+	}
+	if cfg.MaxKeys <= 0 {
+		cfg.MaxKeys = DefaultMaxKeys
+	}
+	l := &Limiter{cfg: cfg, clock: systemClock{}, seed: maphash.MakeSeed()}
+	for _, o := range opts {
+		o(l)
+	}
+	l.born = l.clock.Now()
+	if cfg.Requests <= 0 {
+		return l
+	}
+	l.interval = max(int64(cfg.Per)/int64(cfg.Requests), 1)
+	l.tau = l.interval * int64(cfg.Burst)
+	n := 1 << (bits.Len(uint(min(cfg.MaxKeys, maxShards))) - 1) // power of two ≤ MaxKeys
+	l.mask = uint64(n - 1)
+	l.shards = make([]shard, n)
+	for i := range l.shards {
+		// Split MaxKeys exactly: the caps add up to MaxKeys.
+		c := cfg.MaxKeys / n
+		if i < cfg.MaxKeys%n {
+			c++
+		}
+		l.shards[i].init(c)
+	}
+	return l
+}
+
+// Config returns the limiter's configuration with defaults applied.
+func (l *Limiter) Config() Config { return l.cfg }
+
+// Allow takes one token from key's bucket. It does not allocate for a key
+// already tracked.
+func (l *Limiter) Allow(key string) Result {
+	if l.shards == nil {
+		return Result{Allowed: true}
+	}
+	now := int64(max(l.clock.Now().Sub(l.born), 0)) + l.tau // > 0 and ≥ tau: a zero TAT is always full
+	sh := &l.shards[maphash.String(l.seed, key)&l.mask]
+	sh.mu.Lock()
+	tat, slot := sh.lookup(key, now)
+	res := l.take(&tat, now)
+	sh.store(slot, key, tat, now)
+	sh.mu.Unlock()
+	return res
+}
+
+// take applies GCRA to one bucket whose theoretical arrival time is *tat.
+func (l *Limiter) take(tat *int64, now int64) Result {
+	res := Result{Limit: l.cfg.Burst}
+	base := max(*tat, now)
+	next := base + l.interval
+	if next-now > l.tau {
+		res.RetryAfter = time.Duration(next - now - l.tau)
+		res.Reset = time.Duration(base - now)
+		return res
+	}
+	*tat = next
+	res.Allowed = true
+	res.Remaining = int((l.tau - (next - now)) / l.interval)
+	res.Reset = time.Duration(next - now)
+	return res
+}
+
+// Len returns the number of keys tracked (idle keys not yet dropped
+// included).
+func (l *Limiter) Len() int {
+	n := 0
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		n += len(sh.idx)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// shard is a bounded LRU of buckets: a map from key to a slot of a slab,
+// the slots linked in order of last use. Guarded by mu.
+type shard struct {
+	mu   sync.Mutex
+	cap  int
+	idx  map[string]int32
+	ents []entry
+	head int32 // most recently used, -1 when empty
+	tail int32 // least recently used
+	free int32 // free list through next, -1 when none
+}
+
+type entry struct {
+	key        string
+	tat        int64
+	prev, next int32
+}
+
+func (s *shard) init(capacity int) {
+	s.cap = capacity
+	s.idx = make(map[string]int32)
+	s.head, s.tail, s.free = -1, -1, -1
+}
+
+// trimPerCall bounds the expired entries dropped by one call.
+const trimPerCall = 4
+
+// lookup returns key's TAT and slot (-1 when not tracked: a full bucket).
+// It first drops a few least recently used entries whose bucket is full
+// again (they carry no information).
+func (s *shard) lookup(key string, now int64) (int64, int32) {
+	for range trimPerCall {
+		if s.tail < 0 || s.ents[s.tail].tat > now {
+			break
+		}
+		s.remove(s.tail)
+	}
+	if i, ok := s.idx[key]; ok {
+		return s.ents[i].tat, i
+	}
+	return 0, -1
+}
+
+// store saves key's TAT in slot (or a new slot) and marks it most recently
+// used. A key whose bucket is full (tat ≤ now, a denied first request never
+// is) is not added.
+func (s *shard) store(slot int32, key string, tat, now int64) {
+	if slot >= 0 {
+		s.ents[slot].tat = tat
+		s.touch(slot)
+		return
+	}
+	if tat <= now || s.cap == 0 {
+		return
+	}
+	if len(s.idx) >= s.cap {
+		s.remove(s.tail) // nothing expired was left at the tail: drop the LRU
+	}
+	i := s.free
+	if i >= 0 {
+		s.free = s.ents[i].next
+	} else {
+		s.ents = append(s.ents, entry{})
+		i = int32(len(s.ents) - 1)
+	}
+	s.ents[i] = entry{key: key, tat: tat, prev: -1, next: -1}
+	s.idx[key] = i
+	s.pushFront(i)
+}
+
+func (s *shard) touch(i int32) {
+	if s.head == i {
+		return
+	}
+	s.unlink(i)
+	s.pushFront(i)
+}
+
+func (s *shard) pushFront(i int32) {
+	e := &s.ents[i]
+	e.prev, e.next = -1, s.head
+	if s.head >= 0 {
+		s.ents[s.head].prev = i
+	}
+	s.head = i
+	if s.tail < 0 {
+		s.tail = i
+	}
+}
+
+func (s *shard) unlink(i int32) {
+	e := &s.ents[i]
+	if e.prev >= 0 {
+		s.ents[e.prev].next = e.next
+	} else {
+		s.head = e.next
+	}
+	if e.next >= 0 {
+		s.ents[e.next].prev = e.prev
+	} else {
+		s.tail = e.prev
+	}
+}
+
+func (s *shard) remove(i int32) {
+	s.unlink(i)
+	delete(s.idx, s.ents[i].key)
+	s.ents[i] = entry{next: s.free}
+	s.free = i
+}
