@@ -112,7 +112,7 @@ func lowBits(n int) Mask {
 
 // available returns the number of endpoints of s not excluded by m.
 func (s *Set) available(m Mask) int {
-	n := len(s.eps)
+	n := s.Len()
 	return n - bits.OnesCount64(uint64(m&lowBits(n)))
 }
 
