@@ -44,9 +44,9 @@ func invalid(field, format string, args ...any) error {
 
 // NameError is a bad service or instance name (a path segment).
 type NameError struct {
-	Kind  string // "service" or "instance id"
-	Name  string
-	Why   string
+	Kind string // "service" or "instance id"
+	Name string
+	Why  string
 }
 
 func (e *NameError) Error() string {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/registry"
 )
 
 // component is a part of a node with one lifecycle. Start returns once the
@@ -56,6 +57,7 @@ type Node struct {
 	reloadMu  sync.Mutex
 	stopOnce  sync.Once
 	stopErr   error
+	regCache  *registry.Cache // KV-fed registry cache, started first (setup_registry.go)
 }
 
 // New checks cfg and prepares a node; Start runs it.
@@ -124,6 +126,7 @@ func (n *Node) add(name string, c component) {
 func (n *Node) setupComponents(ctx context.Context) error {
 	for _, setup := range []func(context.Context) error{
 		// Components are appended here in start order.
+		n.setupRegistry,
 	} {
 		if err := setup(ctx); err != nil {
 			return err

@@ -1,0 +1,301 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/plexushq/plexus/internal/httpx"
+)
+
+// APIConfig configures the registry's HTTP API. The zero value works.
+type APIConfig struct {
+	// KeepAlive is the interval of comment lines on an idle watch stream.
+	// Default 15s.
+	KeepAlive time.Duration
+	// Logger for failed requests. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// API serves the registry endpoints of API.md. Handlers are thin: decode,
+// call the Store, encode; errors go through Problem.
+type API struct {
+	store *Store
+	cfg   APIConfig
+}
+
+// NewAPI returns the HTTP API over store.
+func NewAPI(store *Store, cfg APIConfig) *API {
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 15 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &API{store: store, cfg: cfg}
+}
+
+// Mount registers the routes with handle (e.g. a ServeMux's Handle).
+func (a *API) Mount(handle func(pattern string, h http.Handler)) {
+	for pattern, h := range map[string]http.HandlerFunc{
+		"PUT /v1/services/{service}/instances/{id}":           a.register,
+		"GET /v1/services/{service}/instances/{id}":           a.getInstance,
+		"DELETE /v1/services/{service}/instances/{id}":        a.deregister,
+		"PUT /v1/services/{service}/instances/{id}/heartbeat": a.heartbeat,
+		"PUT /v1/services/{service}/instances/{id}/status":    a.setStatus,
+		"GET /v1/services":             a.listServices,
+		"GET /v1/services/{service}":   a.getService,
+		"GET /v1/watch":                a.watch,
+		"POST /admin/register-service": a.registerLegacy,
+	} {
+		handle(pattern, h)
+	}
+}
+
+// Handler returns a mux serving only the registry routes (for tests and
+// embedding).
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	a.Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	return mux
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := Problem(err)
+	if p.Status >= 500 {
+		a.cfg.Logger.Error("registry request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	httpx.WriteProblem(w, p)
+}
+
+func (a *API) register(w http.ResponseWriter, r *http.Request) {
+	var reg Registration
+	if p := httpx.DecodeJSON(w, r, &reg, MaxBodyBytes); p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	inst, created, err := a.store.Register(r.Context(), r.PathValue("service"), r.PathValue("id"), &reg)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	httpx.WriteJSON(w, status, inst)
+}
+
+// legacyRegistration is the original gateway's POST /admin/register-service
+// body; the instance may carry every field of a Registration.
+type legacyRegistration struct {
+	ServiceName string `json:"serviceName"`
+	Instance    *struct {
+		ID string `json:"id"`
+		Registration
+	} `json:"instance"`
+}
+
+func (a *API) registerLegacy(w http.ResponseWriter, r *http.Request) {
+	var body legacyRegistration
+	if p := httpx.DecodeJSON(w, r, &body, MaxBodyBytes); p != nil {
+		httpx.WriteProblem(w, p.With("error", p.Detail))
+		return
+	}
+	if body.Instance == nil {
+		httpx.WriteProblem(w, Problem(invalid("instance", "is required: {id, url, weight?}")).With("error", "instance is required"))
+		return
+	}
+	_, _, err := a.store.Register(r.Context(), body.ServiceName, body.Instance.ID, &body.Instance.Registration)
+	if err != nil {
+		p := Problem(err)
+		httpx.WriteProblem(w, p.With("error", p.Detail))
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"success": true, "message": "Service registered"})
+}
+
+func (a *API) getInstance(w http.ResponseWriter, r *http.Request) {
+	inst, err := a.store.Get(r.Context(), r.PathValue("service"), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, inst)
+}
+
+func (a *API) deregister(w http.ResponseWriter, r *http.Request) {
+	if err := a.store.Deregister(r.Context(), r.PathValue("service"), r.PathValue("id")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// HeartbeatAnswer is the answer of PUT …/heartbeat.
+type HeartbeatAnswer struct {
+	ExpiresAt time.Time      `json:"expiresAt"`
+	TTL       httpx.Duration `json:"ttl"`
+}
+
+func (a *API) heartbeat(w http.ResponseWriter, r *http.Request) {
+	inst, err := a.store.Heartbeat(r.Context(), r.PathValue("service"), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, HeartbeatAnswer{ExpiresAt: inst.ExpiresAt, TTL: inst.TTL})
+}
+
+type statusRequest struct {
+	Status Status `json:"status"`
+}
+
+func (a *API) setStatus(w http.ResponseWriter, r *http.Request) {
+	var body statusRequest
+	if p := httpx.DecodeJSON(w, r, &body, 4<<10); p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	inst, err := a.store.SetStatus(r.Context(), r.PathValue("service"), r.PathValue("id"), body.Status)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, inst)
+}
+
+func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
+	list, err := a.store.List(r.Context(), "")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := []ServiceSummary{}
+	for _, inst := range list {
+		if len(out) == 0 || out[len(out)-1].Name != inst.Service {
+			out = append(out, ServiceSummary{Name: inst.Service})
+		}
+		s := &out[len(out)-1]
+		s.Instances++
+		switch inst.Status {
+		case StatusHealthy:
+			s.Healthy++
+		case StatusUnhealthy:
+			s.Unhealthy++
+		case StatusDraining:
+			s.Draining++
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// ServiceInfo is the answer of GET /v1/services/{service}.
+type ServiceInfo struct {
+	Name      string      `json:"name"`
+	Instances []*Instance `json:"instances"`
+}
+
+func (a *API) getService(w http.ResponseWriter, r *http.Request) {
+	service := r.PathValue("service")
+	list, err := a.store.List(r.Context(), service)
+	if err == nil && len(list) == 0 {
+		err = notFound(service, "")
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, ServiceInfo{Name: service, Instances: list})
+}
+
+// Snapshot is the data of the first event of GET /v1/watch.
+type Snapshot struct {
+	Instances []*Instance `json:"instances"`
+}
+
+// watch streams the registry as server-sent events: one "snapshot" event
+// with every live instance, then "put" and "delete" events (data: an
+// Event), and a comment line when idle. It ends when the client goes, the
+// server shuts down, or the watch fails.
+func (a *API) watch(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	wt, initial, err := a.store.Watch(ctx, r.URL.Query().Get("service"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	defer wt.Stop()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	sse := &sseWriter{w: w, rc: http.NewResponseController(w)}
+	if initial == nil {
+		initial = []*Instance{}
+	}
+	if err := sse.event("snapshot", 0, Snapshot{Instances: initial}); err != nil {
+		return
+	}
+	keep := time.NewTicker(a.cfg.KeepAlive)
+	defer keep.Stop()
+	stopping := httpx.Stopping(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-stopping:
+			return
+		case <-keep.C:
+			if sse.comment("keepalive") != nil {
+				return
+			}
+		case e, ok := <-wt.updates():
+			if !ok {
+				return
+			}
+			if ev, ok := toEvent(e); ok {
+				if sse.event(string(ev.Type), ev.Revision, ev) != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+// sseWriter writes server-sent events, each bounded by a write deadline
+// so a stuck client cannot hold the stream forever.
+type sseWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+const sseWriteTimeout = 10 * time.Second
+
+func (s *sseWriter) event(name string, id uint64, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	if id > 0 {
+		_, err = fmt.Fprintf(s.w, "event: %s\nid: %d\ndata: %s\n\n", name, id, b)
+	} else {
+		_, err = fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", name, b)
+	}
+	if err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+func (s *sseWriter) comment(text string) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	if _, err := fmt.Fprintf(s.w, ": %s\n\n", text); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}

@@ -1,0 +1,39 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/plexushq/plexus/registry"
+)
+
+// setupRegistry wires the registry: every node keeps a KV-fed cache
+// (n.regCache, started before the other components so the gateway and the
+// service client find the registry loaded); the control role serves the
+// registry API on the admin listener; the checker role runs the active
+// health checks.
+func (n *Node) setupRegistry(ctx context.Context) error {
+	log := n.log.With("component", "registry")
+	store, err := registry.OpenStore(ctx, n.eng, registry.StoreConfig{Logger: log})
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	n.regCache = registry.NewCache(store, registry.CacheConfig{Metrics: n.metrics, Logger: log})
+	n.add("registry-cache", n.regCache)
+	n.addHealth("services", func(context.Context) any {
+		out := map[string]any{}
+		for _, s := range n.regCache.Services() {
+			out[s.Name] = map[string]int{"instances": len(s.Instances), "healthy": len(s.Healthy)}
+		}
+		return out
+	})
+	if n.cfg.has(RoleControl) {
+		registry.NewAPI(store, registry.APIConfig{Logger: log}).Mount(n.handleAdmin)
+	}
+	if n.cfg.has(RoleChecker) {
+		n.add("registry-checker", registry.NewChecker(store, n.regCache, registry.CheckerConfig{
+			Metrics: n.metrics, Logger: log,
+		}))
+	}
+	return nil
+}
