@@ -25,6 +25,7 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 		newHealthCmd(),
 		newVersionCmd(),
+		newTracesCmd(),
 	)
 	_ = g
 	return root
