@@ -16,6 +16,8 @@ const (
 	BucketQueues = "plexus_queues"
 	// BucketSnapshots holds event-stream snapshots, key = stream id.
 	BucketSnapshots = "plexus_snapshots"
+	// BucketParkedEvents holds events a subscriber group gave up on, key "<group>.<position>".
+	BucketParkedEvents = "plexus_events_parked"
 	// StreamEvents is the event store's single stream; its sequence is the
 	// global position.
 	StreamEvents = "PLEXUS_EVENTS"

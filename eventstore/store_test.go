@@ -1,0 +1,227 @@
+package eventstore_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plexushq/plexus/eventstore"
+)
+
+func TestAppendAndReadStream(t *testing.T) {
+	s := startStore(t, nil, eventstore.Config{})
+	ctx := ctxT(t)
+	r1 := mustAppend(t, s, "user-1", eventstore.NoStream, ev("user.created", map[string]string{"name": "ann"}))
+	if r1.Version != 1 || r1.Position != 1 {
+		t.Fatalf("first append: %+v", r1)
+	}
+	mustAppend(t, s, "order-9", eventstore.AnyVersion, ev("order.placed", 1))
+	r2 := mustAppend(t, s, "user-1", 1,
+		eventstore.Event{Type: "user.updated", Data: json.RawMessage(`{"name":"bea"}`), Metadata: json.RawMessage(`{"ip": "10.0.0.1"}`),
+			CorrelationID: "corr-1", CausationID: "cmd-7", Source: "tests", ID: "evt-fixed"},
+		ev("user.login", nil))
+	if r2.Version != 3 || r2.Position != 4 || r2.FirstPosition != 3 {
+		t.Fatalf("batch append: %+v", r2)
+	}
+	got, err := s.ReadStream(ctx, "user-1", 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("read %d events, want 3", len(got))
+	}
+	for i, e := range got {
+		if e.Version != int64(i+1) || e.Stream != "user-1" {
+			t.Fatalf("event %d: %+v", i, e)
+		}
+	}
+	u := got[1]
+	if u.ID != "evt-fixed" || u.Type != "user.updated" || u.Source != "tests" || u.CorrelationID != "corr-1" ||
+		u.CausationID != "cmd-7" || string(u.Metadata) != `{"ip":"10.0.0.1"}` || string(u.Data) != `{"name":"bea"}` || u.Position != 3 {
+		t.Fatalf("envelope fields: %+v", u)
+	}
+	if got[0].Source != "unknown" || got[0].CorrelationID == "" || got[0].ID == "" || got[0].ID == got[2].ID {
+		t.Fatalf("defaults: %+v / %+v", got[0], got[2])
+	}
+	if string(got[2].Data) != "null" || string(got[2].Metadata) != "{}" {
+		t.Fatalf("empty data and metadata: %s %s", got[2].Data, got[2].Metadata)
+	}
+	if time.Since(got[0].Timestamp) > time.Minute {
+		t.Fatalf("timestamp %v", got[0].Timestamp)
+	}
+	from2, _ := s.ReadStream(ctx, "user-1", 2, 1)
+	if len(from2) != 1 || from2[0].Version != 2 {
+		t.Fatalf("from version 2 limit 1: %+v", from2)
+	}
+	back, _ := s.ReadStreamBackward(ctx, "user-1", 0, 2)
+	if len(back) != 2 || back[0].Version != 3 || back[1].Version != 2 {
+		t.Fatalf("backward: %+v", back)
+	}
+	if _, err := s.ReadStream(ctx, "user-404", 1, 10); !errors.Is(err, eventstore.ErrStreamNotFound) {
+		t.Fatalf("unknown stream: %v", err)
+	}
+	past, err := s.ReadStream(ctx, "user-1", 9, 10)
+	if err != nil || len(past) != 0 {
+		t.Fatalf("past the end: %v %v", past, err)
+	}
+}
+
+func TestReadStreamFromVersionManyInterleaved(t *testing.T) {
+	s := startStore(t, nil, eventstore.Config{})
+	ctx := ctxT(t)
+	for i := 1; i <= 60; i++ {
+		mustAppend(t, s, "acct-a", int64(i-1), ev("acct.deposited", i))
+		mustAppend(t, s, fmt.Sprintf("acct-b%d", i%7), eventstore.AnyVersion, ev("acct.deposited", i))
+	}
+	for _, from := range []int64{1, 2, 17, 31, 59, 60} {
+		got, err := s.ReadStream(ctx, "acct-a", from, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 || got[0].Version != from {
+			t.Fatalf("from %d: first %+v", from, got)
+		}
+	}
+	back, _ := s.ReadStreamBackward(ctx, "acct-a", 40, 3)
+	if len(back) != 3 || back[0].Version != 40 || back[2].Version != 38 {
+		t.Fatalf("backward from 40: %+v", back)
+	}
+}
+
+func TestExpectedVersions(t *testing.T) {
+	s := startStore(t, nil, eventstore.Config{})
+	ctx := ctxT(t)
+	mustAppend(t, s, "cart-1", eventstore.NoStream, ev("cart.opened", nil))
+	for _, tc := range []struct {
+		name     string
+		expected int64
+		current  int64
+	}{
+		{"no stream on an existing stream", eventstore.NoStream, 1},
+		{"behind", 0 + 5, 1},
+		{"ahead", 2, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Append(ctx, "cart-1", tc.expected, ev("cart.item-added", 1))
+			var ce *eventstore.ConflictError
+			if !errors.As(err, &ce) || ce.Current != tc.current || !errors.Is(err, eventstore.ErrConflict) {
+				t.Fatalf("got %v, want conflict at %d", err, tc.current)
+			}
+		})
+	}
+	if _, err := s.Append(ctx, "cart-2", 3, ev("cart.opened", nil)); err == nil {
+		t.Fatal("expected version 3 on a new stream succeeded")
+	}
+	r := mustAppend(t, s, "cart-1", eventstore.AnyVersion, ev("cart.item-added", 1))
+	if r.Version != 2 {
+		t.Fatalf("any version: %+v", r)
+	}
+}
+
+func TestConcurrentWritersOneWinsEachRound(t *testing.T) {
+	s := startStore(t, nil, eventstore.Config{})
+	ctx := ctxT(t)
+	const writers, rounds = 8, 10
+	for round := range rounds {
+		var wg sync.WaitGroup
+		errs := make([]error, writers)
+		start := make(chan struct{})
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, errs[w] = s.Append(ctx, "race-1", int64(round), ev("race.step", w))
+			}()
+		}
+		close(start)
+		wg.Wait()
+		wins := 0
+		for _, err := range errs {
+			var ce *eventstore.ConflictError
+			switch {
+			case err == nil:
+				wins++
+			case errors.As(err, &ce):
+				if ce.Current != int64(round+1) {
+					t.Fatalf("round %d: conflict reports version %d, want %d", round, ce.Current, round+1)
+				}
+			default:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("round %d: %d winners", round, wins)
+		}
+	}
+	got, _ := s.ReadStream(ctx, "race-1", 1, 100)
+	if len(got) != rounds {
+		t.Fatalf("%d events stored, want %d", len(got), rounds)
+	}
+	for i, e := range got {
+		if e.Version != int64(i+1) || (i > 0 && e.Position <= got[i-1].Position) {
+			t.Fatalf("event %d: version %d position %d", i, e.Version, e.Position)
+		}
+	}
+}
+
+func TestReadAllFiltersAndPaging(t *testing.T) {
+	s := startStore(t, nil, eventstore.Config{})
+	ctx := ctxT(t)
+	for i := range 10 {
+		mustAppend(t, s, fmt.Sprintf("user-%d", i%3), eventstore.AnyVersion, ev("user.login", i))
+		mustAppend(t, s, fmt.Sprintf("order-%d", i%2), eventstore.AnyVersion, ev("order.placed", i), ev("order.paid", i))
+	}
+	mid := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	mustAppend(t, s, "user-9", eventstore.AnyVersion, ev("user.logout", "late"))
+
+	var all []eventstore.Envelope
+	next := uint64(0)
+	for {
+		p, err := s.ReadAll(ctx, eventstore.Query{FromPosition: next, Limit: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, p.Events...)
+		if len(p.Events) == 0 {
+			break
+		}
+		next = p.NextPosition
+	}
+	if len(all) != 31 {
+		t.Fatalf("paged read-all gave %d events, want 31", len(all))
+	}
+	for i, e := range all {
+		if e.Position != uint64(i+1) {
+			t.Fatalf("event %d has position %d", i, e.Position)
+		}
+	}
+	byCat, _ := s.ReadAll(ctx, eventstore.Query{Category: "user", Limit: 100})
+	if len(byCat.Events) != 11 || byCat.NextPosition != 32 {
+		t.Fatalf("category user: %d events, next %d", len(byCat.Events), byCat.NextPosition)
+	}
+	byTypes, _ := s.ReadAll(ctx, eventstore.Query{Types: []string{"order.paid", "user.logout"}, Limit: 100})
+	if len(byTypes.Events) != 11 {
+		t.Fatalf("types: %d events", len(byTypes.Events))
+	}
+	if !slices.IsSortedFunc(byTypes.Events, func(a, b eventstore.Envelope) int { return int(a.Position) - int(b.Position) }) {
+		t.Fatal("types read not in global order")
+	}
+	both, _ := s.ReadAll(ctx, eventstore.Query{Types: []string{"order.paid"}, Category: "user"})
+	if len(both.Events) != 0 {
+		t.Fatalf("order.paid in category user: %d", len(both.Events))
+	}
+	since, _ := s.ReadAll(ctx, eventstore.Query{Since: mid})
+	if len(since.Events) != 1 || since.Events[0].Type != "user.logout" {
+		t.Fatalf("since: %+v", since.Events)
+	}
+	limited, _ := s.ReadAll(ctx, eventstore.Query{Types: []string{"order.paid", "user.login"}, Limit: 3})
+	if len(limited.Events) != 3 || limited.Events[2].Position != 4 || limited.NextPosition != 5 {
+		t.Fatalf("merged types limit 3: %+v next %d", limited.Events, limited.NextPosition)
+	}
+}
