@@ -72,8 +72,12 @@ type Option func(*Limiter)
 // WithClock makes the limiter read time from c instead of time.Now.
 func WithClock(c Clock) Option { return func(l *Limiter) { l.clock = c } }
 
-// maxShards bounds the number of shards (each a mutex and a map).
-const maxShards = 64
+// Sharding: up to maxShards shards (each a mutex and a map), each meant for
+// at least minShardKeys keys.
+const (
+	maxShards    = 64
+	minShardKeys = 256
+)
 
 // Limiter applies one Config to many keys. Safe for concurrent use.
 type Limiter struct {
@@ -109,7 +113,9 @@ func New(cfg Config, opts ...Option) *Limiter {
 	}
 	l.interval = max(int64(cfg.Per)/int64(cfg.Requests), 1)
 	l.tau = l.interval * int64(cfg.Burst)
-	n := 1 << (bits.Len(uint(min(cfg.MaxKeys, maxShards))) - 1) // power of two ≤ MaxKeys
+	// A power of two of shards, each holding at least minShardKeys keys
+	// (so LRU order means something), at most maxShards.
+	n := 1 << (bits.Len(uint(max(min(cfg.MaxKeys/minShardKeys, maxShards), 1))) - 1)
 	l.mask = uint64(n - 1)
 	l.shards = make([]shard, n)
 	for i := range l.shards {
@@ -197,7 +203,7 @@ func (s *shard) init(capacity int) {
 }
 
 // trimPerCall bounds the expired entries dropped by one call.
-const trimPerCall = 4
+const trimPerCall = 8
 
 // lookup returns key's TAT and slot (-1 when not tracked: a full bucket).
 // It first drops a few least recently used entries whose bucket is full
