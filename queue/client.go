@@ -1,0 +1,368 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/plexushq/plexus/engine"
+)
+
+// Options tune a Client. The zero value works.
+type Options struct {
+	// TracerProvider records publish and consume spans. Nil: no spans
+	// (trace context is still carried in message headers).
+	TracerProvider trace.TracerProvider
+	// Registerer receives the plexus_queue_* metrics. Nil: none.
+	Registerer prometheus.Registerer
+	// Logger for warnings. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for TTL and delay decisions. Default time.Now.
+	Now func() time.Time
+	// PollInterval bounds how late a waiting receiver notices messages that
+	// become ready without a publish (redeliveries, fired delays). Default 200ms.
+	PollInterval time.Duration
+	// ConfigRefresh is how long a queue's options are cached before they
+	// are read again from the engine (changes made on other nodes). Default 1s.
+	ConfigRefresh time.Duration
+	// Replicas for queue streams and the options bucket. Default 1.
+	Replicas int
+}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 200 * time.Millisecond
+	}
+	if o.ConfigRefresh <= 0 {
+		o.ConfigRefresh = time.Second
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = noop.NewTracerProvider()
+	}
+}
+
+// Client is the queue semantics on JetStream: it creates queues, publishes,
+// receives, acknowledges and dead-letters. It is safe for concurrent use;
+// the HTTP API and the Go SDK are both built on it.
+type Client struct {
+	js      jetstream.JetStream
+	nc      *nats.Conn
+	kv      jetstream.KeyValue
+	key     []byte
+	opts    Options
+	log     *slog.Logger
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
+	metrics *metrics
+
+	mu     sync.Mutex
+	queues map[string]*qstate // one per queue this client used; bounded by the queues that exist
+
+	seen map[string]time.Time // queue+consumer name → last receive, bounded
+
+	lastErrMu sync.Mutex
+	lastErr   map[uint64]string // stream seq → last nack error text, bounded by maxLastErr
+
+	closed atomic.Bool
+}
+
+const (
+	receiptKeyName = "_secret.receipt"
+	statsKeyPrefix = "_stats."
+	maxLastErr     = 10000
+	dedupeWindow   = 2 * time.Minute
+)
+
+// New builds a client on a JetStream context (engine.JetStream() inside a
+// node, or jetstream.New(nc) in any Go program connected to the engine).
+func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, error) {
+	opts.defaults()
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: engine.BucketQueues, Description: "Plexus queue options", History: 1,
+		Replicas: opts.Replicas, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: options bucket: %w", err)
+	}
+	c := &Client{
+		js: js, nc: js.Conn(), kv: kv, opts: opts, log: opts.Logger,
+		tracer:  opts.TracerProvider.Tracer("github.com/plexushq/plexus/queue"),
+		prop:    propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		queues:  map[string]*qstate{},
+		lastErr: map[uint64]string{},
+	}
+	if c.key, err = c.receiptKey(ctx); err != nil {
+		return nil, err
+	}
+	c.metrics = newMetrics(opts.Registerer)
+	return c, nil
+}
+
+// receiptKey reads the HMAC key that every node shares, creating it once.
+func (c *Client) receiptKey(ctx context.Context) ([]byte, error) {
+	for range 3 {
+		e, err := c.kv.Get(ctx, receiptKeyName)
+		if err == nil && len(e.Value()) >= 32 {
+			return e.Value(), nil
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, fmt.Errorf("queue: receipt key: %w", err)
+		}
+		k := make([]byte, 32)
+		_, _ = rand.Read(k)
+		if _, err := c.kv.Create(ctx, receiptKeyName, k); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("queue: receipt key: %w", err)
+		}
+	}
+	return nil, errors.New("queue: receipt key could not be read")
+}
+
+// Close releases the client's subscriptions. Subscriptions of Subscribe
+// must be stopped first.
+func (c *Client) Close() {
+	if c.closed.Swap(true) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, q := range c.queues {
+		q.bell.close()
+	}
+	c.queues = map[string]*qstate{}
+}
+
+// qstate is what a client knows about one queue.
+type qstate struct {
+	n      *names
+	cfg    atomic.Pointer[Config]
+	loaded atomic.Int64 // unix nanos of the last options read
+	stream jetstream.Stream
+	cons   [levels]jetstream.Consumer
+	bell   *doorbell
+
+	sizeMu sync.Mutex
+	sizeAt time.Time
+	size   int64
+
+	// counter deltas not yet flushed to the engine
+	published, processed, failed, deadLettered atomic.Int64
+	consumersActive, consumersTotal            atomic.Int64
+}
+
+func (c *Client) jitter() float64 { return mrand.Float64() }
+
+// state returns the queue's state, loading its options from the engine
+// when unknown or stale; ErrQueueNotFound when it does not exist.
+func (c *Client) state(ctx context.Context, name string) (*qstate, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	if !ValidName(name) {
+		return nil, fmt.Errorf("%w: %q", ErrInvalidName, name)
+	}
+	c.mu.Lock()
+	q := c.queues[name]
+	c.mu.Unlock()
+	if q != nil && time.Duration(c.opts.Now().UnixNano()-q.loaded.Load()) < c.opts.ConfigRefresh {
+		return q, nil
+	}
+	e, err := c.kv.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		c.forget(name)
+		return nil, notFound(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue %q: options: %w", name, err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(e.Value(), &cfg); err != nil {
+		return nil, fmt.Errorf("queue %q: options: %w", name, err)
+	}
+	if q != nil {
+		q.cfg.Store(&cfg)
+		q.loaded.Store(c.opts.Now().UnixNano())
+		return q, nil
+	}
+	return c.attach(ctx, name, &cfg)
+}
+
+// attach looks up the queue's stream and consumers and caches them.
+func (c *Client) attach(ctx context.Context, name string, cfg *Config) (*qstate, error) {
+	q := &qstate{n: namesFor(name)}
+	q.cfg.Store(cfg)
+	var err error
+	if q.stream, err = c.js.Stream(ctx, q.n.stream); err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, notFound(name)
+		}
+		return nil, fmt.Errorf("queue %q: stream: %w", name, err)
+	}
+	for p := range levels {
+		if q.cons[p], err = q.stream.Consumer(ctx, consumerName(p)); err != nil {
+			return nil, fmt.Errorf("queue %q: consumer %d: %w", name, p, err)
+		}
+	}
+	q.bell = newDoorbell(c.nc, q.n.readyAll)
+	q.loaded.Store(c.opts.Now().UnixNano())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.queues[name]; old != nil {
+		q.bell.close()
+		old.cfg.Store(cfg)
+		return old, nil
+	}
+	c.queues[name] = q
+	return q, nil
+}
+
+func (c *Client) forget(name string) {
+	c.mu.Lock()
+	q := c.queues[name]
+	delete(c.queues, name)
+	c.mu.Unlock()
+	if q != nil {
+		q.bell.close()
+	}
+}
+
+// CreateQueue creates the queue, or updates its options when it exists
+// (created reports which). The dead-letter queue is created too.
+func (c *Client) CreateQueue(ctx context.Context, name string, cfg Config) (info *Info, created bool, err error) {
+	if !ValidName(name) {
+		return nil, false, fmt.Errorf("%w: %q", ErrInvalidName, name)
+	}
+	cfg.Normalize(name)
+	if err := cfg.Validate(name); err != nil {
+		return nil, false, err
+	}
+	if cfg.DeadLetterOf == "" {
+		if err := c.ensureDLQ(ctx, cfg.DeadLetterQueue, name); err != nil {
+			return nil, false, err
+		}
+	}
+	_, getErr := c.kv.Get(ctx, name)
+	created = errors.Is(getErr, jetstream.ErrKeyNotFound)
+	if getErr != nil && !created {
+		return nil, false, fmt.Errorf("queue %q: %w", name, getErr)
+	}
+	if err := c.ensureObjects(ctx, name, &cfg); err != nil {
+		return nil, false, err
+	}
+	b, _ := json.Marshal(&cfg)
+	if _, err := c.kv.Put(ctx, name, b); err != nil {
+		return nil, false, fmt.Errorf("queue %q: store options: %w", name, err)
+	}
+	c.forget(name)
+	q, err := c.attach(ctx, name, &cfg)
+	if err != nil {
+		return nil, false, err
+	}
+	info, err = c.info(ctx, q)
+	return info, created, err
+}
+
+// ensureDLQ creates the dead-letter queue of owner unless it exists.
+func (c *Client) ensureDLQ(ctx context.Context, dlq, owner string) error {
+	if _, err := c.kv.Get(ctx, dlq); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("queue %q: %w", dlq, err)
+	}
+	_, _, err := c.CreateQueue(ctx, dlq, Config{MaxSize: 100000, Overflow: OverflowReject, DeadLetterOf: owner})
+	return err
+}
+
+func (c *Client) ensureObjects(ctx context.Context, name string, cfg *Config) error {
+	n := namesFor(name)
+	s, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        n.stream,
+		Description: "Plexus queue " + name,
+		Subjects:    []string{engine.SubjectPrefix + "q." + n.tok + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.opts.Replicas,
+		Duplicates:  dedupeWindow,
+		// No MaxMsgs/MaxAge: the engine would delete silently, and a full
+		// stream would make a firing schedule fail. Plexus enforces maxSize
+		// and ttl itself and dead-letters what it removes.
+		AllowMsgSchedules: true,
+	})
+	if err != nil {
+		return fmt.Errorf("queue %q: stream: %w", name, err)
+	}
+	for p := range levels {
+		_, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:       consumerName(p),
+			FilterSubject: n.ready[p],
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       cfg.VisibilityTimeout.D(),
+			MaxDeliver:    -1, // Plexus counts attempts and moves exhausted messages itself
+			MaxAckPending: -1,
+			MaxWaiting:    4096,
+		})
+		if err != nil {
+			return fmt.Errorf("queue %q: consumer %d: %w", name, p, err)
+		}
+	}
+	return nil
+}
+
+// DeleteQueue removes the queue, its messages and options. Its dead-letter
+// queue is kept (it is a queue of its own).
+func (c *Client) DeleteQueue(ctx context.Context, name string) error {
+	if _, err := c.state(ctx, name); err != nil {
+		return err
+	}
+	c.forget(name)
+	n := namesFor(name)
+	if err := c.js.DeleteStream(ctx, n.stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("queue %q: delete: %w", name, err)
+	}
+	_ = c.kv.Delete(ctx, statsKeyPrefix+name)
+	if err := c.kv.Delete(ctx, name); err != nil {
+		return fmt.Errorf("queue %q: delete options: %w", name, err)
+	}
+	return nil
+}
+
+// Names lists the existing queues, sorted.
+func (c *Client) Names(ctx context.Context) ([]string, error) {
+	lister, err := c.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("queue: list: %w", err)
+	}
+	var out []string
+	for k := range lister.Keys() {
+		if ValidName(k) {
+			out = append(out, k)
+		}
+	}
+	if err := lister.Stop(); err != nil {
+		return nil, err
+	}
+	sortStrings(out)
+	return out, nil
+}

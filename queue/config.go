@@ -1,0 +1,207 @@
+package queue
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/internal/httpx"
+)
+
+// Overflow policies for a full queue.
+const (
+	// OverflowDropOldest makes room by dead-lettering the oldest ready
+	// message with reason "overflow" (the original's behaviour, minus the
+	// silent loss).
+	OverflowDropOldest = "drop-oldest"
+	// OverflowReject refuses the publish with ErrQueueFull (HTTP 507).
+	OverflowReject = "reject"
+)
+
+// Retry backoff kinds.
+const (
+	// BackoffFixed waits RetryDelay before every retry.
+	BackoffFixed = "fixed"
+	// BackoffExponential waits RetryDelay·2^(attempt-1) with ±20% jitter,
+	// capped at maxBackoff.
+	BackoffExponential = "exponential"
+)
+
+// Dead-letter reasons.
+const (
+	ReasonMaxAttempts = "max_attempts_reached"
+	ReasonExpired     = "expired"
+	ReasonOverflow    = "overflow"
+)
+
+// Priorities run from MinPriority to MaxPriority; higher is delivered first.
+const (
+	MinPriority = 0
+	MaxPriority = 9
+	levels      = MaxPriority + 1
+)
+
+const maxBackoff = 15 * time.Minute
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`)
+
+// ValidName reports whether s is a valid queue name (API.md).
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// Config is a queue's options. The zero value of each field means its
+// default; Normalize fills them in.
+type Config struct {
+	// MaxSize bounds the messages held (ready, in flight and delayed). Default 1000.
+	MaxSize int `json:"maxSize,omitempty" yaml:"maxSize"`
+	// Overflow is OverflowDropOldest (default) or OverflowReject.
+	Overflow string `json:"overflow,omitempty" yaml:"overflow"`
+	// RetryAttempts is how many deliveries a message gets before it is
+	// dead-lettered with max_attempts_reached. Default 3.
+	RetryAttempts int `json:"retryAttempts,omitempty" yaml:"retryAttempts"`
+	// RetryDelay is the wait before a failed message is delivered again. Default 5s.
+	RetryDelay httpx.Duration `json:"retryDelay,omitempty" yaml:"retryDelay"`
+	// RetryBackoff is BackoffFixed (default) or BackoffExponential.
+	RetryBackoff string `json:"retryBackoff,omitempty" yaml:"retryBackoff"`
+	// TTL is the age after which an undelivered message is dead-lettered
+	// with reason expired. Default 1h; negative "-1s" disables it (dead-letter queues).
+	TTL httpx.Duration `json:"ttl,omitempty" yaml:"ttl"`
+	// DeadLetterQueue receives the queue's dead letters. Default "<name>.dlq".
+	DeadLetterQueue string `json:"deadLetterQueue,omitempty" yaml:"deadLetterQueue"`
+	// VisibilityTimeout is how long a received message stays invisible to
+	// other consumers before it is redelivered. Default 30s.
+	VisibilityTimeout httpx.Duration `json:"visibilityTimeout,omitempty" yaml:"visibilityTimeout"`
+	// DeadLetterOf names the queue whose dead letters this queue holds;
+	// set by Plexus on dead-letter queues it creates, which have no
+	// dead-letter queue of their own and never expire.
+	DeadLetterOf string `json:"deadLetterOf,omitempty" yaml:"-"`
+}
+
+// Normalize fills defaults for queue name.
+func (c *Config) Normalize(name string) {
+	if c.MaxSize == 0 {
+		c.MaxSize = 1000
+	}
+	if c.Overflow == "" {
+		c.Overflow = OverflowDropOldest
+	}
+	if c.RetryAttempts == 0 {
+		c.RetryAttempts = 3
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = httpx.Duration(5 * time.Second)
+	}
+	if c.RetryBackoff == "" {
+		c.RetryBackoff = BackoffFixed
+	}
+	if c.TTL == 0 && c.DeadLetterOf == "" {
+		c.TTL = httpx.Duration(time.Hour)
+	}
+	if c.DeadLetterQueue == "" && c.DeadLetterOf == "" {
+		c.DeadLetterQueue = name + ".dlq"
+	}
+	if c.VisibilityTimeout == 0 {
+		c.VisibilityTimeout = httpx.Duration(30 * time.Second)
+	}
+}
+
+// Validate reports invalid values as a ConfigError naming the field.
+func (c *Config) Validate(name string) error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, &ConfigError{Field: field, Msg: fmt.Sprintf(format, a...)})
+	}
+	if c.MaxSize < 1 || c.MaxSize > 10_000_000 {
+		bad("maxSize", "%d: want 1 to 10000000", c.MaxSize)
+	}
+	if c.Overflow != OverflowDropOldest && c.Overflow != OverflowReject {
+		bad("overflow", "%q: want %q or %q", c.Overflow, OverflowDropOldest, OverflowReject)
+	}
+	if c.RetryAttempts < 1 || c.RetryAttempts > 1000 {
+		bad("retryAttempts", "%d: want 1 to 1000", c.RetryAttempts)
+	}
+	if c.RetryDelay.D() < 0 || c.RetryDelay.D() > 24*time.Hour {
+		bad("retryDelay", "%s: want 0 to 24h", c.RetryDelay.D())
+	}
+	if c.RetryBackoff != BackoffFixed && c.RetryBackoff != BackoffExponential {
+		bad("retryBackoff", "%q: want %q or %q", c.RetryBackoff, BackoffFixed, BackoffExponential)
+	}
+	if c.TTL.D() > 0 && c.TTL.D() < time.Second || c.TTL.D() > 365*24*time.Hour {
+		bad("ttl", "%s: want 1s to 8760h (or negative for none)", c.TTL.D())
+	}
+	if c.DeadLetterOf == "" {
+		if !ValidName(c.DeadLetterQueue) {
+			bad("deadLetterQueue", "%q is not a valid queue name", c.DeadLetterQueue)
+		} else if c.DeadLetterQueue == name {
+			bad("deadLetterQueue", "a queue cannot be its own dead-letter queue")
+		}
+	}
+	if v := c.VisibilityTimeout.D(); v < 100*time.Millisecond || v > 12*time.Hour {
+		bad("visibilityTimeout", "%s: want 100ms to 12h", v)
+	}
+	return errors.Join(errs...)
+}
+
+// backoff is the delay before the retry that follows failed attempt n (1-based).
+func (c *Config) backoff(n int, jitter func() float64) time.Duration {
+	d := c.RetryDelay.D()
+	if c.RetryBackoff != BackoffExponential || d <= 0 {
+		return d
+	}
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, maxBackoff)
+	// ±20% jitter so that a burst of failures does not retry in lockstep.
+	return time.Duration(float64(d) * (0.8 + 0.4*jitter()))
+}
+
+// token is the queue's name as one stream-name and subject token: the name
+// itself when it has only letters, digits and '-', otherwise a sanitized
+// form with a hash suffix so that distinct names never collide.
+func token(name string) string {
+	plain := true
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		if !(ch == '-' || ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	h := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:8]))
+	return strings.NewReplacer(".", "_").Replace(name) + "_" + h
+}
+
+// names are the JetStream names of one queue.
+type names struct {
+	queue, stream, tok string
+	ready              [levels]string // subject per priority
+	readyAll           string         // wildcard over ready subjects
+	delayedAll         string         // wildcard over schedule subjects
+}
+
+func namesFor(queue string) *names {
+	t := token(queue)
+	n := &names{queue: queue, tok: t, stream: engine.QueueStreamPrefix + t}
+	base := engine.SubjectPrefix + "q." + t
+	for p := range levels {
+		n.ready[p] = fmt.Sprintf("%s.p.%d", base, p)
+	}
+	n.readyAll = base + ".p.*"
+	n.delayedAll = base + ".d.*"
+	return n
+}
+
+func (n *names) delayed(id string) string {
+	return engine.SubjectPrefix + "q." + n.tok + ".d." + id
+}
+
+func consumerName(p int) string { return fmt.Sprintf("p%d", p) }

@@ -1,0 +1,297 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DeadLetter is a message that left its queue without being processed.
+type DeadLetter struct {
+	ID            string            `json:"id"`
+	Payload       []byte            `json:"payload"`
+	Headers       map[string]string `json:"headers,omitempty"`
+	Priority      int               `json:"priority"`
+	Attempts      int               `json:"attempts"`
+	OriginalQueue string            `json:"originalQueue"`
+	Reason        string            `json:"deadLetterReason"`
+	Timestamp     time.Time         `json:"deadLetterTimestamp"`
+	LastError     string            `json:"lastError,omitempty"`
+	seq           uint64
+}
+
+// errNoDLQ: the queue is itself a dead-letter queue; its messages stay.
+var errNoDLQ = errors.New("queue has no dead-letter queue")
+
+// source is a stored message about to be dead-lettered.
+type source struct {
+	subject string
+	header  nats.Header
+	data    []byte
+	seq     uint64
+}
+
+func priorityOf(subject string) int {
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		if p, err := strconv.Atoi(subject[i+1:]); err == nil && p >= MinPriority && p <= MaxPriority {
+			return p
+		}
+	}
+	return 0
+}
+
+// deadLetter stores src in q's dead-letter queue. The caller removes the
+// original only when this returns nil, so nothing leaves a queue silently.
+func (c *Client) deadLetter(ctx context.Context, q *qstate, src source, reason string, attempts int, lastErr string) error {
+	cfg := q.cfg.Load()
+	if cfg.DeadLetterOf != "" {
+		return errNoDLQ
+	}
+	dq, err := c.state(ctx, cfg.DeadLetterQueue)
+	if errors.Is(err, ErrQueueNotFound) {
+		if err = c.ensureDLQ(ctx, cfg.DeadLetterQueue, q.n.queue); err == nil {
+			dq, err = c.state(ctx, cfg.DeadLetterQueue)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("dead-letter queue %q: %w", cfg.DeadLetterQueue, err)
+	}
+	if err := c.reserve(ctx, dq, 1); err != nil {
+		return err
+	}
+	prio := priorityOf(src.subject)
+	h := make(nats.Header, len(src.header)+8)
+	for k, v := range src.header {
+		if !strings.HasPrefix(k, "Nats-") {
+			h[k] = v
+		}
+	}
+	if len(h[hdrID]) == 0 {
+		h[hdrID] = []string{strconv.FormatUint(src.seq, 10)}
+	}
+	// The same stored message is dead-lettered once even when two nodes or
+	// a retry after a crash try it again.
+	h[jetstream.MsgIDHeader] = []string{"dl." + q.n.stream + "." + strconv.FormatUint(src.seq, 10)}
+	h[hdrReason] = []string{reason}
+	h[hdrOrigQueue] = []string{q.n.queue}
+	h[hdrDLTime] = []string{strconv.FormatInt(c.opts.Now().UnixNano(), 10)}
+	h[hdrAttempts] = []string{strconv.Itoa(attempts)}
+	h[hdrPriority] = []string{strconv.Itoa(prio)}
+	if lastErr != "" {
+		h[hdrDLError] = []string{oneLine(lastErr)}
+	}
+	if _, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: dq.n.ready[prio], Header: h, Data: src.data}); err != nil {
+		return fmt.Errorf("dead-letter queue %q: publish: %w", dq.n.queue, err)
+	}
+	c.published(dq, 1)
+	q.deadLettered.Add(1)
+	c.metrics.deadLettered.WithLabelValues(q.n.queue, reason).Inc()
+	c.log.Warn("message dead-lettered", "queue", q.n.queue, "id", h.Get(hdrID), "reason", reason, "attempts", attempts)
+	return nil
+}
+
+func oneLine(s string) string {
+	s = strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	if len(s) > 4096 {
+		s = s[:4096]
+	}
+	return s
+}
+
+// reserve makes room for n more messages in q: within maxSize nothing
+// happens; beyond it the overflow policy rejects (ErrQueueFull) or
+// dead-letters the oldest ready messages with reason overflow. The size is
+// read from the engine when a cached estimate is stale or near the limit.
+func (c *Client) reserve(ctx context.Context, q *qstate, n int) error {
+	cfg := q.cfg.Load()
+	limit := int64(cfg.MaxSize)
+	q.sizeMu.Lock()
+	size, fresh := q.size, time.Since(q.sizeAt) < 250*time.Millisecond
+	q.sizeMu.Unlock()
+	if fresh && size+int64(n) <= limit*9/10 {
+		return nil
+	}
+	si, err := q.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("queue %q: size: %w", q.n.queue, err)
+	}
+	size = int64(si.State.Msgs)
+	q.sizeMu.Lock()
+	q.size, q.sizeAt = size, time.Now()
+	q.sizeMu.Unlock()
+	over := size + int64(n) - limit
+	if over <= 0 {
+		return nil
+	}
+	if cfg.Overflow == OverflowReject || int64(n) > limit {
+		c.metrics.rejected.WithLabelValues(q.n.queue).Inc()
+		return fmt.Errorf("%w: queue %q: max size %d reached", ErrQueueFull, q.n.queue, cfg.MaxSize)
+	}
+	for range over {
+		if err := c.dropOldest(ctx, q); err != nil {
+			return err
+		}
+	}
+	q.sizeMu.Lock()
+	q.size -= over
+	q.sizeMu.Unlock()
+	return nil
+}
+
+// dropOldest dead-letters the oldest ready message with reason overflow.
+func (c *Client) dropOldest(ctx context.Context, q *qstate) error {
+	raw, err := q.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(q.n.readyAll))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		// Only delayed messages fill the queue: nothing ready to drop.
+		return fmt.Errorf("%w: queue %q: max size %d reached by delayed messages", ErrQueueFull, q.n.queue, q.cfg.Load().MaxSize)
+	}
+	if err != nil {
+		return fmt.Errorf("queue %q: overflow: %w", q.n.queue, err)
+	}
+	src := source{subject: raw.Subject, header: raw.Header, data: raw.Data, seq: raw.Sequence}
+	if err := c.deadLetter(ctx, q, src, ReasonOverflow, 0, ""); err != nil {
+		return fmt.Errorf("queue %q: overflow: %w", q.n.queue, err)
+	}
+	if err := q.stream.DeleteMsg(ctx, raw.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("queue %q: overflow: %w", q.n.queue, err)
+	}
+	return nil
+}
+
+// DeadLetters lists up to limit dead letters of queue (oldest first).
+func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := c.eachDeadLetter(ctx, queue, func(dq *qstate, d DeadLetter) (bool, error) {
+		out = append(out, d)
+		return limit <= 0 || len(out) < limit, nil
+	})
+	return out, err
+}
+
+// eachDeadLetter calls f for the dead letters of queue in order until f
+// returns false.
+func (c *Client) eachDeadLetter(ctx context.Context, queue string, f func(dq *qstate, d DeadLetter) (bool, error)) error {
+	q, err := c.state(ctx, queue)
+	if err != nil {
+		return err
+	}
+	cfg := q.cfg.Load()
+	if cfg.DeadLetterOf != "" {
+		return nil
+	}
+	dq, err := c.state(ctx, cfg.DeadLetterQueue)
+	if errors.Is(err, ErrQueueNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for seq := uint64(1); ; {
+		raw, err := dq.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(dq.n.readyAll))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("dead-letter queue %q: %w", dq.n.queue, err)
+		}
+		seq = raw.Sequence + 1
+		d := parseDeadLetter(raw)
+		if d.OriginalQueue != queue {
+			continue
+		}
+		if more, err := f(dq, d); err != nil || !more {
+			return err
+		}
+	}
+}
+
+func parseDeadLetter(raw *jetstream.RawStreamMsg) DeadLetter {
+	h := raw.Header
+	d := DeadLetter{
+		ID: h.Get(hdrID), Payload: raw.Data, OriginalQueue: h.Get(hdrOrigQueue),
+		Reason: h.Get(hdrReason), LastError: h.Get(hdrDLError), seq: raw.Sequence,
+		Headers: userHeaders(h),
+	}
+	d.Priority, _ = strconv.Atoi(h.Get(hdrPriority))
+	d.Attempts, _ = strconv.Atoi(h.Get(hdrAttempts))
+	if ns, err := strconv.ParseInt(h.Get(hdrDLTime), 10, 64); err == nil {
+		d.Timestamp = time.Unix(0, ns).UTC()
+	} else {
+		d.Timestamp = raw.Time.UTC()
+	}
+	return d
+}
+
+// userHeaders are the headers a producer set (plus trace context).
+func userHeaders(h nats.Header) map[string]string {
+	var out map[string]string
+	for k, v := range h {
+		if len(v) == 0 || strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "Plexus-") {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, len(h))
+		}
+		out[k] = v[0]
+	}
+	return out
+}
+
+// Redrive moves dead letters of queue back into it: all of them when ids
+// is empty, else those with the given ids. It returns how many moved.
+func (c *Client) Redrive(ctx context.Context, queue string, ids []string) (int, error) {
+	q, err := c.state(ctx, queue)
+	if err != nil {
+		return 0, err
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	moved := 0
+	err = c.eachDeadLetter(ctx, queue, func(dq *qstate, d DeadLetter) (bool, error) {
+		if len(want) > 0 && !want[d.ID] {
+			return true, nil
+		}
+		if err := c.reserve(ctx, q, 1); err != nil {
+			return false, err
+		}
+		h := make(nats.Header, len(d.Headers)+3)
+		for k, v := range d.Headers {
+			h[k] = []string{v}
+		}
+		h[hdrID] = []string{d.ID}
+		h[hdrTime] = []string{strconv.FormatInt(c.opts.Now().UnixNano(), 10)}
+		h[jetstream.MsgIDHeader] = []string{"rd." + dq.n.stream + "." + strconv.FormatUint(d.seq, 10)}
+		if _, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: q.n.ready[d.Priority], Header: h, Data: d.Payload}); err != nil {
+			return false, fmt.Errorf("queue %q: redrive: %w", queue, err)
+		}
+		c.published(q, 1)
+		if err := dq.stream.DeleteMsg(ctx, d.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, fmt.Errorf("queue %q: redrive: %w", queue, err)
+		}
+		moved++
+		return true, nil
+	})
+	c.metrics.redriven.WithLabelValues(queue).Add(float64(moved))
+	return moved, err
+}
+
+// PurgeDeadLetters deletes the dead letters of queue.
+func (c *Client) PurgeDeadLetters(ctx context.Context, queue string) (int, error) {
+	n := 0
+	err := c.eachDeadLetter(ctx, queue, func(dq *qstate, d DeadLetter) (bool, error) {
+		if err := dq.stream.DeleteMsg(ctx, d.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, fmt.Errorf("queue %q: purge dead letters: %w", queue, err)
+		}
+		n++
+		return true, nil
+	})
+	return n, err
+}

@@ -1,0 +1,71 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/plexushq/plexus/internal/httpx"
+)
+
+// Sentinel errors; match them with errors.Is.
+var (
+	// ErrQueueNotFound: the queue does not exist.
+	ErrQueueNotFound = errors.New("queue not found")
+	// ErrQueueFull: the queue is at maxSize and its overflow policy is reject.
+	ErrQueueFull = errors.New("queue full")
+	// ErrInvalidName: the queue name is not ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$.
+	ErrInvalidName = errors.New("invalid queue name")
+	// ErrInvalidMessage: a message has an invalid priority, delay, id or header.
+	ErrInvalidMessage = errors.New("invalid message")
+	// ErrInvalidReceipt: a receipt is malformed, forged or for another queue.
+	ErrInvalidReceipt = errors.New("invalid receipt")
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("queue client closed")
+)
+
+// ConfigError is an invalid queue option.
+type ConfigError struct {
+	Field, Msg string
+}
+
+func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
+
+// NotFoundError names the queue that does not exist; it matches ErrQueueNotFound.
+type NotFoundError struct{ Queue string }
+
+func (e *NotFoundError) Error() string { return "Queue not found: " + e.Queue }
+
+// Is makes errors.Is(err, ErrQueueNotFound) true.
+func (e *NotFoundError) Is(target error) bool { return target == ErrQueueNotFound }
+
+func notFound(q string) error { return &NotFoundError{Queue: q} }
+
+func invalidMsg(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidMessage, fmt.Sprintf(format, a...))
+}
+
+// problem maps domain errors to HTTP problems in one place.
+func problem(err error) *httpx.Problem {
+	var p *httpx.Problem
+	var nf *NotFoundError
+	var ce *ConfigError
+	switch {
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &nf):
+		return httpx.NewProblem(http.StatusNotFound, "queue-not-found", nf.Error()).With("queue", nf.Queue)
+	case errors.As(err, &ce):
+		return httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-queue-config", err.Error())
+	case errors.Is(err, ErrQueueFull):
+		return httpx.NewProblem(http.StatusInsufficientStorage, "queue-full", err.Error())
+	case errors.Is(err, ErrInvalidName):
+		return httpx.NewProblem(http.StatusBadRequest, "invalid-name", err.Error())
+	case errors.Is(err, ErrInvalidMessage):
+		return httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-message", err.Error())
+	case errors.Is(err, ErrInvalidReceipt):
+		return httpx.NewProblem(http.StatusBadRequest, "invalid-receipt", err.Error())
+	default:
+		return httpx.NewProblem(http.StatusInternalServerError, "internal", "internal error")
+	}
+}

@@ -1,0 +1,105 @@
+package queue
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/plexushq/plexus/internal/enginetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// The embedded NATS server and client keep a few process-wide goroutines.
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine.func1"),
+		goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*Server).StartProfiler"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("time.Sleep"),
+	)
+}
+
+// clock is an injected clock for TTL decisions.
+type clock struct{ off time.Duration }
+
+func (c *clock) now() time.Time { return time.Now().Add(c.off) }
+
+type fixture struct {
+	t   *testing.T
+	c   *Client
+	clk *clock
+	ctx context.Context
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	eng := enginetest.Start(t)
+	clk := &clock{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	c, err := New(ctx, eng.JetStream(), Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: clk.now,
+		PollInterval: 50 * time.Millisecond, ConfigRefresh: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return &fixture{t: t, c: c, clk: clk, ctx: ctx}
+}
+
+func (f *fixture) create(name string, cfg Config) {
+	f.t.Helper()
+	if _, _, err := f.c.CreateQueue(f.ctx, name, cfg); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) publish(q string, m Message) string {
+	f.t.Helper()
+	id, err := f.c.Publish(f.ctx, q, m)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return id
+}
+
+func (f *fixture) receive(q string, max int, wait time.Duration) []*Delivery {
+	f.t.Helper()
+	ds, err := f.c.Receive(f.ctx, q, ReceiveOptions{Max: max, Wait: wait})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return ds
+}
+
+func (f *fixture) ack(q string, ds ...*Delivery) {
+	f.t.Helper()
+	rs := make([]string, len(ds))
+	for i, d := range ds {
+		rs[i] = d.Receipt
+	}
+	if err := f.c.Ack(f.ctx, q, rs); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) stats(q string) *Info {
+	f.t.Helper()
+	info, err := f.c.Stats(f.ctx, q)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return info
+}
+
+func (f *fixture) server() *httptest.Server {
+	s := NewService(f.c, ServiceOptions{})
+	srv := httptest.NewServer(s.Handler())
+	f.t.Cleanup(srv.Close)
+	return srv
+}

@@ -1,0 +1,299 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Message is what a producer publishes.
+type Message struct {
+	// ID makes the publish idempotent: the same ID within the dedupe window
+	// (2 minutes) is stored once. Empty: a unique ID is generated.
+	ID string `json:"id,omitempty"`
+	// Payload is the message body (for the HTTP API: any JSON value).
+	Payload []byte `json:"payload"`
+	// Priority 0–9, higher first. Default 0.
+	Priority int `json:"priority,omitempty"`
+	// Delay before the message becomes deliverable.
+	Delay time.Duration `json:"delay,omitempty"`
+	// Headers travel with the message. Names starting with "Nats-" or
+	// "Plexus-" are reserved.
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// Header names Plexus keeps on stored messages.
+const (
+	hdrID        = "Plexus-Id"
+	hdrTime      = "Plexus-Time" // publish time, unix nanoseconds
+	hdrReason    = "Plexus-Dl-Reason"
+	hdrOrigQueue = "Plexus-Dl-Queue"
+	hdrDLTime    = "Plexus-Dl-Time"
+	hdrDLError   = "Plexus-Dl-Error"
+	hdrAttempts  = "Plexus-Attempts"
+	hdrPriority  = "Plexus-Priority"
+)
+
+const (
+	maxIDLen   = 256
+	maxHeaders = 64
+	maxDelay   = 90 * 24 * time.Hour
+)
+
+// Validate checks a message's priority, delay, id and headers.
+func (m *Message) Validate() error {
+	if m.Priority < MinPriority || m.Priority > MaxPriority {
+		return invalidMsg("priority %d: want %d to %d", m.Priority, MinPriority, MaxPriority)
+	}
+	if m.Delay < 0 || m.Delay > maxDelay {
+		return invalidMsg("delay %s: want 0 to %s", m.Delay, maxDelay)
+	}
+	if len(m.ID) > maxIDLen {
+		return invalidMsg("id longer than %d bytes", maxIDLen)
+	}
+	for i := 0; i < len(m.ID); i++ {
+		if m.ID[i] <= ' ' || m.ID[i] >= 0x7f {
+			return invalidMsg("id %q: want printable ASCII without spaces", m.ID)
+		}
+	}
+	if len(m.Headers) > maxHeaders {
+		return invalidMsg("%d headers: want at most %d", len(m.Headers), maxHeaders)
+	}
+	for k, v := range m.Headers {
+		if !validHeaderName(k) {
+			return invalidMsg("header name %q: want a token of letters, digits and -", k)
+		}
+		if l := strings.ToLower(k); strings.HasPrefix(l, "nats-") || strings.HasPrefix(l, "plexus-") {
+			return invalidMsg("header %q: names starting with Nats- or Plexus- are reserved", k)
+		}
+		if strings.ContainsAny(v, "\r\n") || len(v) > 4096 {
+			return invalidMsg("header %q: value must be one line of at most 4096 bytes", k)
+		}
+	}
+	return nil
+}
+
+func validHeaderName(k string) bool {
+	if k == "" || len(k) > 128 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		ch := k[i]
+		if !(ch == '-' || ch == '_' || ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// natsHeader is a propagation.TextMapCarrier over NATS headers.
+type natsHeader nats.Header
+
+func (h natsHeader) Get(k string) string {
+	if v := h[k]; len(v) > 0 {
+		return v[0]
+	}
+	return nats.Header(h).Get(k)
+}
+func (h natsHeader) Set(k, v string) { h[k] = []string{v} }
+func (h natsHeader) Keys() []string {
+	out := make([]string, 0, len(h))
+	for k := range h {
+		out = append(out, k)
+	}
+	return out
+}
+
+// build turns m into the stored NATS message.
+func (c *Client) build(ctx context.Context, q *qstate, m *Message, now time.Time) *nats.Msg {
+	id := m.ID
+	if id == "" {
+		id = nuid.Next()
+	}
+	h := make(nats.Header, len(m.Headers)+6)
+	for k, v := range m.Headers {
+		h[k] = []string{v}
+	}
+	c.prop.Inject(ctx, natsHeader(h))
+	h[jetstream.MsgIDHeader] = []string{id}
+	h[hdrID] = []string{id}
+	h[hdrTime] = []string{strconv.FormatInt(now.UnixNano(), 10)}
+	subj := q.n.ready[m.Priority]
+	if m.Delay > 0 {
+		// A schedule on a subject no consumer reads: the engine republishes
+		// it into the ready subject at the time, so it is never delivered
+		// early, never blocks others, and acking never cancels it.
+		h[jetstream.ScheduleHeader] = []string{"@at " + now.Add(m.Delay).UTC().Format(time.RFC3339Nano)}
+		h[jetstream.ScheduleTargetHeader] = []string{subj}
+		subj = q.n.delayed(nuid.Next())
+	}
+	return &nats.Msg{Subject: subj, Header: h, Data: m.Payload}
+}
+
+func (c *Client) startSpan(ctx context.Context, name, queue string, kind trace.SpanKind, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	opts = append(opts, trace.WithSpanKind(kind), trace.WithAttributes(
+		attribute.String("messaging.system", "plexus"),
+		attribute.String("messaging.destination.name", queue)))
+	return c.tracer.Start(ctx, name+" "+queue, opts...)
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// Publish stores one message and returns its id once the engine has it.
+func (c *Client) Publish(ctx context.Context, queue string, m Message) (string, error) {
+	ids, err := c.PublishBatch(ctx, queue, []Message{m})
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// PublishBatch stores messages with pipelined publishes and one wait for
+// all acknowledgements. It is not atomic: on error some messages may be
+// stored; publishing the batch again with the same ids is safe.
+func (c *Client) PublishBatch(ctx context.Context, queue string, msgs []Message) ([]string, error) {
+	q, err := c.state(ctx, queue)
+	if err != nil {
+		return nil, err
+	}
+	for i := range msgs {
+		if err := msgs[i].Validate(); err != nil {
+			if len(msgs) > 1 {
+				return nil, fmt.Errorf("message %d: %w", i, err)
+			}
+			return nil, err
+		}
+	}
+	ctx, span := c.startSpan(ctx, "publish", queue, trace.SpanKindProducer,
+		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(msgs))))
+	ids, err := c.publish(ctx, q, msgs)
+	endSpan(span, err)
+	return ids, err
+}
+
+func (c *Client) publish(ctx context.Context, q *qstate, msgs []Message) ([]string, error) {
+	if err := c.reserve(ctx, q, len(msgs)); err != nil {
+		return nil, err
+	}
+	now := c.opts.Now()
+	ids := make([]string, len(msgs))
+	if len(msgs) == 1 {
+		nm := c.build(ctx, q, &msgs[0], now)
+		ids[0] = nm.Header[hdrID][0]
+		if _, err := c.js.PublishMsg(ctx, nm); err != nil {
+			return nil, fmt.Errorf("queue %q: publish: %w", q.n.queue, err)
+		}
+		c.published(q, 1)
+		return ids, nil
+	}
+	futs := make([]jetstream.PubAckFuture, len(msgs))
+	var errs []error
+	for i := range msgs {
+		nm := c.build(ctx, q, &msgs[i], now)
+		ids[i] = nm.Header[hdrID][0]
+		f, err := c.js.PublishMsgAsync(nm)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("message %d: %w", i, err))
+			break
+		}
+		futs[i] = f
+	}
+	var stored int64
+	for i, f := range futs {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok():
+			stored++
+		case err := <-f.Err():
+			errs = append(errs, fmt.Errorf("message %d: %w", i, err))
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	c.published(q, stored)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("queue %q: publish batch (%d of %d stored): %w", q.n.queue, stored, len(msgs), errors.Join(errs...))
+	}
+	return ids, nil
+}
+
+func (c *Client) published(q *qstate, n int64) {
+	q.published.Add(n)
+	q.sizeMu.Lock()
+	q.size += n
+	q.sizeMu.Unlock()
+	c.metrics.published.WithLabelValues(q.n.queue).Add(float64(n))
+}
+
+// Future is the result of PublishAsync.
+type Future struct {
+	id   string
+	paf  jetstream.PubAckFuture
+	err  error
+	done bool
+	q    *qstate
+	c    *Client
+}
+
+// ID is the message's id, known before the engine answers.
+func (f *Future) ID() string { return f.id }
+
+// Wait returns when the engine has stored the message (nil) or refused it.
+func (f *Future) Wait(ctx context.Context) error {
+	if f.done || f.err != nil {
+		return f.err
+	}
+	select {
+	case <-f.paf.Ok():
+		f.c.published(f.q, 1)
+		f.done = true
+		return nil
+	case err := <-f.paf.Err():
+		f.done = true
+		f.err = fmt.Errorf("queue %q: publish: %w", f.q.n.queue, err)
+		return f.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// PublishAsync sends one message without waiting for the engine; Wait on
+// the future to learn whether it was stored. Wait is not safe for
+// concurrent use on one future; trace context is taken from ctx.
+func (c *Client) PublishAsync(ctx context.Context, queue string, m Message) *Future {
+	q, err := c.state(ctx, queue)
+	if err == nil {
+		err = m.Validate()
+	}
+	if err == nil {
+		err = c.reserve(ctx, q, 1)
+	}
+	if err != nil {
+		return &Future{err: err}
+	}
+	nm := c.build(ctx, q, &m, c.opts.Now())
+	f := &Future{id: nm.Header[hdrID][0], q: q, c: c}
+	f.paf, f.err = c.js.PublishMsgAsync(nm)
+	return f
+}

@@ -1,0 +1,426 @@
+package queue
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Delivery is a received message. Acknowledge it with its Receipt (HTTP,
+// Client.Ack) or, in a Subscribe handler, by returning.
+type Delivery struct {
+	ID        string            `json:"id"`
+	Payload   []byte            `json:"payload"`
+	Priority  int               `json:"priority"`
+	Attempts  int               `json:"attempts"` // this delivery included
+	Timestamp time.Time         `json:"timestamp"`
+	Headers   map[string]string `json:"headers,omitempty"`
+	Receipt   string            `json:"receipt"`
+	Queue     string            `json:"-"`
+
+	msg    jetstream.Msg
+	header nats.Header
+}
+
+// ReceiveOptions bound one Receive call.
+type ReceiveOptions struct {
+	// Max messages to return, 1 to 100. Default 1.
+	Max int
+	// Wait for messages this long when none is ready (long poll). 0 returns at once.
+	Wait time.Duration
+	// Consumer names the receiver for the consumer statistics. Optional.
+	Consumer string
+	// Stop, when closed, ends the wait early (server shutdown).
+	Stop <-chan struct{}
+}
+
+// doorbell wakes waiting receivers when a message is published into a
+// ready subject. It subscribes only while someone waits, so idle queues
+// cost nothing; redeliveries and fired delays are caught by polling.
+type doorbell struct {
+	nc      *nats.Conn
+	subject string
+
+	mu      sync.Mutex
+	ch      chan struct{}
+	sub     *nats.Subscription
+	waiters int
+	closed  bool
+}
+
+func newDoorbell(nc *nats.Conn, subject string) *doorbell {
+	return &doorbell{nc: nc, subject: subject, ch: make(chan struct{})}
+}
+
+// arm registers a waiter and returns the channel closed at the next publish.
+func (b *doorbell) arm() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.waiters++
+	if b.sub == nil && !b.closed {
+		b.sub, _ = b.nc.Subscribe(b.subject, func(*nats.Msg) { b.ring() })
+	}
+	return b.ch
+}
+
+func (b *doorbell) ring() {
+	b.mu.Lock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+	b.mu.Unlock()
+}
+
+func (b *doorbell) disarm() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.waiters--
+	if b.waiters == 0 && b.sub != nil {
+		_ = b.sub.Unsubscribe()
+		b.sub = nil
+	}
+}
+
+func (b *doorbell) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if b.sub != nil {
+		_ = b.sub.Unsubscribe()
+		b.sub = nil
+	}
+}
+
+// Receive takes up to opts.Max messages, highest priority first, waiting
+// up to opts.Wait for the first one. Each stays invisible to other
+// receivers for the queue's visibility timeout unless acked or nacked.
+func (c *Client) Receive(ctx context.Context, queue string, opts ReceiveOptions) ([]*Delivery, error) {
+	q, err := c.state(ctx, queue)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Max <= 0 {
+		opts.Max = 1
+	}
+	c.consumerSeen(q, opts.Consumer)
+	return c.receive(ctx, q, opts.Max, opts.Wait, opts.Stop)
+}
+
+func (c *Client) receive(ctx context.Context, q *qstate, max int, wait time.Duration, stop <-chan struct{}) ([]*Delivery, error) {
+	var deadline <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for {
+		var bell <-chan struct{}
+		if wait > 0 {
+			bell = q.bell.arm()
+		}
+		out, err := c.sweep(ctx, q, max)
+		if wait > 0 {
+			q.bell.disarm()
+		}
+		if err != nil || len(out) > 0 || wait <= 0 {
+			return out, err
+		}
+		poll := time.NewTimer(c.opts.PollInterval)
+		select {
+		case <-bell:
+		case <-poll.C:
+		case <-deadline:
+			poll.Stop()
+			return nil, nil
+		case <-stop:
+			poll.Stop()
+			return nil, nil
+		case <-ctx.Done():
+			poll.Stop()
+			return nil, ctx.Err()
+		}
+		poll.Stop()
+	}
+}
+
+// sweep fetches from the priority levels highest first until max messages
+// are taken or every level is empty.
+func (c *Client) sweep(ctx context.Context, q *qstate, max int) ([]*Delivery, error) {
+	var out []*Delivery
+	for p := MaxPriority; p >= MinPriority && len(out) < max; p-- {
+		batch, err := q.cons[p].FetchNoWait(max - len(out))
+		if err != nil {
+			return out, fmt.Errorf("queue %q: fetch: %w", q.n.queue, err)
+		}
+		for m := range batch.Messages() {
+			if d := c.admit(ctx, q, m, p); d != nil {
+				out = append(out, d)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(out) == 0 {
+			return out, fmt.Errorf("queue %q: fetch: %w", q.n.queue, err)
+		}
+	}
+	return out, nil
+}
+
+// admit turns a fetched message into a delivery, or dead-letters it when
+// it expired or has used up its attempts (then it returns nil).
+func (c *Client) admit(ctx context.Context, q *qstate, m jetstream.Msg, p int) *Delivery {
+	cfg := q.cfg.Load()
+	meta, err := m.Metadata()
+	if err != nil {
+		return nil
+	}
+	h := m.Headers()
+	ts := meta.Timestamp
+	if t, err := parseNanos(h.Get(hdrTime)); err == nil {
+		ts = t
+	}
+	attempts := int(meta.NumDelivered)
+	src := source{subject: m.Subject(), header: h, data: m.Data(), seq: meta.Sequence.Stream}
+	switch {
+	case cfg.TTL.D() > 0 && c.opts.Now().Sub(ts) > cfg.TTL.D():
+		c.leave(ctx, q, m, src, ReasonExpired, attempts-1, c.takeLastErr(src.seq))
+		return nil
+	case attempts > cfg.RetryAttempts && cfg.DeadLetterOf == "":
+		le := c.takeLastErr(src.seq)
+		if le == "" {
+			le = "visibility timeout expired"
+		}
+		c.failed(q, 1)
+		c.leave(ctx, q, m, src, ReasonMaxAttempts, attempts-1, le)
+		return nil
+	}
+	d := &Delivery{
+		ID: h.Get(hdrID), Payload: m.Data(), Priority: p, Attempts: attempts,
+		Timestamp: ts.UTC(), Headers: userHeaders(h), Queue: q.n.queue,
+		msg: m, header: h,
+	}
+	d.Receipt = c.seal(q.n.queue, m.Reply())
+	c.metrics.received.WithLabelValues(q.n.queue).Inc()
+	return d
+}
+
+// leave dead-letters a fetched message and acks it away; if the dead-letter
+// queue refuses, the message is retried later instead of lost.
+func (c *Client) leave(ctx context.Context, q *qstate, m jetstream.Msg, src source, reason string, attempts int, lastErr string) {
+	if err := c.deadLetter(ctx, q, src, reason, attempts, lastErr); err != nil {
+		if !errors.Is(err, errNoDLQ) {
+			c.log.Error("dead-lettering failed; message kept", "queue", q.n.queue, "reason", reason, "err", err)
+		}
+		_ = m.NakWithDelay(q.cfg.Load().backoff(attempts+1, c.jitter))
+		return
+	}
+	_ = m.Ack()
+}
+
+func (c *Client) failed(q *qstate, n int64) {
+	q.failed.Add(n)
+	c.metrics.failed.WithLabelValues(q.n.queue).Add(float64(n))
+}
+
+func (c *Client) rememberLastErr(seq uint64, s string) {
+	c.lastErrMu.Lock()
+	defer c.lastErrMu.Unlock()
+	if len(c.lastErr) >= maxLastErr {
+		for k := range c.lastErr { // evict an arbitrary entry: a bounded best-effort cache
+			delete(c.lastErr, k)
+			break
+		}
+	}
+	c.lastErr[seq] = oneLine(s)
+}
+
+func (c *Client) takeLastErr(seq uint64) string {
+	c.lastErrMu.Lock()
+	defer c.lastErrMu.Unlock()
+	s := c.lastErr[seq]
+	delete(c.lastErr, seq)
+	return s
+}
+
+// Receipts are "<base64url(ack subject)>.<base64url(hmac)>": the HMAC, keyed
+// with a secret every node shares through the engine, covers the queue name
+// and the ack subject, so a receipt cannot be forged nor used on another queue.
+func (c *Client) seal(queue, reply string) string {
+	mac := hmac.New(sha256.New, c.key)
+	mac.Write([]byte(queue))
+	mac.Write([]byte{0})
+	mac.Write([]byte(reply))
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(reply)) + "." + enc.EncodeToString(mac.Sum(nil)[:16])
+}
+
+// ackRef is what a verified receipt says.
+type ackRef struct {
+	reply     string
+	seq       uint64
+	delivered int
+	priority  int
+}
+
+func (c *Client) open(q *qstate, receipt string) (ackRef, error) {
+	bad := func(why string) (ackRef, error) {
+		return ackRef{}, fmt.Errorf("%w: %s", ErrInvalidReceipt, why)
+	}
+	if len(receipt) > 1024 {
+		return bad("too long")
+	}
+	i := strings.IndexByte(receipt, '.')
+	if i < 0 {
+		return bad("malformed")
+	}
+	reply, err1 := base64.RawURLEncoding.DecodeString(receipt[:i])
+	sig, err2 := base64.RawURLEncoding.DecodeString(receipt[i+1:])
+	if err1 != nil || err2 != nil {
+		return bad("malformed")
+	}
+	want, _ := base64.RawURLEncoding.DecodeString(c.seal(q.n.queue, string(reply))[i+1:])
+	if !hmac.Equal(sig, want) {
+		return bad("not issued for this queue")
+	}
+	// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>, or
+	// the form with domain and account hash before the stream.
+	tok := strings.Split(string(reply), ".")
+	if len(tok) < 9 || tok[0] != "$JS" || tok[1] != "ACK" {
+		return bad("malformed")
+	}
+	if len(tok) >= 11 {
+		tok = tok[4:]
+	} else {
+		tok = tok[2:]
+	}
+	if tok[0] != q.n.stream || len(tok[1]) != 2 || tok[1][0] != 'p' {
+		return bad("not issued for this queue")
+	}
+	ref := ackRef{reply: string(reply), priority: int(tok[1][1] - '0')}
+	ref.delivered, _ = strconv.Atoi(tok[2])
+	ref.seq, _ = strconv.ParseUint(tok[3], 10, 64)
+	return ref, nil
+}
+
+// Ack confirms that the messages were processed; they leave the queue.
+// Every receipt is checked before any is acknowledged.
+func (c *Client) Ack(ctx context.Context, queue string, receipts []string) error {
+	q, err := c.state(ctx, queue)
+	if err != nil {
+		return err
+	}
+	refs := make([]ackRef, len(receipts))
+	for i, r := range receipts {
+		if refs[i], err = c.open(q, r); err != nil {
+			return err
+		}
+	}
+	for _, ref := range refs {
+		if err := c.nc.Publish(ref.reply, []byte("+ACK")); err != nil {
+			return fmt.Errorf("queue %q: ack: %w", queue, err)
+		}
+	}
+	if err := c.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("queue %q: ack: %w", queue, err)
+	}
+	c.processed(q, int64(len(refs)))
+	return nil
+}
+
+func (c *Client) processed(q *qstate, n int64) {
+	q.processed.Add(n)
+	c.metrics.processed.WithLabelValues(q.n.queue).Add(float64(n))
+}
+
+// Nack reports a failed attempt with an error text. The message is retried
+// after delay (0: the queue's retry policy) or, when this was its last
+// attempt, dead-lettered with max_attempts_reached.
+func (c *Client) Nack(ctx context.Context, queue, receipt, errText string, delay time.Duration) error {
+	q, err := c.state(ctx, queue)
+	if err != nil {
+		return err
+	}
+	ref, err := c.open(q, receipt)
+	if err != nil {
+		return err
+	}
+	if delay < 0 || delay > maxDelay {
+		return invalidMsg("delay %s: want 0 to %s", delay, maxDelay)
+	}
+	return c.nack(ctx, q, ref, nil, errText, delay)
+}
+
+// nack is shared by the receipt and SDK paths; m may be nil.
+func (c *Client) nack(ctx context.Context, q *qstate, ref ackRef, m jetstream.Msg, errText string, delay time.Duration) error {
+	cfg := q.cfg.Load()
+	c.failed(q, 1)
+	if ref.delivered >= cfg.RetryAttempts && cfg.DeadLetterOf == "" {
+		src, err := c.sourceOf(ctx, q, ref, m)
+		if err != nil {
+			return err
+		}
+		if err := c.deadLetter(ctx, q, src, ReasonMaxAttempts, ref.delivered, errText); err != nil {
+			c.log.Error("dead-lettering failed; message kept", "queue", q.n.queue, "err", err)
+		} else {
+			return c.nc.Publish(ref.reply, []byte("+ACK"))
+		}
+	}
+	if errText != "" {
+		c.rememberLastErr(ref.seq, errText)
+	}
+	if delay == 0 {
+		delay = cfg.backoff(ref.delivered, c.jitter)
+	}
+	body := []byte("-NAK")
+	if delay > 0 {
+		body = fmt.Appendf(nil, "-NAK {\"delay\": %d}", delay.Nanoseconds())
+	}
+	return c.nc.Publish(ref.reply, body)
+}
+
+func (c *Client) sourceOf(ctx context.Context, q *qstate, ref ackRef, m jetstream.Msg) (source, error) {
+	if m != nil {
+		return source{subject: m.Subject(), header: m.Headers(), data: m.Data(), seq: ref.seq}, nil
+	}
+	raw, err := q.stream.GetMsg(ctx, ref.seq)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return source{}, fmt.Errorf("%w: message already gone", ErrInvalidReceipt)
+		}
+		return source{}, fmt.Errorf("queue %q: nack: %w", q.n.queue, err)
+	}
+	return source{subject: raw.Subject, header: raw.Header, data: raw.Data, seq: raw.Sequence}, nil
+}
+
+// Extend restarts the visibility timeout of received messages.
+func (c *Client) Extend(ctx context.Context, queue string, receipts []string) error {
+	q, err := c.state(ctx, queue)
+	if err != nil {
+		return err
+	}
+	for _, r := range receipts {
+		ref, err := c.open(q, r)
+		if err != nil {
+			return err
+		}
+		if err := c.nc.Publish(ref.reply, []byte("+WPI")); err != nil {
+			return err
+		}
+	}
+	return c.nc.FlushWithContext(ctx)
+}
+
+func parseNanos(s string) (time.Time, error) {
+	ns, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(0, ns), nil
+}

@@ -1,0 +1,413 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/plexushq/plexus/internal/httpx"
+)
+
+// Service is the queue component of a node: the HTTP API of API.md on a
+// Client, plus periodic housekeeping (expiry of waiting messages, counter
+// flushes).
+type Service struct {
+	c        *Client
+	log      *slog.Logger
+	interval time.Duration
+	queues   map[string]Config
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// ServiceOptions tune a Service. The zero value works.
+type ServiceOptions struct {
+	// MaintainInterval is how often expired messages are swept and counters
+	// flushed. Default 1s.
+	MaintainInterval time.Duration
+	// Queues are created (or updated) at Start, as the queues: section says.
+	Queues map[string]Config
+}
+
+// NewService wraps c; Stop closes c.
+func NewService(c *Client, opts ServiceOptions) *Service {
+	if opts.MaintainInterval <= 0 {
+		opts.MaintainInterval = time.Second
+	}
+	return &Service{c: c, log: c.log, interval: opts.MaintainInterval, queues: opts.Queues, stop: make(chan struct{})}
+}
+
+// Client is the service's queue client.
+func (s *Service) Client() *Client { return s.c }
+
+// Start creates the configured queues and starts housekeeping.
+func (s *Service) Start(ctx context.Context) error {
+	names := make([]string, 0, len(s.queues))
+	for n := range s.queues {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if _, _, err := s.c.CreateQueue(ctx, n, s.queues[n]); err != nil {
+			return fmt.Errorf("queue %q from configuration: %w", n, err)
+		}
+	}
+	s.wg.Add(1)
+	go s.maintain()
+	return nil
+}
+
+func (s *Service) maintain() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := s.c.Maintain(ctx); err != nil && !errors.Is(err, ErrClosed) {
+			s.log.Warn("queue housekeeping", "err", err)
+		}
+		cancel()
+	}
+}
+
+// Stop ends housekeeping, flushes counters and closes the client.
+func (s *Service) Stop(ctx context.Context) error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	s.wg.Wait()
+	s.c.mu.Lock()
+	qs := make([]*qstate, 0, len(s.c.queues))
+	for _, q := range s.c.queues {
+		qs = append(qs, q)
+	}
+	s.c.mu.Unlock()
+	var errs []error
+	for _, q := range qs {
+		if err := s.c.flushCounters(ctx, q); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.c.Close()
+	return errors.Join(errs...)
+}
+
+// Routes registers the HTTP API with handle (the node's admin mux).
+func (s *Service) Routes(handle func(pattern string, h http.Handler)) {
+	for pattern, h := range map[string]http.HandlerFunc{
+		"PUT /v1/queues/{queue}":                       s.handlePut,
+		"GET /v1/queues":                               s.handleList,
+		"GET /v1/queues/{queue}":                       s.handleGet,
+		"DELETE /v1/queues/{queue}":                    s.handleDelete,
+		"POST /v1/queues/{queue}/messages":             s.handlePublish,
+		"POST /v1/queues/{queue}/receive":              s.handleReceive,
+		"POST /v1/queues/{queue}/ack":                  s.handleAck,
+		"POST /v1/queues/{queue}/nack":                 s.handleNack,
+		"POST /v1/queues/{queue}/extend":               s.handleExtend,
+		"GET /v1/queues/{queue}/dead-letters":          s.handleDeadLetters,
+		"POST /v1/queues/{queue}/dead-letters/redrive": s.handleRedrive,
+		"DELETE /v1/queues/{queue}/dead-letters":       s.handlePurge,
+	} {
+		handle(pattern, h)
+	}
+}
+
+// Handler is the HTTP API on its own mux (tests, embedding).
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.Routes(func(p string, h http.Handler) { mux.Handle(p, h) })
+	return mux
+}
+
+func fail(w http.ResponseWriter, err error) {
+	httpx.WriteProblem(w, problem(err))
+}
+
+// name reads and checks the {queue} path value (400 when invalid).
+func name(w http.ResponseWriter, r *http.Request) (string, bool) {
+	n := r.PathValue("queue")
+	if !ValidName(n) {
+		fail(w, fmt.Errorf("%w: %q", ErrInvalidName, n))
+		return "", false
+	}
+	return n, true
+}
+
+func (s *Service) handlePut(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	var req configRequest
+	if p := decodeOptional(w, r, &req); p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	cfg := Config{MaxSize: req.MaxSize, Overflow: req.Overflow, RetryAttempts: req.RetryAttempts,
+		RetryDelay: req.RetryDelay, RetryBackoff: req.RetryBackoff, TTL: req.TTL,
+		DeadLetterQueue: req.DeadLetterQueue, VisibilityTimeout: req.VisibilityTimeout}
+	if old, err := s.c.Stats(r.Context(), n); err == nil {
+		cfg.DeadLetterOf = old.Config.DeadLetterOf // a dead-letter queue stays one
+	}
+	info, created, err := s.c.CreateQueue(r.Context(), n, cfg)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	httpx.WriteJSON(w, status, info)
+}
+
+func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
+	infos, err := s.c.List(r.Context())
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if infos == nil {
+		infos = []*Info{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, infos)
+}
+
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	info, err := s.c.Stats(r.Context(), n)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, info)
+}
+
+func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	if err := s.c.DeleteQueue(r.Context(), n); err != nil {
+		fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Service) handlePublish(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	body, p := readBody(w, r, maxPublishBody)
+	if p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	msgs, batch, p := DecodePublish(body)
+	if p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	ids, err := s.c.PublishBatch(r.Context(), n, msgs)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if batch {
+		httpx.WriteJSON(w, http.StatusCreated, map[string]any{"ids": ids})
+		return
+	}
+	httpx.WriteJSON(w, http.StatusCreated, map[string]any{"id": ids[0]})
+}
+
+func (s *Service) handleReceive(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	var req receiveRequest
+	if p := decodeOptional(w, r, &req); p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	if req.Max == 0 {
+		req.Max = 1
+	}
+	wait := defaultWait
+	if req.Wait != nil {
+		wait = req.Wait.D()
+	}
+	var bad string
+	switch {
+	case req.Max < 1 || req.Max > maxReceive:
+		bad = fmt.Sprintf("max %d: want 1 to %d", req.Max, maxReceive)
+	case wait < 0 || wait > maxWait:
+		bad = fmt.Sprintf("wait %s: want 0 to %s", wait, maxWait)
+	case len(req.Consumer) > 128:
+		bad = "consumer: at most 128 bytes"
+	}
+	if bad != "" {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receive", bad))
+		return
+	}
+	q, err := s.c.state(r.Context(), n)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if v := req.VisibilityTimeout.D(); v != 0 && v != q.cfg.Load().VisibilityTimeout.D() {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receive",
+			fmt.Sprintf("visibilityTimeout %s: this queue's is %s; change it with PUT, or extend received messages with POST .../extend",
+				v, q.cfg.Load().VisibilityTimeout.D())))
+		return
+	}
+	ds, err := s.c.Receive(r.Context(), n, ReceiveOptions{Max: req.Max, Wait: wait, Consumer: req.Consumer, Stop: httpx.Stopping(r.Context())})
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := make([]wireMessage, len(ds))
+	for i, d := range ds {
+		out[i] = fromDelivery(d)
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"messages": out})
+}
+
+func (s *Service) receipts(w http.ResponseWriter, r *http.Request) (string, []string, bool) {
+	n, ok := name(w, r)
+	if !ok {
+		return "", nil, false
+	}
+	var req receiptsRequest
+	if p := httpx.DecodeJSON(w, r, &req, 0); p != nil {
+		httpx.WriteProblem(w, p)
+		return "", nil, false
+	}
+	if len(req.Receipts) == 0 || len(req.Receipts) > maxBatch {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receipt",
+			fmt.Sprintf("%d receipts: want 1 to %d", len(req.Receipts), maxBatch)))
+		return "", nil, false
+	}
+	return n, req.Receipts, true
+}
+
+func (s *Service) handleAck(w http.ResponseWriter, r *http.Request) {
+	n, rs, ok := s.receipts(w, r)
+	if !ok {
+		return
+	}
+	if err := s.c.Ack(r.Context(), n, rs); err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"acked": len(rs)})
+}
+
+func (s *Service) handleExtend(w http.ResponseWriter, r *http.Request) {
+	n, rs, ok := s.receipts(w, r)
+	if !ok {
+		return
+	}
+	if err := s.c.Extend(r.Context(), n, rs); err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"extended": len(rs)})
+}
+
+func (s *Service) handleNack(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	var req nackRequest
+	if p := httpx.DecodeJSON(w, r, &req, 0); p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	if req.Receipt == "" {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receipt", "receipt is required"))
+		return
+	}
+	if err := s.c.Nack(r.Context(), n, req.Receipt, req.Error, req.Delay.D()); err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"nacked": 1})
+}
+
+func (s *Service) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	limit, p := queryLimit(r, 100, 1000)
+	if p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	ds, err := s.c.DeadLetters(r.Context(), n, limit)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := make([]wireMessage, len(ds))
+	for i, d := range ds {
+		out[i] = fromDeadLetter(d)
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"messages": out})
+}
+
+func (s *Service) handleRedrive(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	var req redriveRequest
+	if p := decodeOptional(w, r, &req); p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	if req.IDs != nil && (len(req.IDs) == 0 || len(req.IDs) > maxBatch) {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-redrive",
+			fmt.Sprintf("%d ids: want 1 to %d, or no ids for all", len(req.IDs), maxBatch)))
+		return
+	}
+	moved, err := s.c.Redrive(r.Context(), n, req.IDs)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"redriven": moved})
+}
+
+func (s *Service) handlePurge(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	if _, err := s.c.PurgeDeadLetters(r.Context(), n); err != nil {
+		fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

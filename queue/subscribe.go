@@ -1,0 +1,223 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Handler processes one delivery. Returning nil acknowledges it; an error
+// (or a panic) nacks it with the error text, so it is retried per the
+// queue's policy or dead-lettered after its last attempt. ctx carries the
+// producer's trace context and ends when the subscription is stopped hard.
+type Handler func(ctx context.Context, d *Delivery) error
+
+// SubscribeOptions tune a subscription. The zero value works.
+type SubscribeOptions struct {
+	// Concurrency is how many handlers run at once. Default 1.
+	Concurrency int
+	// Prefetch is how many messages are fetched per request; the ones not
+	// yet handled stay invisible to other consumers (and are kept visible
+	// to no one by extension). Default max(Concurrency, 16).
+	Prefetch int
+	// Name identifies the consumer in the statistics. Optional.
+	Name string
+}
+
+// Subscription is a running Subscribe; Stop ends it.
+type Subscription struct {
+	c      *Client
+	q      *qstate
+	h      Handler
+	opts   SubscribeOptions
+	work   chan *Delivery
+	stop   chan struct{}
+	hard   context.CancelFunc
+	fetchW sync.WaitGroup
+	workW  sync.WaitGroup
+	once   sync.Once
+
+	heldMu sync.Mutex
+	held   map[*Delivery]struct{} // fetched and not finished: extended while held
+}
+
+// Subscribe runs handler for the queue's messages until Stop (or ctx ends).
+// Messages are acked on success and nacked on error or panic; while a
+// message is held its visibility timeout is extended.
+func (c *Client) Subscribe(ctx context.Context, queue string, handler Handler, opts SubscribeOptions) (*Subscription, error) {
+	q, err := c.state(ctx, queue)
+	if err != nil {
+		return nil, err
+	}
+	if handler == nil {
+		return nil, errors.New("queue: nil handler")
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 1
+	}
+	if opts.Prefetch <= 0 {
+		opts.Prefetch = max(opts.Concurrency, 16)
+	}
+	hctx, hard := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Subscription{
+		c: c, q: q, h: handler, opts: opts, hard: hard,
+		work: make(chan *Delivery), stop: make(chan struct{}),
+		held: make(map[*Delivery]struct{}, opts.Prefetch),
+	}
+	q.consumersActive.Add(1)
+	q.consumersTotal.Add(1)
+	s.workW.Add(opts.Concurrency)
+	for range opts.Concurrency {
+		go s.worker(hctx)
+	}
+	s.fetchW.Add(2)
+	go s.fetch(ctx)
+	go s.extend()
+	return s, nil
+}
+
+// fetch takes messages and hands them to the workers until stopped.
+func (s *Subscription) fetch(ctx context.Context) {
+	defer s.fetchW.Done()
+	defer close(s.work)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-ctx.Done():
+			return
+		default:
+		}
+		ds, err := s.c.receive(ctx, s.q, s.opts.Prefetch, time.Second, s.stop)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				s.c.log.Warn("queue receive failed", "queue", s.q.n.queue, "err", err)
+				select {
+				case <-time.After(s.c.opts.PollInterval):
+				case <-s.stop:
+				}
+			}
+			continue
+		}
+		s.hold(ds)
+		for i, d := range ds {
+			select {
+			case s.work <- d:
+			case <-s.stop:
+				// Not started: give them back at once rather than after the timeout.
+				for _, r := range ds[i:] {
+					s.release(r)
+					_ = r.msg.Nak()
+				}
+				return
+			}
+		}
+	}
+}
+
+func (s *Subscription) hold(ds []*Delivery) {
+	s.heldMu.Lock()
+	for _, d := range ds {
+		s.held[d] = struct{}{}
+	}
+	s.heldMu.Unlock()
+}
+
+func (s *Subscription) release(d *Delivery) {
+	s.heldMu.Lock()
+	delete(s.held, d)
+	s.heldMu.Unlock()
+}
+
+// extend restarts the visibility timeout of held messages every third of it.
+func (s *Subscription) extend() {
+	defer s.fetchW.Done()
+	every := s.q.cfg.Load().VisibilityTimeout.D() / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.heldMu.Lock()
+		for d := range s.held {
+			_ = d.msg.InProgress()
+		}
+		s.heldMu.Unlock()
+	}
+}
+
+func (s *Subscription) worker(ctx context.Context) {
+	defer s.workW.Done()
+	for d := range s.work {
+		s.handle(ctx, d)
+		s.release(d)
+	}
+}
+
+func (s *Subscription) handle(ctx context.Context, d *Delivery) {
+	c, q := s.c, s.q
+	pctx := c.prop.Extract(ctx, natsHeader(d.header))
+	ctx, span := c.startSpan(ctx, "process", q.n.queue, trace.SpanKindConsumer,
+		trace.WithLinks(trace.LinkFromContext(pctx)))
+	err := s.call(ctx, d)
+	if err == nil {
+		if aerr := d.msg.Ack(); aerr != nil {
+			c.log.Warn("queue ack failed", "queue", q.n.queue, "id", d.ID, "err", aerr)
+		} else {
+			c.processed(q, 1)
+		}
+	} else {
+		ref := ackRef{reply: d.msg.Reply(), delivered: d.Attempts, priority: d.Priority}
+		if meta, merr := d.msg.Metadata(); merr == nil {
+			ref.seq = meta.Sequence.Stream
+		}
+		if nerr := c.nack(context.WithoutCancel(ctx), q, ref, d.msg, err.Error(), 0); nerr != nil {
+			c.log.Warn("queue nack failed", "queue", q.n.queue, "id", d.ID, "err", nerr)
+		}
+	}
+	endSpan(span, err)
+}
+
+func (s *Subscription) call(ctx context.Context, d *Delivery) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.c.log.Error("queue handler panicked", "queue", s.q.n.queue, "id", d.ID, "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", v)
+		}
+	}()
+	return s.h(ctx, d)
+}
+
+// Stop stops fetching, lets running handlers finish and returns. When ctx
+// ends first, handlers' contexts are cancelled and Stop returns ctx's
+// error; their messages are redelivered after the visibility timeout.
+func (s *Subscription) Stop(ctx context.Context) error {
+	s.once.Do(func() {
+		close(s.stop)
+		s.q.consumersActive.Add(-1)
+	})
+	done := make(chan struct{})
+	go func() {
+		s.fetchW.Wait()
+		s.workW.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.hard()
+		return nil
+	case <-ctx.Done():
+		// Handlers that ignore their cancelled context finish on their own;
+		// their messages come back after the visibility timeout.
+		s.hard()
+		return ctx.Err()
+	}
+}
