@@ -129,18 +129,35 @@ func (c *Checker) Stop(ctx context.Context) error {
 // minScanGap spaces the planner's scans when changes arrive quickly.
 const minScanGap = 10 * time.Millisecond
 
+// checkDone reports a finished check to the planner: the lastCheck it
+// stored (zero when it stored nothing).
+type checkDone struct {
+	key  string
+	last time.Time
+}
+
+// planState is the planner's memory, bounded by the live instances.
+type planState struct {
+	inflight  map[string]bool
+	notBefore map[string]time.Time
+	// own holds the lastCheck this checker stored per instance: while the
+	// stored lastCheck is ours, we keep checking on time; otherwise we wait
+	// a grace period more, so one checker does the work and the others
+	// take over only when it stops.
+	own map[string]time.Time
+}
+
 func (c *Checker) run(ctx context.Context) {
 	defer close(c.done)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	inflight := make(map[string]bool)
-	notBefore := make(map[string]time.Time)
-	finished := make(chan string, c.cfg.Concurrency)
+	ps := &planState{inflight: map[string]bool{}, notBefore: map[string]time.Time{}, own: map[string]time.Time{}}
+	finished := make(chan checkDone, c.cfg.Concurrency)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		changed := c.cache.Changed()
-		next := c.plan(ctx, &wg, inflight, notBefore, finished)
+		next := c.plan(ctx, &wg, ps, finished)
 		timer.Reset(max(time.Until(next), minScanGap))
 		select {
 		case <-ctx.Done():
@@ -153,13 +170,13 @@ func (c *Checker) run(ctx context.Context) {
 			case <-time.After(minScanGap):
 			}
 		case <-timer.C:
-		case k := <-finished:
-			delete(inflight, k)
+		case d := <-finished:
+			ps.finish(d)
 		}
 		for drained := false; !drained; {
 			select {
-			case k := <-finished:
-				delete(inflight, k)
+			case d := <-finished:
+				ps.finish(d)
 			default:
 				drained = true
 			}
@@ -167,43 +184,57 @@ func (c *Checker) run(ctx context.Context) {
 	}
 }
 
+func (ps *planState) finish(d checkDone) {
+	delete(ps.inflight, d.key)
+	if !d.last.IsZero() {
+		ps.own[d.key] = d.last
+	}
+}
+
+// takeoverGrace is how much longer than the interval a checker waits
+// before checking an instance another checker checked last.
+func takeoverGrace(interval time.Duration) time.Duration { return min(interval/2, 5*time.Second) }
+
 // plan starts the checks that are due and returns when the next one is.
-func (c *Checker) plan(ctx context.Context, wg *sync.WaitGroup, inflight map[string]bool,
-	notBefore map[string]time.Time, finished chan<- string) time.Time {
+func (c *Checker) plan(ctx context.Context, wg *sync.WaitGroup, ps *planState, finished chan<- checkDone) time.Time {
 	now := time.Now()
 	next := now.Add(time.Minute)
-	seen := make(map[string]bool, len(notBefore))
+	seen := make(map[string]bool, len(ps.notBefore))
 	for _, svc := range c.cache.state.Load().sorted {
 		for _, inst := range svc.Instances {
 			k := key(inst.Service, inst.ID)
 			seen[k] = true
-			if inflight[k] {
+			if ps.inflight[k] {
 				continue
 			}
-			due := notBefore[k]
+			due := ps.notBefore[k]
 			if inst.LastCheck != nil {
-				due = later(due, inst.LastCheck.Add(inst.Check.Interval.D()))
+				iv := inst.Check.Interval.D()
+				if !inst.LastCheck.Equal(ps.own[k]) {
+					iv += takeoverGrace(iv)
+				}
+				due = later(due, inst.LastCheck.Add(iv))
 			}
 			if due.After(now) {
 				next = earlier(next, due)
 				continue
 			}
-			if len(inflight) >= c.cfg.Concurrency {
+			if len(ps.inflight) >= c.cfg.Concurrency {
 				continue // a finishing check wakes the planner
 			}
-			inflight[k] = true
-			notBefore[k] = now.Add(inst.Check.Interval.D())
+			ps.inflight[k] = true
+			ps.notBefore[k] = now.Add(inst.Check.Interval.D())
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c.check(ctx, inst)
-				finished <- k
+				finished <- checkDone{key: k, last: c.check(ctx, inst)}
 			}()
 		}
 	}
-	for k := range notBefore {
+	for k := range ps.notBefore {
 		if !seen[k] {
-			delete(notBefore, k)
+			delete(ps.notBefore, k)
+			delete(ps.own, k)
 		}
 	}
 	return next
@@ -223,22 +254,24 @@ func earlier(a, b time.Time) time.Time {
 	return b
 }
 
-// check probes one instance and records the result.
-func (c *Checker) check(ctx context.Context, inst *Instance) {
+// check probes one instance and records the result; it returns the
+// lastCheck it stored, zero when it stored nothing.
+func (c *Checker) check(ctx context.Context, inst *Instance) time.Time {
 	started := time.Now()
 	ok, output := c.probe(ctx, inst)
 	if ctx.Err() != nil {
-		return // stopping: an interrupted check says nothing about the instance
+		return time.Time{} // stopping: an interrupted check says nothing about the instance
 	}
 	c.m.observe(ok, time.Since(started))
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	stored, changed, err := c.store.RecordCheck(wctx, inst.Service, inst.ID, CheckResult{Started: started, OK: ok, Output: output})
 	switch {
-	case errors.Is(err, ErrNotFound):
-		return // deregistered or expired meanwhile
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrStaleCheck):
+		return time.Time{} // deregistered or expired meanwhile, or another checker was quicker
 	case err != nil:
 		c.cfg.Logger.Warn("registry: recording a check failed", "service", inst.Service, "instance", inst.ID, "err", err)
+		return time.Time{}
 	case changed:
 		c.m.changed(stored.Status)
 		level := slog.LevelInfo
@@ -248,6 +281,7 @@ func (c *Checker) check(ctx context.Context, inst *Instance) {
 		c.cfg.Logger.Log(ctx, level, "registry: instance health changed", "service", inst.Service,
 			"instance", inst.ID, "status", stored.Status, "output", stored.CheckOutput)
 	}
+	return *stored.LastCheck
 }
 
 // probe sends the check request; it passes on a 2xx answer within the

@@ -21,6 +21,9 @@ var (
 	// ErrConflict means a compare-and-set update lost too many races in a
 	// row; the caller may retry.
 	ErrConflict = errors.New("registry: concurrent update conflict")
+	// ErrStaleCheck means a check result arrived after a newer one (from
+	// another checker) was stored; it was dropped.
+	ErrStaleCheck = errors.New("registry: a newer check result is stored")
 	// ErrExpired means the instance's lease ended before the write.
 	ErrExpired = errors.New("registry: lease expired")
 )
@@ -79,7 +82,7 @@ func Problem(err error) *httpx.Problem {
 		return httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-value", ve.Error()).With("field", ve.Field)
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExpired):
 		return httpx.NewProblem(http.StatusNotFound, "not-found", err.Error())
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, ErrConflict), errors.Is(err, ErrStaleCheck):
 		p := httpx.NewProblem(http.StatusConflict, "conflict", err.Error())
 		p.RetryAfter = 1
 		return p

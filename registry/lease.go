@@ -49,13 +49,13 @@ type CheckResult struct {
 // rise passes in a row make an unhealthy one healthy again. Draining
 // instances stay draining. It returns the stored instance and whether the
 // status changed. A result that lost to a newer check by another checker
-// changes nothing.
+// changes nothing and gives ErrStaleCheck.
 func (s *Store) RecordCheck(ctx context.Context, service, id string, res CheckResult) (*Instance, bool, error) {
 	var changed bool
 	inst, err := s.update(ctx, service, id, func(inst *Instance) (bool, error) {
 		changed = false
 		if inst.LastCheck != nil && !inst.LastCheck.Before(res.Started) {
-			return false, nil
+			return false, ErrStaleCheck
 		}
 		now := s.now().UTC()
 		inst.LastCheck = &now

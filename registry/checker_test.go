@@ -1,0 +1,236 @@
+package registry
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plexushq/plexus/internal/httpx"
+)
+
+// backend is a real HTTP server whose /health answers 200 or 503.
+type backend struct {
+	srv     *httptest.Server
+	healthy atomic.Bool
+	hits    atomic.Int64
+	delay   atomic.Int64 // nanoseconds to wait before answering
+}
+
+func newBackend(t *testing.T) *backend {
+	b := &backend{}
+	b.healthy.Store(true)
+	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" {
+			http.NotFound(w, r)
+			return
+		}
+		b.hits.Add(1)
+		if d := time.Duration(b.delay.Load()); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if b.healthy.Load() {
+			_, _ = w.Write([]byte(`{"status":"ok"}`))
+			return
+		}
+		http.Error(w, "database down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func fastCheck(url string) *Registration {
+	return &Registration{URL: url, TTL: httpx.Duration(time.Minute),
+		Check: &Check{Interval: httpx.Duration(100 * time.Millisecond), Timeout: httpx.Duration(80 * time.Millisecond)}}
+}
+
+// startChecker starts a cache and a checker on s; both stop at cleanup.
+func startChecker(t *testing.T, s *Store, reg prometheus.Registerer) *Cache {
+	t.Helper()
+	cache := NewCache(s, CacheConfig{})
+	if err := cache.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	ch := NewChecker(s, cache, CheckerConfig{Metrics: reg})
+	if err := ch.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ch.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+		if err := cache.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return cache
+}
+
+func status(t *testing.T, s *Store, svc, id string) *Instance {
+	t.Helper()
+	inst, err := s.Get(ctxT(t), svc, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst
+}
+
+func TestCheckerFallAndRise(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	b := newBackend(t)
+	metrics := prometheus.NewRegistry()
+	startChecker(t, s, metrics)
+	ctx := ctxT(t)
+	if _, _, err := s.Register(ctx, "svc", "a", fastCheck(b.srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "a passing check", func() bool {
+		inst := status(t, s, "svc", "a")
+		return inst.LastCheck != nil && inst.CheckPasses >= 1
+	})
+	inst := status(t, s, "svc", "a")
+	if inst.Status != StatusHealthy || inst.CheckOutput != `200 OK: {"status":"ok"}` {
+		t.Fatalf("after a pass: %s %q", inst.Status, inst.CheckOutput)
+	}
+	b.healthy.Store(false)
+	// One failure is not enough (fall 2)...
+	eventually(t, 3*time.Second, "a failed check", func() bool { return status(t, s, "svc", "a").CheckFailures >= 1 })
+	if inst := status(t, s, "svc", "a"); inst.CheckFailures == 1 && inst.Status != StatusHealthy {
+		t.Fatalf("one failure flipped the status: %+v", inst)
+	}
+	// ...two are.
+	eventually(t, 3*time.Second, "unhealthy", func() bool { return status(t, s, "svc", "a").Status == StatusUnhealthy })
+	inst = status(t, s, "svc", "a")
+	if inst.CheckFailures < 2 || inst.CheckOutput != "503 Service Unavailable: database down" {
+		t.Fatalf("unhealthy with %d failures, output %q", inst.CheckFailures, inst.CheckOutput)
+	}
+	b.healthy.Store(true)
+	eventually(t, 3*time.Second, "healthy again", func() bool { return status(t, s, "svc", "a").Status == StatusHealthy })
+	if inst := status(t, s, "svc", "a"); inst.CheckPasses < 2 {
+		t.Fatalf("recovered after %d passes, rise is 2", inst.CheckPasses)
+	}
+	if n := counterValue(t, metrics, "fail"); n < 2 {
+		t.Fatalf("checks_total{result=fail} = %v", n)
+	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "plexus_registry_checks_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no plexus_registry_checks_total{result=%q}", result)
+	return 0
+}
+
+func TestCheckerTimeoutCountsAsFailure(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	b := newBackend(t)
+	b.delay.Store(int64(time.Second))
+	startChecker(t, s, nil)
+	started := time.Now()
+	if _, _, err := s.Register(ctxT(t), "svc", "slow", fastCheck(b.srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "unhealthy by timeouts", func() bool { return status(t, s, "svc", "slow").Status == StatusUnhealthy })
+	if took := time.Since(started); took > 900*time.Millisecond {
+		t.Fatalf("two 80ms timeouts took %s: the timeout is not honoured", took)
+	}
+	if out := status(t, s, "svc", "slow").CheckOutput; out != "timeout after 80ms" {
+		t.Fatalf("output %q", out)
+	}
+}
+
+func TestCheckerKeepsDraining(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	b := newBackend(t)
+	b.healthy.Store(false)
+	ctx := ctxT(t)
+	if _, _, err := s.Register(ctx, "svc", "d", fastCheck(b.srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetStatus(ctx, "svc", "d", StatusDraining); err != nil {
+		t.Fatal(err)
+	}
+	startChecker(t, s, nil)
+	eventually(t, 3*time.Second, "three failed checks", func() bool { return status(t, s, "svc", "d").CheckFailures >= 3 })
+	if st := status(t, s, "svc", "d").Status; st != StatusDraining {
+		t.Fatalf("draining instance became %s", st)
+	}
+	b.healthy.Store(true)
+	eventually(t, 3*time.Second, "three passes", func() bool { return status(t, s, "svc", "d").CheckPasses >= 3 })
+	if st := status(t, s, "svc", "d").Status; st != StatusDraining {
+		t.Fatalf("draining instance became %s", st)
+	}
+}
+
+// Two checkers on one engine (as on two nodes) keep the state consistent
+// and do not double the check rate.
+func TestTwoCheckersShareTheWork(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	b := newBackend(t)
+	startChecker(t, s, nil)
+	startChecker(t, s, nil)
+	r := fastCheck(b.srv.URL)
+	r.Check.Interval = httpx.Duration(200 * time.Millisecond)
+	if _, _, err := s.Register(ctxT(t), "svc", "a", r); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	hits := b.hits.Load()
+	// One checker alone makes about 10 checks in 2s at a 200ms interval.
+	if hits < 7 || hits > 15 {
+		t.Fatalf("%d checks in 2s with two checkers at 200ms; want about 10", hits)
+	}
+	b.healthy.Store(false)
+	eventually(t, 3*time.Second, "unhealthy", func() bool { return status(t, s, "svc", "a").Status == StatusUnhealthy })
+	b.healthy.Store(true)
+	eventually(t, 3*time.Second, "healthy", func() bool { return status(t, s, "svc", "a").Status == StatusHealthy })
+	t.Logf("%d checks in 2s by two checkers", hits)
+}
+
+func TestCheckerForgetsRemovedInstances(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	b := newBackend(t)
+	startChecker(t, s, nil)
+	ctx := ctxT(t)
+	if _, _, err := s.Register(ctx, "svc", "gone", fastCheck(b.srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "a check", func() bool { return b.hits.Load() > 0 })
+	if err := s.Deregister(ctx, "svc", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	n := b.hits.Load()
+	time.Sleep(400 * time.Millisecond)
+	if m := b.hits.Load(); m != n {
+		t.Fatalf("checks went on after deregistration: %d -> %d", n, m)
+	}
+}
