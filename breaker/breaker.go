@@ -166,6 +166,7 @@ type Breaker struct {
 	clock    Clock
 	onChange func(name string, from, to State)
 	born     time.Time
+	sysClock bool // clock is the system clock: use the monotonic fast path
 
 	// packed is gen<<2 | state, read without the lock by Allow while closed.
 	packed atomic.Uint64
@@ -196,6 +197,7 @@ func New(name string, cfg Config, opts ...Option) *Breaker {
 	}
 	cfg = cfg.withDefaults()
 	b := &Breaker{name: name, cfg: cfg, clock: o.clock, onChange: o.onChange, gen: 1}
+	_, b.sysClock = b.clock.(systemClock)
 	b.born = b.clock.Now()
 	b.win.init(cfg.Window)
 	b.packed.Store(b.gen << 2)

@@ -17,7 +17,7 @@ func (b *Breaker) Allow() (Ticket, error) {
 	var ch [2]change
 	nch := 0
 	b.mu.Lock()
-	now := b.clock.Now()
+	now := b.now()
 	switch b.state {
 	case Closed:
 		t := Ticket{gen: b.gen}
@@ -62,7 +62,7 @@ func (b *Breaker) Done(t Ticket, success bool) {
 	}
 	var ch [1]change
 	nch := 0
-	now := b.clock.Now()
+	now := b.now()
 	switch b.state {
 	case Closed:
 		b.win.add(b.since(now), !success)
@@ -135,6 +135,15 @@ func (b *Breaker) unlockAndNotify(chs []change) {
 	}
 }
 
+// now reads the clock. With the system clock it reads only the monotonic
+// clock (cheaper than time.Now) and derives the wall time from b.born.
+func (b *Breaker) now() time.Time {
+	if b.sysClock {
+		return b.born.Add(time.Since(b.born))
+	}
+	return b.clock.Now()
+}
+
 // since converts a clock reading to nanoseconds since the breaker was made.
 func (b *Breaker) since(now time.Time) int64 { return int64(max(now.Sub(b.born), 0)) }
 
@@ -142,7 +151,7 @@ func (b *Breaker) since(now time.Time) int64 { return int64(max(now.Sub(b.born),
 func (b *Breaker) Info() Info {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := b.clock.Now()
+	now := b.now()
 	fails, total := b.win.totals(b.since(now))
 	in := Info{
 		Name:                b.name,

@@ -85,6 +85,7 @@ type Limiter struct {
 	interval int64 // ns per token
 	tau      int64 // ns for a full bucket (Burst × interval)
 	clock    Clock
+	sysClock bool
 	born     time.Time
 	seed     maphash.Seed
 	mask     uint64
@@ -107,6 +108,7 @@ func New(cfg Config, opts ...Option) *Limiter {
 	for _, o := range opts {
 		o(l)
 	}
+	_, l.sysClock = l.clock.(systemClock)
 	l.born = l.clock.Now()
 	if cfg.Requests <= 0 {
 		return l
@@ -138,7 +140,7 @@ func (l *Limiter) Allow(key string) Result {
 	if l.shards == nil {
 		return Result{Allowed: true}
 	}
-	now := int64(max(l.clock.Now().Sub(l.born), 0)) + l.tau // > 0 and ≥ tau: a zero TAT is always full
+	now := l.now()
 	sh := &l.shards[maphash.String(l.seed, key)&l.mask]
 	sh.mu.Lock()
 	tat, slot := sh.lookup(key, now)
@@ -146,6 +148,20 @@ func (l *Limiter) Allow(key string) Result {
 	sh.store(slot, key, tat, now)
 	sh.mu.Unlock()
 	return res
+}
+
+// now returns the time in ns since the limiter was made, plus tau so that it
+// is always ≥ tau and a zero TAT (an untracked key) reads as a full bucket.
+// With the system clock only the monotonic clock is read (cheaper than
+// time.Now).
+func (l *Limiter) now() int64 {
+	var d time.Duration
+	if l.sysClock {
+		d = time.Since(l.born)
+	} else {
+		d = l.clock.Now().Sub(l.born)
+	}
+	return int64(max(d, 0)) + l.tau
 }
 
 // take applies GCRA to one bucket whose theoretical arrival time is *tat.
