@@ -6,17 +6,22 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
 // Peer is a Debian package and the program that shows it is installed.
 type Peer struct {
 	Package string
-	Binary  string // absolute path or a name looked up in PATH
+	Binary  string // absolute path (may be a glob) or a name looked up in PATH
 	Service string // system service the package may start; stopped after install
 }
 
 func installed(bin string) bool {
+	if strings.Contains(bin, "*") {
+		m, _ := filepath.Glob(bin)
+		return len(m) > 0
+	}
 	if strings.HasPrefix(bin, "/") {
 		_, err := os.Stat(bin)
 		return err == nil

@@ -1,0 +1,268 @@
+// Command events benchmarks Plexus's event store against raw JetStream
+// publishes on the same embedded engine (the limit) and an append-only
+// PostgreSQL table with a unique (stream, version) index: single-event
+// appends with an expected version (sequential and 8 concurrent streams),
+// 100-event batch appends, read-all throughput and a subscription catching
+// up over 1M events. Run it from the module root:
+//
+//	go run ./bench/events          # full: 1M events for read-all and catch-up
+//	go run ./bench/events -quick   # smoke run: 50k events
+//
+// It installs postgresql with apt-get when missing, runs initdb and postgres
+// itself in a temp dir on a loopback port (as the postgres user when run as
+// root) and stops everything it started, also on Ctrl-C.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/plexushq/plexus/bench/internal/benchutil"
+	"github.com/plexushq/plexus/engine"
+)
+
+type options struct {
+	seq, conc, batches, total, rounds int
+	sync                              string
+	only                              []string
+	keep                              bool
+}
+
+func main() {
+	var o options
+	var quick bool
+	var only string
+	flag.IntVar(&o.seq, "seq", 5000, "sequential single-event appends per round")
+	flag.IntVar(&o.conc, "concurrent", 2000, "single-event appends per stream, 8 streams in parallel, per round")
+	flag.IntVar(&o.batches, "batches", 100, "100-event batch appends per round")
+	flag.IntVar(&o.total, "events", 1000000, "events in each store for read-all and catch-up (filled with 1000-event batches)")
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds of the append phases; systems alternate within each")
+	flag.StringVar(&o.sync, "sync", "interval", "embedded engine durability: interval (Plexus default) or always")
+	flag.StringVar(&only, "only", "", "systems: plexus,jetstream,postgres,postgres-async (empty = all)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir")
+	flag.BoolVar(&quick, "quick", false, "smoke run: fewer appends, 50k events, one round")
+	flag.Parse()
+	if quick {
+		o.seq, o.conc, o.batches, o.total, o.rounds = 1000, 250, 20, 50000, 1
+	}
+	if only != "" {
+		o.only = strings.Split(strings.ToLower(only), ",")
+	}
+	ps, err := benchutil.NewProcs("plexus-bench-events-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	benchutil.Main(func(ctx context.Context) error { return run(ctx, ps, o) }, func() { ps.StopAll(o.keep) })
+}
+
+func (o options) want(name string) bool { return len(o.only) == 0 || slices.Contains(o.only, name) }
+
+// phase is one measured workload.
+type phase struct {
+	title string
+	unit  string
+	res   map[string][]benchutil.Result
+}
+
+func run(ctx context.Context, ps *benchutil.Procs, o options) error {
+	eng, err := engine.Start(ctx, engine.Config{DataDir: ps.Path("engine"), Sync: o.sync,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer eng.Stop(context.Background())
+	var stores []store
+	if o.want("plexus") {
+		pl, err := newPlexus(ctx, eng)
+		switch {
+		case errors.Is(err, errSkip):
+			log.Print("Plexus event store not built yet; skipping it")
+		case err != nil:
+			return err
+		default:
+			defer pl.Close()
+			stores = append(stores, pl)
+		}
+	}
+	if o.want("jetstream") {
+		r, err := newRawJS(ctx, eng)
+		if err != nil {
+			return err
+		}
+		stores = append(stores, rawCounter{r})
+		rp, err := newRawJS(ctx, eng)
+		if err != nil {
+			return err
+		}
+		rp.pipelined = true
+		stores = append(stores, rp)
+	}
+	var pgMain *pgStore
+	if o.want("postgres") || o.want("postgres-async") {
+		err := benchutil.EnsurePeers(ctx, benchutil.Peer{Package: "postgresql",
+			Binary: "/usr/lib/postgresql/*/bin/postgres", Service: "postgresql"})
+		if err != nil {
+			return err
+		}
+		log.Print("starting PostgreSQL")
+		srv, err := startPostgres(ctx, ps)
+		if err != nil {
+			return err
+		}
+		pgMain = &pgStore{srv: srv, syncCommit: true}
+		defer pgMain.Close()
+		if o.want("postgres") {
+			stores = append(stores, pgCounter{pgMain})
+		}
+		if o.want("postgres-async") {
+			pa := &pgStore{srv: srv}
+			defer pa.Close()
+			stores = append(stores, pa)
+		}
+	}
+	fmt.Printf("# Event store benchmark\n\n%s\nengine sync %s; events ~150-byte JSON\n", benchutil.Machine(), o.sync)
+	appends := []struct {
+		ph               *phase
+		writers, n, size int
+	}{
+		{&phase{title: "Sequential single-event appends, expected version (1 writer)", unit: "appends/s"}, 1, o.seq, 1},
+		{&phase{title: "Single-event appends, expected version, 8 streams in parallel", unit: "appends/s"}, 8, o.conc, 1},
+		{&phase{title: "100-event batch appends, expected version (1 writer)", unit: "events/s"}, 1, o.batches * 100, 100},
+	}
+	var phases []*phase
+	for _, a := range appends {
+		a.ph.res = map[string][]benchutil.Result{}
+		phases = append(phases, a.ph)
+	}
+	for round := range o.rounds {
+		for pi, a := range appends {
+			for i := range stores {
+				si := (i + round) % len(stores)
+				s := stores[si]
+				r, err := appendPhase(ctx, s, fmt.Sprintf("r%d-p%d-s%d", round, pi, si), a.writers, a.n, a.size)
+				if errors.Is(err, errSkip) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				log.Printf("round %d %-24s %-22s %9s %s p50 %s p99 %s", round+1, a.ph.title[:min(24, len(a.ph.title))], s.Name(),
+					benchutil.FmtRate(r.Rate), a.ph.unit, benchutil.FmtDur(r.P50), benchutil.FmtDur(r.P99))
+				a.ph.res[s.Name()] = append(a.ph.res[s.Name()], r)
+			}
+		}
+	}
+	bulk, err := bulkPhases(ctx, o, stores)
+	if err != nil {
+		return err
+	}
+	phases = append(phases, bulk...)
+	for _, ph := range phases {
+		printPhase(ph, stores)
+	}
+	return nil
+}
+
+// bulkPhases fills every store to o.total events, then reads them all and
+// catches a new subscriber up over them.
+func bulkPhases(ctx context.Context, o options, stores []store) ([]*phase, error) {
+	fill := &phase{title: "Fill: 1000-event batch appends, 8 writers (not a target)", unit: "events/s", res: map[string][]benchutil.Result{}}
+	read := &phase{title: fmt.Sprintf("Read all %d events in global order (pages of 1000)", o.total), unit: "events/s", res: map[string][]benchutil.Result{}}
+	catch := &phase{title: fmt.Sprintf("New subscription catching up over %d events", o.total), unit: "events/s", res: map[string][]benchutil.Result{}}
+	counts := map[store]int{}
+	for _, s := range stores {
+		c, ok := s.(counter)
+		if !ok {
+			continue // shares another system's store (non-atomic raw, async PostgreSQL)
+		}
+		n, err := c.Count(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s count: %w", s.Name(), err)
+		}
+		counts[s] = n
+	}
+	for _, s := range stores {
+		have, ok := counts[s]
+		if !ok {
+			continue
+		}
+		per := max(0, (o.total-have+7)/8)
+		if per > 0 {
+			log.Printf("filling %s with %d events", s.Name(), 8*per)
+			r, err := appendPhase(ctx, s, "fill", 8, per, 1000)
+			if err != nil {
+				return nil, err
+			}
+			fill.res[s.Name()] = append(fill.res[s.Name()], r)
+		}
+		counts[s] = have + 8*per
+	}
+	for _, s := range stores {
+		n, ok := counts[s]
+		if !ok {
+			continue
+		}
+		r, err := timed(s.Name(), n, func() (int, error) { return s.ReadAll(ctx) })
+		if errors.Is(err, errSkip) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s read all: %w", s.Name(), err)
+		}
+		log.Printf("read all %-22s %9s events/s (%s)", s.Name(), benchutil.FmtRate(r.Rate), r.Note)
+		read.res[s.Name()] = append(read.res[s.Name()], r)
+	}
+	for _, s := range stores {
+		n, ok := counts[s]
+		if !ok {
+			continue
+		}
+		r, err := timed(s.Name(), 0, func() (int, error) { return n, s.CatchUp(ctx, "catchup", n) })
+		if errors.Is(err, errSkip) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s catch-up: %w", s.Name(), err)
+		}
+		log.Printf("catch-up %-22s %9s events/s (%s)", s.Name(), benchutil.FmtRate(r.Rate), r.Note)
+		catch.res[s.Name()] = append(catch.res[s.Name()], r)
+	}
+	return []*phase{fill, read, catch}, nil
+}
+
+func printPhase(ph *phase, stores []store) {
+	refs := []string{"raw JetStream", "raw JetStream, batch not atomic", "PostgreSQL", "PostgreSQL async commit"}
+	tb := benchutil.Table{Title: "### " + ph.title,
+		Header: []string{"system", ph.unit, "p50 per call", "p99 per call", "rounds", "Plexus ÷ raw JetStream", "Plexus ÷ raw not atomic", "Plexus ÷ PostgreSQL", "Plexus ÷ PostgreSQL async"}}
+	plexus, hasPlexus := ph.res["Plexus"]
+	pm := benchutil.Median(plexus)
+	for _, s := range stores {
+		rs, ok := ph.res[s.Name()]
+		if !ok {
+			continue
+		}
+		m := benchutil.Median(rs)
+		var rounds []string
+		for _, r := range rs {
+			rounds = append(rounds, benchutil.FmtRate(r.Rate))
+		}
+		row := []string{s.Name(), benchutil.FmtRate(m.Rate), benchutil.FmtDur(m.P50), benchutil.FmtDur(m.P99), strings.Join(rounds, " / ")}
+		for _, ref := range refs {
+			if ref != s.Name() || !hasPlexus {
+				row = append(row, "–")
+				continue
+			}
+			row = append(row, benchutil.Ratio(pm.Rate, m.Rate))
+		}
+		tb.Add(row...)
+	}
+	tb.Fprint(os.Stdout)
+}
