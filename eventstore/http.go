@@ -1,0 +1,432 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/internal/httpx"
+)
+
+// APIConfig tunes the HTTP API. The zero value works.
+type APIConfig struct {
+	// MaxBodyBytes bounds an append or snapshot body. Default 8 MiB.
+	MaxBodyBytes int64
+	// Heartbeat is the interval of SSE comment lines. Default 15s.
+	Heartbeat time.Duration
+	// Logger for unexpected errors. Default: the store's.
+	Logger *slog.Logger
+}
+
+// API serves the Events endpoints of API.md and the parked-event
+// endpoints on a mux.
+type API struct {
+	store *Store
+	cfg   APIConfig
+	log   *slog.Logger
+}
+
+// NewAPI returns the HTTP API of store.
+func NewAPI(store *Store, cfg APIConfig) *API {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 8 << 20
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = store.log
+	}
+	return &API{store: store, cfg: cfg, log: log}
+}
+
+// Mount registers the routes with handle (e.g. an http.ServeMux's Handle).
+func (a *API) Mount(handle func(pattern string, h http.Handler)) {
+	for pattern, h := range map[string]http.HandlerFunc{
+		"POST /v1/streams/{stream}/events":                       a.appendEvents,
+		"GET /v1/streams/{stream}/events":                        a.readStream,
+		"GET /v1/streams/{stream}":                               a.streamInfo,
+		"PUT /v1/streams/{stream}/snapshot":                      a.putSnapshot,
+		"GET /v1/streams/{stream}/snapshot":                      a.getSnapshot,
+		"GET /v1/events":                                         a.readAll,
+		"GET /v1/events/subscribe":                               a.subscribe,
+		"GET /v1/subscriptions":                                  a.groups,
+		"GET /v1/subscriptions/{group}/parked":                   a.parkedList,
+		"POST /v1/subscriptions/{group}/parked/{position}/retry": a.parkedRetry,
+		"DELETE /v1/subscriptions/{group}/parked/{position}":     a.parkedSkip,
+	} {
+		handle(pattern, h)
+	}
+}
+
+// Handler returns the API on a mux of its own.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	a.Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	return mux
+}
+
+// AppendRequest is the body of POST /v1/streams/{stream}/events.
+type AppendRequest struct {
+	// ExpectedVersion: -1 any (default), 0 no stream, N exactly N.
+	ExpectedVersion *int64  `json:"expectedVersion,omitempty"`
+	Events          []Event `json:"events"`
+}
+
+// DecodeAppend strictly decodes an append body. It is what the HTTP API
+// runs on every append, exported for clients and fuzzing.
+func DecodeAppend(body []byte) (AppendRequest, *httpx.Problem) {
+	var req AppendRequest
+	if p := httpx.DecodeJSONBytes(body, &req); p != nil {
+		return req, p
+	}
+	if req.Events == nil {
+		return req, httpx.NewProblem(http.StatusBadRequest, "bad-json", `field "events" is required`)
+	}
+	if len(req.Events) == 0 || len(req.Events) > MaxBatch {
+		return req, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid",
+			fmt.Sprintf("%d events: want 1 to %d", len(req.Events), MaxBatch))
+	}
+	if req.ExpectedVersion != nil && *req.ExpectedVersion < AnyVersion {
+		return req, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid",
+			fmt.Sprintf("expectedVersion %d: want -1 (any), 0 (no stream) or a version", *req.ExpectedVersion))
+	}
+	for i := range req.Events {
+		if err := req.Events[i].Validate(); err != nil {
+			return req, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid", fmt.Sprintf("events[%d]: %v", i, err))
+		}
+	}
+	return req, nil
+}
+
+func (a *API) appendEvents(w http.ResponseWriter, r *http.Request) {
+	stream, ok := pathStream(w, r)
+	if !ok {
+		return
+	}
+	body, p := readBody(w, r, a.cfg.MaxBodyBytes)
+	if p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	req, p := DecodeAppend(body)
+	if p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	expected := AnyVersion
+	if req.ExpectedVersion != nil {
+		expected = *req.ExpectedVersion
+	}
+	res, err := a.store.Append(r.Context(), stream, expected, req.Events...)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusCreated, map[string]any{"version": res.Version, "position": res.Position})
+}
+
+func (a *API) readStream(w http.ResponseWriter, r *http.Request) {
+	stream, ok := pathStream(w, r)
+	if !ok {
+		return
+	}
+	q := queryReader{r: r}
+	from := q.int64("fromVersion", 0)
+	limit := int(q.int64("limit", DefaultReadLimit))
+	dir := r.URL.Query().Get("direction")
+	if q.err != nil {
+		httpx.WriteProblem(w, q.err)
+		return
+	}
+	var events []Envelope
+	var err error
+	switch dir {
+	case "", "forward":
+		events, err = a.store.ReadStream(r.Context(), stream, max(from, 1), limit)
+	case "backward":
+		events, err = a.store.ReadStreamBackward(r.Context(), stream, from, limit)
+	default:
+		err = invalidf("direction %q: want forward or backward", dir)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"events": events})
+}
+
+func (a *API) streamInfo(w http.ResponseWriter, r *http.Request) {
+	stream, ok := pathStream(w, r)
+	if !ok {
+		return
+	}
+	v, pos, err := a.store.Version(r.Context(), stream)
+	if err == nil && v == 0 {
+		err = fmt.Errorf("%w: %q", ErrStreamNotFound, stream)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"stream": stream, "category": Category(stream), "version": v, "position": pos})
+}
+
+func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
+	query, p := parseQuery(r)
+	if p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	page, err := a.store.ReadAll(r.Context(), query)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, page)
+}
+
+type snapshotBody struct {
+	Version  int64           `json:"version"`
+	Position uint64          `json:"position,omitempty"`
+	State    json.RawMessage `json:"state"`
+}
+
+func (a *API) putSnapshot(w http.ResponseWriter, r *http.Request) {
+	stream, ok := pathStream(w, r)
+	if !ok {
+		return
+	}
+	var body snapshotBody
+	if p := httpx.DecodeJSON(w, r, &body, a.cfg.MaxBodyBytes); p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	if err := a.store.SaveSnapshot(r.Context(), stream, Snapshot{Version: body.Version, Position: body.Position, State: body.State}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	snap, err := a.store.LoadSnapshot(r.Context(), stream)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, snap)
+}
+
+func (a *API) getSnapshot(w http.ResponseWriter, r *http.Request) {
+	stream, ok := pathStream(w, r)
+	if !ok {
+		return
+	}
+	snap, err := a.store.LoadSnapshot(r.Context(), stream)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, snap)
+}
+
+// GroupInfo describes a subscriber group.
+type GroupInfo struct {
+	Group string `json:"group"`
+	// Checkpoint is the position of the last event handled or parked.
+	Checkpoint uint64 `json:"checkpoint"`
+	// Pending counts matching events not delivered yet.
+	Pending uint64 `json:"pending"`
+	// InFlight counts events delivered and not checkpointed.
+	InFlight int `json:"inFlight"`
+}
+
+// Groups lists the subscriber groups and their checkpoints.
+func (s *Store) Groups(ctx context.Context) ([]GroupInfo, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	out := []GroupInfo{}
+	st, err := s.js.Stream(ctx, engine.StreamEvents)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: groups: %w", err)
+	}
+	l := st.ListConsumers(ctx)
+	for ci := range l.Info() {
+		g, ok := strings.CutPrefix(ci.Name, ConsumerName(""))
+		if !ok {
+			continue
+		}
+		out = append(out, GroupInfo{Group: g, Checkpoint: ci.AckFloor.Stream, Pending: ci.NumPending, InFlight: ci.NumAckPending})
+	}
+	if err := l.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
+		return nil, fmt.Errorf("eventstore: groups: %w", err)
+	}
+	return out, nil
+}
+
+func (a *API) groups(w http.ResponseWriter, r *http.Request) {
+	gs, err := a.store.Groups(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"groups": gs})
+}
+
+func (a *API) parkedList(w http.ResponseWriter, r *http.Request) {
+	group := r.PathValue("group")
+	if !ValidGroup(group) {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusBadRequest, "bad-name", fmt.Sprintf("group %q: want 1-64 of [a-zA-Z0-9_-]", group)))
+		return
+	}
+	q := queryReader{r: r}
+	limit := int(q.int64("limit", MaxParkedList))
+	if q.err != nil {
+		httpx.WriteProblem(w, q.err)
+		return
+	}
+	list, err := a.store.Parked(r.Context(), group, limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"events": list})
+}
+
+func (a *API) parkedRetry(w http.ResponseWriter, r *http.Request) {
+	group, pos, ok := pathParked(w, r)
+	if !ok {
+		return
+	}
+	if err := a.store.RetryParked(r.Context(), group, pos); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusAccepted, map[string]any{"group": group, "position": pos, "state": ParkedRetrying})
+}
+
+func (a *API) parkedSkip(w http.ResponseWriter, r *http.Request) {
+	group, pos, ok := pathParked(w, r)
+	if !ok {
+		return
+	}
+	if err := a.store.SkipParked(r.Context(), group, pos); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// fail maps a store error to its problem answer.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ce *ConflictError
+	switch {
+	case errors.As(err, &ce):
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusConflict, "version-conflict", ce.Error()).
+			With("currentVersion", ce.Current).With("expectedVersion", ce.Expected))
+	case errors.Is(err, ErrStreamNotFound):
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusNotFound, "stream-not-found", err.Error()))
+	case errors.Is(err, ErrNotFound):
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusNotFound, "not-found", err.Error()))
+	case errors.Is(err, ErrInvalid):
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid", err.Error()))
+	case errors.Is(err, ErrRejected):
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "rejected", err.Error()))
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusServiceUnavailable, "unavailable", "the event store did not answer in time"))
+	default:
+		a.log.Error("events: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		httpx.WriteError(w, err)
+	}
+}
+
+func pathStream(w http.ResponseWriter, r *http.Request) (string, bool) {
+	s := r.PathValue("stream")
+	if !ValidStreamName(s) {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusBadRequest, "bad-name",
+			fmt.Sprintf("stream %q: want 1-128 of [a-zA-Z0-9._-] starting with a letter or digit", s)))
+		return "", false
+	}
+	return s, true
+}
+
+func pathParked(w http.ResponseWriter, r *http.Request) (string, uint64, bool) {
+	group := r.PathValue("group")
+	pos, err := strconv.ParseUint(r.PathValue("position"), 10, 64)
+	if !ValidGroup(group) || err != nil || pos == 0 {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusBadRequest, "bad-name", "want /v1/subscriptions/<group>/parked/<position>"))
+		return "", 0, false
+	}
+	return group, pos, true
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *httpx.Problem) {
+	var raw json.RawMessage
+	if p := httpx.DecodeJSON(w, r, &raw, limit); p != nil {
+		return nil, p
+	}
+	return raw, nil
+}
+
+// queryReader parses query parameters, keeping the first error.
+type queryReader struct {
+	r   *http.Request
+	err *httpx.Problem
+}
+
+func (q *queryReader) int64(name string, def int64) int64 {
+	s := q.r.URL.Query().Get(name)
+	if s == "" || q.err != nil {
+		return def
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		q.err = httpx.NewProblem(http.StatusBadRequest, "bad-query", fmt.Sprintf("%s=%q is not an integer", name, s))
+	}
+	return v
+}
+
+func (q *queryReader) uint64(name string) uint64 {
+	s := q.r.URL.Query().Get(name)
+	if s == "" || q.err != nil {
+		return 0
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		q.err = httpx.NewProblem(http.StatusBadRequest, "bad-query", fmt.Sprintf("%s=%q is not a position", name, s))
+	}
+	return v
+}
+
+// parseQuery reads fromPosition, types, category, since and limit.
+func parseQuery(r *http.Request) (Query, *httpx.Problem) {
+	qr := queryReader{r: r}
+	vals := r.URL.Query()
+	q := Query{FromPosition: qr.uint64("fromPosition"), Category: vals.Get("category"), Limit: int(qr.int64("limit", 0))}
+	for _, t := range strings.Split(vals.Get("types"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			q.Types = append(q.Types, t)
+		}
+	}
+	if s := vals.Get("since"); s != "" && qr.err == nil {
+		ts, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			qr.err = httpx.NewProblem(http.StatusBadRequest, "bad-query", fmt.Sprintf("since=%q is not an RFC 3339 time", s))
+		}
+		q.Since = ts
+	}
+	if qr.err != nil {
+		return q, qr.err
+	}
+	if err := q.Validate(); err != nil {
+		return q, httpx.NewProblem(http.StatusBadRequest, "bad-query", err.Error())
+	}
+	return q, nil
+}
