@@ -1,0 +1,184 @@
+// Package gateway owns Plexus's public HTTP entry point: a streaming reverse
+// proxy that routes /api/{service}/… and configured routes to registry
+// instances with load balancing, retries within a budget, circuit breakers,
+// passive ejection, rate limits, CORS, body limits, an access log and
+// metrics, and applies configuration changes atomically while serving.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plexushq/plexus/registry"
+)
+
+// Discovery is what the gateway needs from the registry: lock-free reads of
+// the locally cached services. registry.Cache satisfies it.
+type Discovery interface {
+	// Service returns the snapshot of one service, nil when unknown.
+	Service(name string) *registry.ServiceSnapshot
+	// Services returns every service, sorted by name.
+	Services() []*registry.ServiceSnapshot
+}
+
+// Clock tells the time; breakers, ejection and rate limits read it, so
+// tests can move time by hand.
+type Clock interface{ Now() time.Time }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// Options are the gateway's collaborators; only Discovery is required.
+type Options struct {
+	// Discovery finds the instances of services. Required.
+	Discovery Discovery
+	// Logger for operational messages. Default slog.Default().
+	Logger *slog.Logger
+	// Metrics registers the gateway's collectors. Nil: no metrics.
+	Metrics prometheus.Registerer
+	// Clock for breakers, ejection and rate limits. Default: the wall clock.
+	Clock Clock
+	// AccessLog, when set, receives the JSON access log lines regardless of
+	// the configuration's accessLog key.
+	AccessLog io.Writer
+	// Transport is cloned for upstream connections (tests, custom TLS). Default: a tuned transport.
+	Transport *http.Transport
+}
+
+// Gateway is an http.Handler serving the gateway listener.
+type Gateway struct {
+	opts     Options
+	log      *slog.Logger
+	clock    Clock
+	disc     Discovery
+	cfg      atomic.Pointer[compiled]
+	services sync.Map // name → *service
+	metrics  *metrics
+	logs     *accessFiles
+	upgrades upgrades
+
+	reloadMu sync.Mutex
+	stop     chan struct{}
+	done     chan struct{}
+	started  atomic.Bool
+}
+
+// New builds a gateway from a configuration; an invalid one is an error
+// wrapping ErrInvalidConfig.
+func New(cfg Config, opts Options) (*Gateway, error) {
+	if opts.Discovery == nil {
+		return nil, errors.New("gateway: Options.Discovery is required")
+	}
+	g := &Gateway{opts: opts, log: opts.Logger, clock: opts.Clock, disc: opts.Discovery,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.clock == nil {
+		g.clock = realClock{}
+	}
+	g.logs = newAccessFiles()
+	var err error
+	if g.metrics, err = newMetrics(opts.Metrics, opts.Discovery); err != nil {
+		return nil, err
+	}
+	c, err := g.compile(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	g.cfg.Store(c)
+	return g, nil
+}
+
+// Apply validates cfg and, when valid, makes it the configuration for every
+// request that starts from now on. Requests in flight and open WebSockets
+// keep going. An invalid cfg changes nothing.
+func (g *Gateway) Apply(cfg Config) error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	prev := g.cfg.Load()
+	c, err := g.compile(cfg, prev)
+	if err != nil {
+		g.metrics.reloads.WithLabelValues("rejected").Inc()
+		return err
+	}
+	g.cfg.Store(c)
+	if prev.transport != c.transport {
+		prev.transport.CloseIdleConnections()
+	}
+	g.metrics.reloads.WithLabelValues("applied").Inc()
+	return nil
+}
+
+// Config returns the configuration in force.
+func (g *Gateway) Config() Config { return g.cfg.Load().src }
+
+// Start runs the access log flusher; the handler serves without it, but
+// file access logs are then flushed only at Stop.
+func (g *Gateway) Start(ctx context.Context) error {
+	if g.started.Swap(true) {
+		return nil
+	}
+	go g.background()
+	return nil
+}
+
+func (g *Gateway) background() {
+	defer close(g.done)
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	prune := 0
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+			g.logs.flush()
+			if prune++; prune%120 == 0 {
+				g.pruneServices()
+			}
+		}
+	}
+}
+
+// pruneServices forgets the state of services the registry no longer has.
+func (g *Gateway) pruneServices() {
+	g.services.Range(func(k, _ any) bool {
+		if g.disc.Service(k.(string)) == nil {
+			g.services.Delete(k)
+		}
+		return true
+	})
+}
+
+// Stop ends WebSocket tunnels, stops the flusher and closes access log files.
+func (g *Gateway) Stop(ctx context.Context) error {
+	select {
+	case <-g.stop:
+		return nil
+	default:
+	}
+	close(g.stop)
+	g.upgrades.closeAll()
+	if g.started.Load() {
+		select {
+		case <-g.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := g.upgrades.wait(ctx); err != nil {
+		return err
+	}
+	g.cfg.Load().transport.CloseIdleConnections()
+	return g.logs.close()
+}

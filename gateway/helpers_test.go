@@ -1,0 +1,178 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/plexushq/plexus/registry"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// staticDiscovery is a Discovery whose services tests set by hand; it
+// stands in for the registry cache where the registry is not the point.
+type staticDiscovery struct {
+	mu   sync.Mutex
+	gen  uint64
+	snap atomic.Pointer[map[string]*registry.ServiceSnapshot]
+}
+
+func newDiscovery() *staticDiscovery {
+	d := &staticDiscovery{}
+	m := map[string]*registry.ServiceSnapshot{}
+	d.snap.Store(&m)
+	return d
+}
+
+func (d *staticDiscovery) Service(name string) *registry.ServiceSnapshot {
+	return (*d.snap.Load())[name]
+}
+
+func (d *staticDiscovery) Services() []*registry.ServiceSnapshot {
+	var out []*registry.ServiceSnapshot
+	for _, s := range *d.snap.Load() {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// set replaces a service's instances: each URL becomes a healthy instance
+// i0, i1, … unless its status is given as "url|status".
+func (d *staticDiscovery) set(name string, urls ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gen++
+	s := &registry.ServiceSnapshot{Name: name, Gen: d.gen}
+	for i, u := range urls {
+		in := &registry.Instance{ID: fmt.Sprintf("i%d", i), Service: name, URL: u, Weight: 1, Status: registry.StatusHealthy}
+		if n := len(u); n > 10 && u[n-10:] == "|unhealthy" {
+			in.URL, in.Status = u[:n-10], registry.StatusUnhealthy
+		}
+		s.Instances = append(s.Instances, in)
+		if in.Status == registry.StatusHealthy {
+			s.Healthy = append(s.Healthy, in)
+		}
+	}
+	m := map[string]*registry.ServiceSnapshot{}
+	for k, v := range *d.snap.Load() {
+		m[k] = v
+	}
+	m[name] = s
+	d.snap.Store(&m)
+}
+
+// manualClock is a Clock tests move by hand.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *manualClock { return &manualClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// harness is a gateway behind a real loopback listener.
+type harness struct {
+	g    *Gateway
+	srv  *httptest.Server
+	disc *staticDiscovery
+	url  string
+}
+
+func startGateway(t *testing.T, cfg Config, opts Options) *harness {
+	t.Helper()
+	if opts.Discovery == nil {
+		opts.Discovery = newDiscovery()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	g, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := g.Stop(ctx); err != nil {
+			t.Errorf("gateway stop: %v", err)
+		}
+	})
+	h := &harness{g: g, srv: srv, url: srv.URL}
+	h.disc, _ = opts.Discovery.(*staticDiscovery)
+	return h
+}
+
+// backend starts a loopback HTTP server.
+func backend(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(h)
+	t.Cleanup(func() {
+		s.CloseClientConnections()
+		s.Close()
+	})
+	return s
+}
+
+// client is an HTTP client with its own connection pool, closed at cleanup.
+func client(t *testing.T) *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+}
+
+func do(t *testing.T, c *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return resp, b
+}
+
+func mustReq(t *testing.T, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func intp(i int) *int           { return &i }
+func floatp(f float64) *float64 { return &f }

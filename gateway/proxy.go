@@ -1,0 +1,338 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/plexushq/plexus/balance"
+	"github.com/plexushq/plexus/breaker"
+)
+
+// errUpstreamTimeout is the cancel cause when a request's timeout fires.
+var errUpstreamTimeout = errors.New("upstream timeout")
+
+// proxy applies the rate limit, the body limit and the service breaker,
+// then forwards. It reports whether the client connection must be aborted.
+func (g *Gateway) proxy(ex *exchange, rt *route, name, rest string) bool {
+	set := ex.c.settingsOf(name)
+	snap := g.disc.Service(name)
+	ex.svcLabel = "unknown"
+	if snap != nil {
+		ex.svcLabel = name
+	}
+	lim := set.limiter
+	if rt != nil && rt.limiter != nil {
+		lim = rt.limiter
+	}
+	if lim != nil && !g.rateLimit(ex, lim) {
+		return false
+	}
+	rb, p := prepareBody(ex, set)
+	if p != nil {
+		g.problem(ex, p)
+		return false
+	}
+	if snap == nil || len(snap.Healthy) == 0 {
+		g.problem(ex, errNoHealthy(name))
+		return false
+	}
+	svc := g.serviceFor(name)
+	pl := svc.poolFor(snap, set)
+	svc.budget.deposit(set.budget)
+	var tk breaker.Ticket
+	if pl.breaker != nil {
+		var err error
+		if tk, err = pl.breaker.Allow(); err != nil {
+			g.problem(ex, errBreakerOpen(name, pl.breaker.Info()))
+			return false
+		}
+	}
+	ok, abort := g.forward(ex, svc, pl, rt, set, rest, rb)
+	if pl.breaker != nil {
+		pl.breaker.Done(tk, ok)
+	}
+	return abort
+}
+
+// forward sends the request to one instance after another until one
+// answers well, a retry is not allowed, or instances run out. It reports
+// whether the outcome counts as a success for the service breaker, and
+// whether the client connection must be aborted.
+func (g *Gateway) forward(ex *exchange, svc *service, p *pool, rt *route, set *settings, rest string, rb *reqBody) (ok, abort bool) {
+	r := ex.r
+	timeout := set.timeout
+	picker := set.picker
+	if rt != nil {
+		if rt.timeout > 0 {
+			timeout = rt.timeout
+		}
+		if rt.picker != nil {
+			picker = rt.picker
+		}
+	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	timer := time.AfterFunc(timeout, func() { cancel(errUpstreamTimeout) })
+	defer timer.Stop()
+	var key uint64
+	if set.strategy == "hash" || (rt != nil && rt.picker != nil) {
+		key = set.hashKey.of(r, ex.clientIP)
+	}
+	hdr := g.outboundHeader(ex)
+	var tried balance.Mask
+	var lastErr error
+	allOpen := true
+	for {
+		idx := g.pickIndex(p, picker, key, tried)
+		if idx < 0 {
+			if lastErr != nil {
+				g.problem(ex, g.upstreamProblem(ex, ctx, lastErr, timeout))
+				return !isUpstreamFailure(ctx, lastErr, rb), false
+			}
+			g.problem(ex, errNoAvailable(ex.service, allOpen))
+			return false, false
+		}
+		u := p.ups[idx]
+		ibr := p.brs[idx]
+		var itk breaker.Ticket
+		if ibr != nil {
+			var err error
+			if itk, err = ibr.Allow(); err != nil {
+				tried = tried.With(idx)
+				continue
+			}
+		}
+		allOpen = false
+		ex.attempts++
+		ex.upstream = u.id
+		start := time.Now()
+		resp, err := g.roundTrip(ctx, ex, u, hdr, rb, rest)
+		latency := time.Since(start)
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		failure := isUpstreamFailure(ctx, err, rb) || (err == nil && breaker.IsFailure(status, nil))
+		if ibr != nil {
+			ibr.Done(itk, !failure)
+		}
+		g.passiveHealth(svc, p, idx, failure, err)
+		if g.shouldRetry(ex, svc, set, ctx, resp, err, rb) {
+			u.ep.End(latency, false)
+			if resp != nil {
+				discard(resp)
+			}
+			tried = tried.With(idx)
+			lastErr = err
+			if err == nil {
+				lastErr = errRetriedStatus
+			}
+			g.metrics.retries.WithLabelValues(ex.svcLabel).Inc()
+			continue
+		}
+		if err != nil {
+			u.ep.End(latency, false)
+			g.metrics.upstreamErr(ex.svcLabel, ctx, err)
+			g.problem(ex, g.upstreamProblem(ex, ctx, err, timeout))
+			return !failure, false
+		}
+		abort = g.respond(ex, ctx, timer, resp)
+		u.ep.End(latency, !failure)
+		return !failure, abort
+	}
+}
+
+var errRetriedStatus = errors.New("upstream answered 502, 503 or 504")
+
+// pickIndex picks an instance that is not excluded; when passive health
+// has ejected every instance not yet tried, ejections are ignored rather
+// than failing the request.
+func (g *Gateway) pickIndex(p *pool, picker balance.Picker, key uint64, tried balance.Mask) int {
+	ej := p.exclusions(g.clock.Now())
+	idx := picker.Pick(p.set, key, tried|ej)
+	if idx < 0 && ej != 0 {
+		idx = picker.Pick(p.set, key, tried)
+	}
+	return idx
+}
+
+// passiveHealth feeds the ejection logic; a client's own failure (gone,
+// body read error) does not count against the instance.
+func (g *Gateway) passiveHealth(svc *service, p *pool, idx int, failure bool, err error) {
+	if failure {
+		svc.failed(p, idx, g.clock.Now())
+		return
+	}
+	if err == nil {
+		p.ups[idx].succeeded()
+	}
+}
+
+// isUpstreamFailure tells upstream faults (connection errors, timeouts)
+// from the client's (it went away, its body broke).
+func isUpstreamFailure(ctx context.Context, err error, rb *reqBody) bool {
+	if err == nil {
+		return false
+	}
+	if rb.clientErr() != nil {
+		return false
+	}
+	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), errUpstreamTimeout) {
+		return false // the client canceled
+	}
+	return true
+}
+
+// shouldRetry allows another try when the method is idempotent and the
+// body can be sent again, on connection errors and 502/503/504, within the
+// attempt limit and the service's retry budget. A connection that could
+// not even be opened is retried for any method, as nothing was sent.
+func (g *Gateway) shouldRetry(ex *exchange, svc *service, set *settings, ctx context.Context, resp *http.Response, err error, rb *reqBody) bool {
+	if ex.attempts > set.attempts || ctx.Err() != nil || rb.clientErr() != nil {
+		return false
+	}
+	idem := idempotent(ex.r.Method)
+	if err != nil {
+		if !(idem && rb.replayable()) && !(isDialError(err) && rb.untouched()) {
+			return false
+		}
+	} else {
+		switch resp.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		default:
+			return false
+		}
+		if !idem || !rb.replayable() || upgradeType(ex.r.Header) != "" {
+			return false
+		}
+	}
+	if !svc.budget.withdraw(g.clock.Now()) {
+		g.metrics.budgetExhausted.WithLabelValues(ex.svcLabel).Inc()
+		return false
+	}
+	return true
+}
+
+func idempotent(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// isDialError reports a failure to open the connection: nothing was sent.
+func isDialError(err error) bool {
+	var ne *net.OpError
+	if errors.As(err, &ne) {
+		return ne.Op == "dial"
+	}
+	return false
+}
+
+// roundTrip sends one try to an instance.
+func (g *Gateway) roundTrip(ctx context.Context, ex *exchange, u *upstream, hdr http.Header, rb *reqBody, rest string) (*http.Response, error) {
+	r := ex.r
+	out := r.WithContext(ctx)
+	out.URL = upstreamURL(u, rest, r.URL.RawQuery)
+	out.Host = "" // the instance's host; X-Forwarded-Host keeps the client's
+	out.RequestURI = ""
+	out.Header = hdr
+	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
+	out.Close = false
+	out.TransferEncoding = nil
+	out.Body, out.ContentLength, out.GetBody = rb.forAttempt()
+	u.ep.Begin()
+	return ex.c.transport.RoundTrip(out)
+}
+
+// upstreamURL joins the instance's base URL and the (escaped) rest of the
+// request path, keeping the query as sent.
+func upstreamURL(u *upstream, rest, rawQuery string) *url.URL {
+	esc := rest
+	if u.basePath != "" {
+		esc = u.basePath + rest
+	}
+	out := &url.URL{Scheme: u.base.Scheme, Host: u.base.Host, RawQuery: rawQuery}
+	if strings.IndexByte(esc, '%') < 0 {
+		out.Path = esc
+		return out
+	}
+	p, err := url.PathUnescape(esc)
+	if err != nil {
+		out.Path = esc
+		return out
+	}
+	out.Path, out.RawPath = p, esc
+	return out
+}
+
+// outboundHeader builds the upstream request's header: the client's minus
+// hop-by-hop headers, plus forwarding, request id and trace context.
+func (g *Gateway) outboundHeader(ex *exchange) http.Header {
+	r := ex.r
+	in := r.Header
+	conn := connectionTokens(in)
+	h := make(http.Header, len(in)+6)
+	for k, v := range in {
+		if hopHeaders[k] || (conn != nil && contains(conn, k)) {
+			continue
+		}
+		h[k] = v
+	}
+	if up := upgradeType(in); up != "" {
+		h[hdrConnection] = upgradeValue
+		h[hdrUpgrade] = in[hdrUpgrade][:1]
+	}
+	if headerHasToken(in[hdrTE], "trailers") {
+		h[hdrTE] = trailersValue
+	}
+	setForwarded(ex, in, h)
+	h[hdrRequestID] = ex.reqID
+	if tp := in[hdrTraceparent]; len(tp) != 1 || !validTraceparent(tp[0]) {
+		h[hdrTraceparent] = []string{newTraceparent()}
+		delete(h, hdrTracestate)
+	}
+	if _, ok := h[hdrUserAgent]; !ok {
+		h[hdrUserAgent] = emptyValue // keep Go's default User-Agent out
+	}
+	return h
+}
+
+// setForwarded sets X-Forwarded-For/Proto/Host. Values sent by a trusted
+// proxy are kept (the peer appended to X-Forwarded-For); anyone else's are
+// replaced, so clients cannot spoof their address.
+func setForwarded(ex *exchange, in, h http.Header) {
+	r := ex.r
+	if ex.trusted {
+		if prior := in[hdrXFF]; len(prior) > 0 {
+			h[hdrXFF] = []string{strings.Join(prior, ", ") + ", " + ex.peerStr}
+		} else {
+			h[hdrXFF] = []string{ex.peerStr}
+		}
+		if len(in[hdrXFProto]) == 0 {
+			h[hdrXFProto] = protoValue(r)
+		}
+		if len(in[hdrXFHost]) == 0 {
+			h[hdrXFHost] = []string{r.Host}
+		}
+		return
+	}
+	h[hdrXFF] = []string{ex.peerStr}
+	h[hdrXFProto] = protoValue(r)
+	h[hdrXFHost] = []string{r.Host}
+	delete(h, hdrForwarded)
+	delete(h, hdrXRealIP)
+}
+
+func protoValue(r *http.Request) []string {
+	if r.TLS != nil {
+		return httpsValue
+	}
+	return httpValue
+}

@@ -1,0 +1,158 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// respond streams the upstream's answer to the client: status, headers
+// without hop-by-hop ones, body as it arrives (flushed at once for event
+// streams and bodies of unknown length), and trailers. It reports whether
+// the client connection must be aborted because the body broke midway.
+func (g *Gateway) respond(ex *exchange, ctx context.Context, timer *time.Timer, resp *http.Response) bool {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		timer.Stop() // a tunnel lives as long as its ends want
+		return g.upgrade(ex, resp)
+	}
+	defer resp.Body.Close()
+	h := ex.w.Header()
+	copyResponseHeader(ex, h, resp.Header)
+	stream := isEventStream(resp.Header)
+	if stream {
+		timer.Stop() // an event stream is bounded by its ends, not the timeout
+	}
+	flush := stream || resp.ContentLength < 0
+	if len(resp.Trailer) > 0 {
+		keys := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		h["Trailer"] = []string{strings.Join(keys, ", ")}
+	}
+	ex.w.WriteHeader(resp.StatusCode)
+	ex.status = resp.StatusCode
+	if flush {
+		_ = http.NewResponseController(ex.w).Flush()
+	}
+	n, rerr, werr := copyBody(ex.w, resp.Body, flush)
+	ex.bytes = n
+	for k, v := range resp.Trailer {
+		h[k] = v
+	}
+	if rerr != nil && werr == nil {
+		kind := "body"
+		if errors.Is(context.Cause(ctx), errUpstreamTimeout) {
+			kind = "timeout"
+		}
+		g.metrics.upstreamErrors.WithLabelValues(ex.svcLabel, kind).Inc()
+		g.log.Warn("gateway: upstream answer broke midway; aborting the client connection",
+			"service", ex.service, "instance", ex.upstream, "request_id", ex.reqID[0], "bytes", n, "err", rerr)
+		return true
+	}
+	return false
+}
+
+// copyResponseHeader copies the upstream's headers, leaving out hop-by-hop
+// ones and those the gateway owns (request id, rate limit and CORS headers
+// it set), and merging Vary when CORS added Origin.
+func copyResponseHeader(ex *exchange, h, from http.Header) {
+	conn := connectionTokens(from)
+	for k, v := range from {
+		if hopHeaders[k] || (conn != nil && contains(conn, k)) {
+			continue
+		}
+		if _, set := h[k]; set {
+			switch {
+			case k == hdrVary && ex.corsVary:
+				h[k] = append(v[:len(v):len(v)], hdrOrigin)
+				continue
+			case gatewayOwned(k):
+				continue
+			}
+		}
+		h[k] = v
+	}
+}
+
+func gatewayOwned(k string) bool {
+	switch k {
+	case hdrRequestID, hdrRateLimit, hdrRateRemaining, hdrRateReset:
+		return true
+	}
+	return strings.HasPrefix(k, "Access-Control-")
+}
+
+func isEventStream(h http.Header) bool {
+	ct := h[hdrContentType]
+	if len(ct) == 0 {
+		return false
+	}
+	if strings.HasPrefix(ct[0], "text/event-stream") {
+		return true
+	}
+	mt, _, _ := mime.ParseMediaType(ct[0])
+	return mt == "text/event-stream"
+}
+
+// copyBody copies src to w, flushing after each write when asked. It
+// returns the bytes written and the read and write errors apart.
+func copyBody(w http.ResponseWriter, src io.Reader, flush bool) (n int64, rerr, werr error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var fl http.Flusher
+	if flush {
+		fl, _ = w.(http.Flusher)
+	}
+	for {
+		nr, err := src.Read(buf)
+		if nr > 0 {
+			nw, ew := w.Write(buf[:nr])
+			n += int64(nw)
+			if ew != nil {
+				return n, nil, ew
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if err == io.EOF {
+			return n, nil, nil
+		}
+		if err != nil {
+			return n, err, nil
+		}
+	}
+}
+
+// discard drops a response that is not passed on (a retried 503), reading
+// a little of it so the connection can be reused.
+func discard(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, 16<<10)
+	_ = resp.Body.Close()
+}
+
+// rateLimit applies a limiter; false when the request was refused (429
+// already written). RateLimit headers go on every answer.
+func (g *Gateway) rateLimit(ex *exchange, l *limiter) bool {
+	res := l.l.Allow(l.key(ex.r, ex.clientIP))
+	h := ex.w.Header()
+	h[hdrRateLimit] = []string{l.limit}
+	h[hdrRateRemaining] = []string{strconv.Itoa(max(res.Remaining, 0))}
+	h[hdrRateReset] = []string{strconv.Itoa(ceilSeconds(res.Reset))}
+	if res.Allowed {
+		return true
+	}
+	g.metrics.rateLimited.WithLabelValues(ex.svcLabel, ex.route).Inc()
+	g.problem(ex, errRateLimited(res.RetryAfter))
+	return false
+}

@@ -1,0 +1,138 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/plexushq/plexus/internal/httpx"
+)
+
+// upgrades tracks the open protocol-switch tunnels (WebSocket), so Stop can
+// close them and wait for their goroutines. Reloads leave them alone.
+type upgrades struct {
+	mu     sync.Mutex
+	open   map[*tunnel]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type tunnel struct{ client, backend io.Closer }
+
+func (t *tunnel) close() {
+	_ = t.client.Close()
+	_ = t.backend.Close()
+}
+
+func (u *upgrades) add(t *tunnel) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return false
+	}
+	if u.open == nil {
+		u.open = map[*tunnel]struct{}{}
+	}
+	u.open[t] = struct{}{}
+	u.wg.Add(1)
+	return true
+}
+
+func (u *upgrades) remove(t *tunnel) {
+	u.mu.Lock()
+	delete(u.open, t)
+	u.mu.Unlock()
+	u.wg.Done()
+}
+
+func (u *upgrades) closeAll() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.closed = true
+	for t := range u.open {
+		t.close()
+	}
+}
+
+func (u *upgrades) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { u.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// upgrade completes a protocol switch (101): it takes over the client's
+// connection, sends the upstream's 101 head and copies bytes both ways
+// until either side closes, the server shuts down or the gateway stops.
+func (g *Gateway) upgrade(ex *exchange, resp *http.Response) bool {
+	backend, ok := resp.Body.(io.ReadWriteCloser)
+	want, got := upgradeType(ex.r.Header), upgradeType(resp.Header)
+	if !ok || want == "" || !strings.EqualFold(want, got) {
+		_ = resp.Body.Close()
+		g.problem(ex, httpx.NewProblem(http.StatusBadGateway, "bad-upgrade",
+			"the upstream switched to a protocol the client did not ask for"))
+		return false
+	}
+	conn, brw, err := http.NewResponseController(ex.w).Hijack()
+	if err != nil {
+		_ = backend.Close()
+		g.problem(ex, httpx.NewProblem(http.StatusBadGateway, "upgrade-unsupported",
+			"protocol upgrades need HTTP/1.1 between the client and the gateway"))
+		return false
+	}
+	h := ex.w.Header()
+	copyResponseHeader(ex, h, resp.Header)
+	h[hdrConnection] = upgradeValue
+	h[hdrUpgrade] = resp.Header[hdrUpgrade][:1]
+	resp.Header, resp.Body = h, nil
+	ex.status = http.StatusSwitchingProtocols
+	if err := resp.Write(brw); err == nil {
+		err = brw.Flush()
+	}
+	if err != nil {
+		_ = conn.Close()
+		_ = backend.Close()
+		return false
+	}
+	t := &tunnel{client: conn, backend: backend}
+	if !g.upgrades.add(t) {
+		t.close()
+		return false
+	}
+	defer g.upgrades.remove(t)
+	ex.bytes = g.pipe(ex.r.Context(), t, conn, brw, backend)
+	return false
+}
+
+// pipe copies both ways and returns the bytes sent to the client.
+func (g *Gateway) pipe(ctx context.Context, t *tunnel, conn net.Conn, brw io.Reader, backend io.ReadWriter) int64 {
+	var toClient int64
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = io.Copy(backend, brw) // brw holds bytes the client sent early
+		done <- struct{}{}
+	}()
+	go func() {
+		toClient, _ = io.Copy(conn, backend)
+		done <- struct{}{}
+	}()
+	ended := 0
+	select {
+	case <-done:
+		ended = 1
+	case <-httpx.Stopping(ctx):
+	case <-g.stop:
+	}
+	t.close() // unblocks the other copy
+	for ; ended < 2; ended++ {
+		<-done
+	}
+	return toClient
+}
