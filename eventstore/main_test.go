@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	oteltrace "go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/plexushq/plexus/engine"
@@ -57,4 +58,17 @@ func mustAppend(t testing.TB, s *eventstore.Store, stream string, expected int64
 		t.Fatalf("append to %s: %v", stream, err)
 	}
 	return res
+}
+
+func mustAppendCtx(t testing.TB, ctx context.Context, s *eventstore.Store, stream string, expected int64, events ...eventstore.Event) eventstore.AppendResult {
+	t.Helper()
+	res, err := s.Append(ctx, stream, expected, events...)
+	if err != nil {
+		t.Fatalf("append to %s: %v", stream, err)
+	}
+	return res
+}
+
+func traceIDOf(ctx context.Context) string {
+	return oteltrace.SpanContextFromContext(ctx).TraceID().String()
 }
