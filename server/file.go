@@ -14,8 +14,9 @@ import (
 // as a YAML node and decoded strictly by the component that owns it, so the
 // file format lives next to the code it configures.
 type FileConfig struct {
-	Gateway yaml.Node `yaml:"gateway"`
-	Queues  yaml.Node `yaml:"queues"`
+	Gateway   yaml.Node `yaml:"gateway"`
+	Queues    yaml.Node `yaml:"queues"`
+	Telemetry yaml.Node `yaml:"telemetry"`
 }
 
 // LoadFile reads and strictly decodes the configuration file: unknown keys

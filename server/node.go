@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/registry"
@@ -58,6 +59,8 @@ type Node struct {
 	stopOnce  sync.Once
 	stopErr   error
 	regCache  *registry.Cache // KV-fed registry cache, started first (setup_registry.go)
+
+	tracer trace.TracerProvider // set first by setup_telemetry.go; give it to every component
 }
 
 // New checks cfg and prepares a node; Start runs it.
@@ -126,7 +129,9 @@ func (n *Node) add(name string, c component) {
 func (n *Node) setupComponents(ctx context.Context) error {
 	for _, setup := range []func(context.Context) error{
 		// Components are appended here in start order.
+		n.setupTelemetry,
 		n.setupRegistry,
+		n.setupEvents,
 	} {
 		if err := setup(ctx); err != nil {
 			return err
