@@ -77,6 +77,7 @@ type Client struct {
 	tracer  trace.Tracer
 	prop    propagation.TextMapPropagator
 	metrics *metrics
+	pullers *pullers
 
 	mu     sync.Mutex
 	queues map[string]*qstate // one per queue this client used; bounded by the queues that exist
@@ -113,6 +114,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, er
 		prop:    propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		queues:  map[string]*qstate{},
 		lastErr: map[uint64]string{},
+		pullers: &pullers{nc: js.Conn()},
 	}
 	if c.key, err = c.receiptKey(ctx); err != nil {
 		return nil, err
@@ -152,6 +154,7 @@ func (c *Client) Close() {
 		q.bell.close()
 	}
 	c.queues = map[string]*qstate{}
+	c.pullers.closeAll()
 }
 
 // qstate is what a client knows about one queue.
@@ -360,9 +363,7 @@ func (c *Client) Names(ctx context.Context) ([]string, error) {
 			out = append(out, k)
 		}
 	}
-	if err := lister.Stop(); err != nil {
-		return nil, err
-	}
+	_ = lister.Stop() // already finished once Keys is drained
 	sortStrings(out)
 	return out, nil
 }

@@ -28,7 +28,7 @@ type Delivery struct {
 	Receipt   string            `json:"receipt"`
 	Queue     string            `json:"-"`
 
-	msg    jetstream.Msg
+	msg    *nats.Msg
 	header nats.Header
 }
 
@@ -155,39 +155,45 @@ func (c *Client) receive(ctx context.Context, q *qstate, max int, wait time.Dura
 // sweep fetches from the priority levels highest first until max messages
 // are taken or every level is empty.
 func (c *Client) sweep(ctx context.Context, q *qstate, max int) ([]*Delivery, error) {
+	pl, err := c.pullers.get()
+	if err != nil {
+		return nil, fmt.Errorf("queue %q: fetch: %w", q.n.queue, err)
+	}
 	var out []*Delivery
+	var msgs []*nats.Msg
 	for p := MaxPriority; p >= MinPriority && len(out) < max; p-- {
-		batch, err := q.cons[p].FetchNoWait(max - len(out))
-		if err != nil {
-			return out, fmt.Errorf("queue %q: fetch: %w", q.n.queue, err)
-		}
-		for m := range batch.Messages() {
+		msgs, err = pl.fetchNoWait(ctx, q.n.stream, consumerName(p), max-len(out), msgs[:0])
+		for _, m := range msgs {
 			if d := c.admit(ctx, q, m, p); d != nil {
 				out = append(out, d)
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(out) == 0 {
-			return out, fmt.Errorf("queue %q: fetch: %w", q.n.queue, err)
+		if err != nil {
+			break
 		}
+	}
+	c.pullers.put(pl, err == nil)
+	if err != nil && len(out) == 0 {
+		return nil, fmt.Errorf("queue %q: fetch: %w", q.n.queue, err)
 	}
 	return out, nil
 }
 
 // admit turns a fetched message into a delivery, or dead-letters it when
 // it expired or has used up its attempts (then it returns nil).
-func (c *Client) admit(ctx context.Context, q *qstate, m jetstream.Msg, p int) *Delivery {
+func (c *Client) admit(ctx context.Context, q *qstate, m *nats.Msg, p int) *Delivery {
 	cfg := q.cfg.Load()
-	meta, err := m.Metadata()
-	if err != nil {
+	md, ok := parseAck(m.Reply)
+	if !ok {
 		return nil
 	}
-	h := m.Headers()
-	ts := meta.Timestamp
+	h := m.Header
+	ts := md.ts
 	if t, err := parseNanos(h.Get(hdrTime)); err == nil {
 		ts = t
 	}
-	attempts := int(meta.NumDelivered)
-	src := source{subject: m.Subject(), header: h, data: m.Data(), seq: meta.Sequence.Stream}
+	attempts := md.delivered
+	src := source{subject: m.Subject, header: h, data: m.Data, seq: md.seq}
 	switch {
 	case cfg.TTL.D() > 0 && c.opts.Now().Sub(ts) > cfg.TTL.D():
 		c.leave(ctx, q, m, src, ReasonExpired, attempts-1, c.takeLastErr(src.seq))
@@ -202,26 +208,40 @@ func (c *Client) admit(ctx context.Context, q *qstate, m jetstream.Msg, p int) *
 		return nil
 	}
 	d := &Delivery{
-		ID: h.Get(hdrID), Payload: m.Data(), Priority: p, Attempts: attempts,
+		ID: h.Get(hdrID), Payload: m.Data, Priority: p, Attempts: attempts,
 		Timestamp: ts.UTC(), Headers: userHeaders(h), Queue: q.n.queue,
 		msg: m, header: h,
 	}
-	d.Receipt = c.seal(q.n.queue, m.Reply())
+	d.Receipt = c.seal(q.n.queue, m.Reply)
 	c.metrics.received.WithLabelValues(q.n.queue).Inc()
 	return d
 }
 
 // leave dead-letters a fetched message and acks it away; if the dead-letter
 // queue refuses, the message is retried later instead of lost.
-func (c *Client) leave(ctx context.Context, q *qstate, m jetstream.Msg, src source, reason string, attempts int, lastErr string) {
+func (c *Client) leave(ctx context.Context, q *qstate, m *nats.Msg, src source, reason string, attempts int, lastErr string) {
 	if err := c.deadLetter(ctx, q, src, reason, attempts, lastErr); err != nil {
 		if !errors.Is(err, errNoDLQ) {
 			c.log.Error("dead-lettering failed; message kept", "queue", q.n.queue, "reason", reason, "err", err)
 		}
-		_ = m.NakWithDelay(q.cfg.Load().backoff(attempts+1, c.jitter))
+		_ = c.nakAfter(m.Reply, q.cfg.Load().backoff(attempts+1, c.jitter))
 		return
 	}
-	_ = m.Ack()
+	_ = c.nc.Publish(m.Reply, ackBody)
+}
+
+var (
+	ackBody      = []byte("+ACK")
+	progressBody = []byte("+WPI")
+)
+
+// nakAfter returns a message for redelivery after delay. Consumer BackOff
+// does not apply to naks, so the delay always travels with the nak.
+func (c *Client) nakAfter(reply string, delay time.Duration) error {
+	if delay <= 0 {
+		return c.nc.Publish(reply, []byte("-NAK"))
+	}
+	return c.nc.Publish(reply, fmt.Appendf(nil, `-NAK {"delay": %d}`, delay.Nanoseconds()))
 }
 
 func (c *Client) failed(q *qstate, n int64) {
@@ -289,24 +309,14 @@ func (c *Client) open(q *qstate, receipt string) (ackRef, error) {
 	if !hmac.Equal(sig, want) {
 		return bad("not issued for this queue")
 	}
-	// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>, or
-	// the form with domain and account hash before the stream.
-	tok := strings.Split(string(reply), ".")
-	if len(tok) < 9 || tok[0] != "$JS" || tok[1] != "ACK" {
+	md, ok := parseAck(string(reply))
+	if !ok {
 		return bad("malformed")
 	}
-	if len(tok) >= 11 {
-		tok = tok[4:]
-	} else {
-		tok = tok[2:]
-	}
-	if tok[0] != q.n.stream || len(tok[1]) != 2 || tok[1][0] != 'p' {
+	if md.stream != q.n.stream || len(md.consumer) != 2 || md.consumer[0] != 'p' {
 		return bad("not issued for this queue")
 	}
-	ref := ackRef{reply: string(reply), priority: int(tok[1][1] - '0')}
-	ref.delivered, _ = strconv.Atoi(tok[2])
-	ref.seq, _ = strconv.ParseUint(tok[3], 10, 64)
-	return ref, nil
+	return ackRef{reply: string(reply), priority: int(md.consumer[1] - '0'), delivered: md.delivered, seq: md.seq}, nil
 }
 
 // Ack confirms that the messages were processed; they leave the queue.
@@ -323,7 +333,7 @@ func (c *Client) Ack(ctx context.Context, queue string, receipts []string) error
 		}
 	}
 	for _, ref := range refs {
-		if err := c.nc.Publish(ref.reply, []byte("+ACK")); err != nil {
+		if err := c.nc.Publish(ref.reply, ackBody); err != nil {
 			return fmt.Errorf("queue %q: ack: %w", queue, err)
 		}
 	}
@@ -358,7 +368,7 @@ func (c *Client) Nack(ctx context.Context, queue, receipt, errText string, delay
 }
 
 // nack is shared by the receipt and SDK paths; m may be nil.
-func (c *Client) nack(ctx context.Context, q *qstate, ref ackRef, m jetstream.Msg, errText string, delay time.Duration) error {
+func (c *Client) nack(ctx context.Context, q *qstate, ref ackRef, m *nats.Msg, errText string, delay time.Duration) error {
 	cfg := q.cfg.Load()
 	c.failed(q, 1)
 	if ref.delivered >= cfg.RetryAttempts && cfg.DeadLetterOf == "" {
@@ -369,7 +379,7 @@ func (c *Client) nack(ctx context.Context, q *qstate, ref ackRef, m jetstream.Ms
 		if err := c.deadLetter(ctx, q, src, ReasonMaxAttempts, ref.delivered, errText); err != nil {
 			c.log.Error("dead-lettering failed; message kept", "queue", q.n.queue, "err", err)
 		} else {
-			return c.nc.Publish(ref.reply, []byte("+ACK"))
+			return c.nc.Publish(ref.reply, ackBody)
 		}
 	}
 	if errText != "" {
@@ -378,16 +388,12 @@ func (c *Client) nack(ctx context.Context, q *qstate, ref ackRef, m jetstream.Ms
 	if delay == 0 {
 		delay = cfg.backoff(ref.delivered, c.jitter)
 	}
-	body := []byte("-NAK")
-	if delay > 0 {
-		body = fmt.Appendf(nil, "-NAK {\"delay\": %d}", delay.Nanoseconds())
-	}
-	return c.nc.Publish(ref.reply, body)
+	return c.nakAfter(ref.reply, delay)
 }
 
-func (c *Client) sourceOf(ctx context.Context, q *qstate, ref ackRef, m jetstream.Msg) (source, error) {
+func (c *Client) sourceOf(ctx context.Context, q *qstate, ref ackRef, m *nats.Msg) (source, error) {
 	if m != nil {
-		return source{subject: m.Subject(), header: m.Headers(), data: m.Data(), seq: ref.seq}, nil
+		return source{subject: m.Subject, header: m.Header, data: m.Data, seq: ref.seq}, nil
 	}
 	raw, err := q.stream.GetMsg(ctx, ref.seq)
 	if err != nil {
@@ -410,7 +416,7 @@ func (c *Client) Extend(ctx context.Context, queue string, receipts []string) er
 		if err != nil {
 			return err
 		}
-		if err := c.nc.Publish(ref.reply, []byte("+WPI")); err != nil {
+		if err := c.nc.Publish(ref.reply, progressBody); err != nil {
 			return err
 		}
 	}

@@ -112,7 +112,7 @@ func (s *Subscription) fetch(ctx context.Context) {
 				// Not started: give them back at once rather than after the timeout.
 				for _, r := range ds[i:] {
 					s.release(r)
-					_ = r.msg.Nak()
+					_ = s.c.nakAfter(r.msg.Reply, 0)
 				}
 				return
 			}
@@ -148,7 +148,7 @@ func (s *Subscription) extend() {
 		}
 		s.heldMu.Lock()
 		for d := range s.held {
-			_ = d.msg.InProgress()
+			_ = s.c.nc.Publish(d.msg.Reply, progressBody)
 		}
 		s.heldMu.Unlock()
 	}
@@ -169,15 +169,15 @@ func (s *Subscription) handle(ctx context.Context, d *Delivery) {
 		trace.WithLinks(trace.LinkFromContext(pctx)))
 	err := s.call(ctx, d)
 	if err == nil {
-		if aerr := d.msg.Ack(); aerr != nil {
+		if aerr := c.nc.Publish(d.msg.Reply, ackBody); aerr != nil {
 			c.log.Warn("queue ack failed", "queue", q.n.queue, "id", d.ID, "err", aerr)
 		} else {
 			c.processed(q, 1)
 		}
 	} else {
-		ref := ackRef{reply: d.msg.Reply(), delivered: d.Attempts, priority: d.Priority}
-		if meta, merr := d.msg.Metadata(); merr == nil {
-			ref.seq = meta.Sequence.Stream
+		ref := ackRef{reply: d.msg.Reply, delivered: d.Attempts, priority: d.Priority}
+		if md, ok := parseAck(d.msg.Reply); ok {
+			ref.seq = md.seq
 		}
 		if nerr := c.nack(context.WithoutCancel(ctx), q, ref, d.msg, err.Error(), 0); nerr != nil {
 			c.log.Warn("queue nack failed", "queue", q.n.queue, "id", d.ID, "err", nerr)
