@@ -230,3 +230,23 @@ func (c *versionCache) drop(stream string) {
 	delete(c.m, stream)
 	c.mu.Unlock()
 }
+
+// Stats summarizes the store for health pages.
+type Stats struct {
+	// Events stored in total.
+	Events uint64 `json:"events"`
+	// LastPosition is the position of the newest event.
+	LastPosition uint64 `json:"lastPosition"`
+}
+
+// Stats reads the events stream's state.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	st, err := s.js.Stream(ctx, engine.StreamEvents)
+	if err != nil {
+		return Stats{}, fmt.Errorf("eventstore: stats: %w", err)
+	}
+	info := st.CachedInfo()
+	return Stats{Events: info.State.Msgs, LastPosition: info.State.LastSeq}, nil
+}
