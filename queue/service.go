@@ -48,18 +48,35 @@ func (s *Service) Client() *Client { return s.c }
 
 // Start creates the configured queues and starts housekeeping.
 func (s *Service) Start(ctx context.Context) error {
-	names := make([]string, 0, len(s.queues))
-	for n := range s.queues {
+	if err := s.Configure(ctx, s.queues); err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	go s.maintain()
+	return nil
+}
+
+// Configure creates or updates the queues of a configuration file's
+// queues: section. Every entry is checked first, so an invalid section
+// changes nothing.
+func (s *Service) Configure(ctx context.Context, queues map[string]Config) error {
+	names := make([]string, 0, len(queues))
+	for n, cfg := range queues {
+		if !ValidName(n) {
+			return fmt.Errorf("queues: %w: %q", ErrInvalidName, n)
+		}
+		cfg.Normalize(n)
+		if err := cfg.Validate(n); err != nil {
+			return fmt.Errorf("queues: %s: %w", n, err)
+		}
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if _, _, err := s.c.CreateQueue(ctx, n, s.queues[n]); err != nil {
+		if _, _, err := s.c.CreateQueue(ctx, n, queues[n]); err != nil {
 			return fmt.Errorf("queue %q from configuration: %w", n, err)
 		}
 	}
-	s.wg.Add(1)
-	go s.maintain()
 	return nil
 }
 

@@ -132,6 +132,7 @@ func (n *Node) setupComponents(ctx context.Context) error {
 		n.setupTelemetry,
 		n.setupRegistry,
 		n.setupEvents,
+		n.setupQueue,
 	} {
 		if err := setup(ctx); err != nil {
 			return err
