@@ -31,7 +31,6 @@ type compiled struct {
 // settings are the effective values for one service.
 type settings struct {
 	strategy balance.Strategy
-	picker   balance.Picker
 	hashKey  hashKey
 	timeout  time.Duration
 	maxBody  int64 // -1: no limit
@@ -108,9 +107,6 @@ func (g *Gateway) settingsFor(c, prev *compiled, scope string, cfg Config, sc Se
 		}
 	}
 	var err error
-	if s.picker, err = balance.New(s.strategy); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
 	hk := cfg.HashKey
 	pick(&hk, "", sc.HashKey)
 	if s.hashKey, err = parseHashKey(hk); err != nil {
@@ -193,8 +189,12 @@ func (g *Gateway) limiterFor(c, prev *compiled, scope string, rl *RateLimitConfi
 	if burst == 0 {
 		burst = rl.Requests
 	}
+	var opts []ratelimit.Option
+	if g.opts.Clock != nil {
+		opts = append(opts, ratelimit.WithClock(g.opts.Clock))
+	}
 	l := &limiter{sig: sig, key: key, limit: fmt.Sprint(burst),
-		l: ratelimit.New(ratelimit.Config{Requests: rl.Requests, Per: rl.Per.D(), Burst: rl.Burst}, ratelimit.WithClock(g.clock))}
+		l: ratelimit.New(ratelimit.Config{Requests: rl.Requests, Per: rl.Per.D(), Burst: rl.Burst}, opts...)}
 	c.limiters[sig] = l
 	return l
 }

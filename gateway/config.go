@@ -246,6 +246,10 @@ func validateCommon(at, strategy, hashKey string, r *RetryConfig, b *BreakerConf
 		}
 	}
 	if b != nil {
+		bc, _ := breakerConfig(b)
+		if err := bc.Validate(); err != nil {
+			return invalid("%sbreaker: %v", at, err)
+		}
 		if b.FailureThreshold < 0 || b.MinRequests < 0 || b.HalfOpenRequests < 0 || b.Window < 0 || b.ResetTimeout < 0 ||
 			!(b.FailureRatio >= 0 && b.FailureRatio <= 1) {
 			return invalid("%sbreaker: negative values or failureRatio outside 0..1", at)

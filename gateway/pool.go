@@ -28,6 +28,7 @@ type service struct {
 	cfg     *settings  // settings the breakers were built with
 	breaker *breaker.Breaker
 	inst    *breaker.Group
+	picker  balance.Picker // per service: weighted and round-robin keep state per set
 	ups     map[string]*upstream // by instance id, kept across generations
 }
 
@@ -37,6 +38,7 @@ type pool struct {
 	cfg     *settings
 	set     *balance.Set
 	ups     []*upstream        // same order as set
+	picker  balance.Picker
 	breaker *breaker.Breaker   // the service's; nil when breakers are off
 	brs     []*breaker.Breaker // the instances', same order as set
 	ejected atomic.Uint64
@@ -78,7 +80,7 @@ func (s *service) poolFor(snap *registry.ServiceSnapshot, cfg *settings) *pool {
 		return p
 	}
 	s.configure(cfg)
-	p = &pool{gen: snap.Gen, cfg: cfg, breaker: s.breaker}
+	p = &pool{gen: snap.Gen, cfg: cfg, breaker: s.breaker, picker: s.picker}
 	eps := make([]*balance.Endpoint, 0, len(snap.Healthy))
 	seen := make(map[string]bool, len(snap.Healthy))
 	for _, in := range snap.Healthy {
@@ -117,14 +119,20 @@ func instanceKnown(snap *registry.ServiceSnapshot, id string) bool {
 func (s *service) configure(cfg *settings) {
 	old := s.cfg
 	s.cfg = cfg
+	if old == nil || old.strategy != cfg.strategy {
+		s.picker, _ = balance.New(cfg.strategy) // validated at compile
+	}
 	if old != nil && old.breaker == cfg.breaker && old.brOff == cfg.brOff {
 		return
 	}
 	s.breaker, s.inst = nil, nil
 	if !cfg.brOff {
-		g := s.g
-		s.breaker = breaker.New(s.name, cfg.breaker, breaker.WithClock(g.clock), breaker.OnStateChange(g.breakerChanged))
-		s.inst = breaker.NewGroup(cfg.breaker, maxInstanceBreakers, breaker.WithClock(g.clock), breaker.OnStateChange(g.breakerChanged))
+		opts := []breaker.Option{breaker.OnStateChange(s.g.breakerChanged)}
+		if s.g.opts.Clock != nil {
+			opts = append(opts, breaker.WithClock(s.g.opts.Clock))
+		}
+		s.breaker = breaker.New(s.name, cfg.breaker, opts...)
+		s.inst = breaker.NewGroup(cfg.breaker, maxInstanceBreakers, opts...)
 	}
 }
 

@@ -66,7 +66,7 @@ func (g *Gateway) proxy(ex *exchange, rt *route, name, rest string) bool {
 func (g *Gateway) forward(ex *exchange, svc *service, p *pool, rt *route, set *settings, rest string, rb *reqBody) (ok, abort bool) {
 	r := ex.r
 	timeout := set.timeout
-	picker := set.picker
+	picker := p.picker
 	if rt != nil {
 		if rt.timeout > 0 {
 			timeout = rt.timeout

@@ -131,6 +131,7 @@ func (n *Node) setupComponents(ctx context.Context) error {
 		// Components are appended here in start order.
 		n.setupTelemetry,
 		n.setupRegistry,
+		n.setupGateway,
 		n.setupEvents,
 		n.setupQueue,
 	} {
