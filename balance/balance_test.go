@@ -336,6 +336,16 @@ func TestEWMA(t *testing.T) {
 
 var e1 = math.E
 
+func TestDecay(t *testing.T) {
+	t.Parallel()
+	for _, dt := range []time.Duration{0, time.Microsecond, time.Millisecond, 100 * time.Millisecond, DecayTime / 64, time.Second, DecayTime, time.Hour} {
+		want := math.Exp(-float64(dt) / float64(DecayTime))
+		if got := decay(int64(dt)); math.Abs(got-want) > 1e-6 {
+			t.Errorf("decay(%v) = %v, want %v", dt, got, want)
+		}
+	}
+}
+
 func absDur(d time.Duration) time.Duration {
 	if d < 0 {
 		return -d
@@ -365,7 +375,6 @@ func TestP2CPrefersFastAndRecovers(t *testing.T) {
 	clk.attach(eps)
 	set := NewSet(eps)
 	p := mustNew(t, P2C)
-	p.(*p2c).now = clk.now
 	lat := map[string]time.Duration{"e0": 10 * time.Millisecond, "e1": 12 * time.Millisecond, "e2": 200 * time.Millisecond}
 	counts := simulate(p, set, clk, lat, 3000) // 30 s simulated
 	t.Logf("slow e2: %v", counts)
@@ -393,7 +402,6 @@ func TestP2CInFlightAndFailures(t *testing.T) {
 	clk.attach(eps)
 	set := NewSet(eps)
 	p := mustNew(t, P2C)
-	p.(*p2c).now = clk.now
 	for _, e := range eps {
 		e.Begin()
 		e.End(10*time.Millisecond, true)

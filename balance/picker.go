@@ -64,7 +64,7 @@ func NewSeeded(s Strategy, seed uint64) (Picker, error) {
 	case Weighted:
 		return &weighted{}, nil
 	case P2C, "":
-		p := &p2c{now: monoNow}
+		p := &p2c{}
 		p.rng.seed(seed)
 		return p, nil
 	case Hash:

@@ -156,13 +156,10 @@ func (p *weighted) rebase(s *Set) {
 }
 
 // p2c draws two distinct candidates at random and keeps the one with the
-// lower load = latency EWMA × (in-flight + 1). When either has no latency
-// history yet, the one with fewer in-flight requests wins (the newcomer on a
-// tie, so that it gets measured).
-type p2c struct {
-	rng rng
-	now func() int64
-}
+// lower load = latency EWMA (decayed with time) × (in-flight + 1). When
+// either has no latency history yet, the one with fewer in-flight requests
+// wins (the newcomer on a tie, so that it gets measured).
+type p2c struct{ rng rng }
 
 func (p *p2c) Pick(s *Set, _ uint64, m Mask) int {
 	k := s.available(m)
@@ -180,7 +177,10 @@ func (p *p2c) Pick(s *Set, _ uint64, m Mask) int {
 	}
 	ia, ib := s.nth(m, a), s.nth(m, b)
 	ea, eb := s.eps[ia], s.eps[ib]
-	now := p.now()
+	// Decaying both EWMAs to the later of their two stamps instead of to
+	// now gives the same decision (decaying further multiplies both costs by
+	// the same factor) and spares a clock read per pick.
+	now := max(ea.stamp.Load(), eb.stamp.Load())
 	la, lb := ea.ewmaAt(now), eb.ewmaAt(now)
 	fa, fb := ea.inflight.Load(), eb.inflight.Load()
 	if la == 0 || lb == 0 {
