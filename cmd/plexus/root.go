@@ -26,6 +26,7 @@ func newRootCmd() *cobra.Command {
 		newHealthCmd(),
 		newVersionCmd(),
 		newTracesCmd(),
+		newQueueCmd(),
 	)
 	_ = g
 	return root

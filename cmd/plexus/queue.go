@@ -1,0 +1,316 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/plexushq/plexus/queue"
+)
+
+// newQueueCmd is `plexus queue create|ls|stats|publish|receive|dead-letters|redrive|delete`.
+func newQueueCmd() *cobra.Command {
+	g := &globals{}
+	cmd := &cobra.Command{Use: "queue", Short: "Create, inspect, publish to and receive from durable queues"}
+	g.register(cmd)
+	cmd.AddCommand(newQueueCreateCmd(g), newQueueLsCmd(g), newQueueStatsCmd(g), newQueuePublishCmd(g),
+		newQueueReceiveCmd(g), newQueueDeadLettersCmd(g), newQueueRedriveCmd(g), newQueueDeleteCmd(g))
+	return cmd
+}
+
+func queuePath(name string, rest ...string) string {
+	return "/v1/queues/" + url.PathEscape(name) + strings.Join(rest, "")
+}
+
+func newQueueCreateCmd(g *globals) *cobra.Command {
+	var (
+		maxSize, attempts                  int
+		overflow, backoff, dlq             string
+		retryDelay, ttl, visibilityTimeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a queue, or change its options (unset options take their defaults)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.validate(); err != nil {
+				return err
+			}
+			body := map[string]any{}
+			fl := cmd.Flags()
+			set := func(flag, key string, v any) {
+				if fl.Changed(flag) {
+					body[key] = v
+				}
+			}
+			set("max-size", "maxSize", maxSize)
+			set("overflow", "overflow", overflow)
+			set("retry-attempts", "retryAttempts", attempts)
+			set("retry-delay", "retryDelay", retryDelay.String())
+			set("retry-backoff", "retryBackoff", backoff)
+			set("ttl", "ttl", ttl.String())
+			set("dead-letter-queue", "deadLetterQueue", dlq)
+			set("visibility-timeout", "visibilityTimeout", visibilityTimeout.String())
+			var info queue.Info
+			if err := g.do(cmd.Context(), "PUT", queuePath(args[0]), body, &info); err != nil {
+				return err
+			}
+			return printQueues(g, &info, []*queue.Info{&info})
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&maxSize, "max-size", 1000, "messages held at most")
+	fl.StringVar(&overflow, "overflow", queue.OverflowDropOldest, "when full: drop-oldest (dead-letters it) or reject")
+	fl.IntVar(&attempts, "retry-attempts", 3, "deliveries before dead-lettering")
+	fl.DurationVar(&retryDelay, "retry-delay", 5*time.Second, "wait before a retry")
+	fl.StringVar(&backoff, "retry-backoff", queue.BackoffFixed, "fixed or exponential (with jitter)")
+	fl.DurationVar(&ttl, "ttl", time.Hour, "age after which a message is dead-lettered as expired")
+	fl.StringVar(&dlq, "dead-letter-queue", "", "dead-letter queue (default NAME.dlq)")
+	fl.DurationVar(&visibilityTimeout, "visibility-timeout", 30*time.Second, "time a received message stays invisible")
+	return cmd
+}
+
+func printQueues(g *globals, v any, infos []*queue.Info) error {
+	rows := make([][]string, 0, len(infos))
+	for _, q := range infos {
+		rows = append(rows, []string{q.Name, strconv.FormatInt(q.QueueSize, 10), strconv.FormatInt(q.Delayed, 10),
+			strconv.FormatInt(q.InFlight, 10), strconv.FormatInt(q.DeadLetterQueueSize, 10),
+			strconv.FormatInt(q.ProcessedMessages, 10), strconv.FormatInt(q.ErrorMessages, 10),
+			fmt.Sprintf("%d/%d", q.ActiveConsumers, q.TotalConsumers)})
+	}
+	return g.print(v, []string{"NAME", "SIZE", "DELAYED", "IN-FLIGHT", "DEAD", "PROCESSED", "ERRORS", "CONSUMERS"}, rows)
+}
+
+func newQueueLsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "ls", Short: "List queues with their statistics", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.validate(); err != nil {
+				return err
+			}
+			var infos []*queue.Info
+			if err := g.do(cmd.Context(), "GET", "/v1/queues", nil, &infos); err != nil {
+				return err
+			}
+			return printQueues(g, infos, infos)
+		},
+	}
+}
+
+func newQueueStatsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "stats NAME", Short: "Show a queue's options and statistics", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.validate(); err != nil {
+				return err
+			}
+			var info queue.Info
+			if err := g.do(cmd.Context(), "GET", queuePath(args[0]), nil, &info); err != nil {
+				return err
+			}
+			return printQueues(g, &info, []*queue.Info{&info})
+		},
+	}
+}
+
+// payloadArg reads a payload argument: JSON as is, anything else as a JSON
+// string; "-" reads standard input.
+func payloadArg(arg string) (json.RawMessage, error) {
+	b := []byte(arg)
+	if arg == "-" {
+		var err error
+		if b, err = io.ReadAll(io.LimitReader(os.Stdin, 8<<20)); err != nil {
+			return nil, err
+		}
+	}
+	if json.Valid(b) {
+		return b, nil
+	}
+	return json.Marshal(string(b))
+}
+
+func newQueuePublishCmd(g *globals) *cobra.Command {
+	var (
+		priority int
+		delay    time.Duration
+		id       string
+		headers  []string
+	)
+	cmd := &cobra.Command{
+		Use:   "publish NAME PAYLOAD",
+		Short: "Publish a message (PAYLOAD is JSON or text; - reads stdin)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.validate(); err != nil {
+				return err
+			}
+			payload, err := payloadArg(args[1])
+			if err != nil {
+				return err
+			}
+			body := map[string]any{"payload": payload, "priority": priority}
+			if delay > 0 {
+				body["delay"] = delay.String()
+			}
+			if id != "" {
+				body["id"] = id
+			}
+			if len(headers) > 0 {
+				h := map[string]string{}
+				for _, kv := range headers {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok {
+						return fmt.Errorf("--header %q: want NAME=VALUE", kv)
+					}
+					h[k] = v
+				}
+				body["headers"] = h
+			}
+			var out struct {
+				ID string `json:"id"`
+			}
+			if err := g.do(cmd.Context(), "POST", queuePath(args[0], "/messages"), body, &out); err != nil {
+				return err
+			}
+			return g.print(out, []string{"ID"}, [][]string{{out.ID}})
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&priority, "priority", 0, "0 to 9, higher first")
+	fl.DurationVar(&delay, "delay", 0, "deliver no earlier than this from now")
+	fl.StringVar(&id, "id", "", "message id (idempotent publish)")
+	fl.StringArrayVar(&headers, "header", nil, "NAME=VALUE header (repeatable)")
+	return cmd
+}
+
+type wireMsgs struct {
+	Messages []struct {
+		ID               string          `json:"id"`
+		Payload          json.RawMessage `json:"payload"`
+		Priority         int             `json:"priority"`
+		Attempts         int             `json:"attempts"`
+		Receipt          string          `json:"receipt,omitempty"`
+		DeadLetterReason string          `json:"deadLetterReason,omitempty"`
+		LastError        string          `json:"lastError,omitempty"`
+	} `json:"messages"`
+}
+
+func newQueueReceiveCmd(g *globals) *cobra.Command {
+	var (
+		max  int
+		wait time.Duration
+		ack  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "receive NAME",
+		Short: "Receive messages (long poll); --ack acknowledges them at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.validate(); err != nil {
+				return err
+			}
+			var out wireMsgs
+			body := map[string]any{"max": max, "wait": wait.String()}
+			if err := g.do(cmd.Context(), "POST", queuePath(args[0], "/receive"), body, &out); err != nil {
+				return err
+			}
+			if ack && len(out.Messages) > 0 {
+				rs := make([]string, len(out.Messages))
+				for i, m := range out.Messages {
+					rs[i] = m.Receipt
+				}
+				if err := g.do(cmd.Context(), "POST", queuePath(args[0], "/ack"), map[string]any{"receipts": rs}, nil); err != nil {
+					return err
+				}
+			}
+			rows := make([][]string, 0, len(out.Messages))
+			for _, m := range out.Messages {
+				rows = append(rows, []string{m.ID, strconv.Itoa(m.Priority), strconv.Itoa(m.Attempts), string(m.Payload), m.Receipt})
+			}
+			return g.print(out, []string{"ID", "PRIORITY", "ATTEMPTS", "PAYLOAD", "RECEIPT"}, rows)
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&max, "max", 1, "messages at most (1 to 100)")
+	fl.DurationVar(&wait, "wait", 5*time.Second, "wait this long for a message")
+	fl.BoolVar(&ack, "ack", false, "acknowledge the received messages")
+	return cmd
+}
+
+func newQueueDeadLettersCmd(g *globals) *cobra.Command {
+	var (
+		limit int
+		purge bool
+	)
+	cmd := &cobra.Command{
+		Use:   "dead-letters NAME",
+		Short: "List a queue's dead letters (--purge deletes them)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.validate(); err != nil {
+				return err
+			}
+			if purge {
+				return g.do(cmd.Context(), "DELETE", queuePath(args[0], "/dead-letters"), nil, nil)
+			}
+			var out wireMsgs
+			if err := g.do(cmd.Context(), "GET", queuePath(args[0], "/dead-letters?limit="+strconv.Itoa(limit)), nil, &out); err != nil {
+				return err
+			}
+			rows := make([][]string, 0, len(out.Messages))
+			for _, m := range out.Messages {
+				rows = append(rows, []string{m.ID, m.DeadLetterReason, strconv.Itoa(m.Attempts), m.LastError, string(m.Payload)})
+			}
+			return g.print(out, []string{"ID", "REASON", "ATTEMPTS", "LAST-ERROR", "PAYLOAD"}, rows)
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 100, "dead letters at most (1 to 1000)")
+	cmd.Flags().BoolVar(&purge, "purge", false, "delete the queue's dead letters")
+	return cmd
+}
+
+func newQueueRedriveCmd(g *globals) *cobra.Command {
+	var ids []string
+	cmd := &cobra.Command{
+		Use:   "redrive NAME",
+		Short: "Move dead letters back into their queue (all, or --id ...)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.validate(); err != nil {
+				return err
+			}
+			body := map[string]any{}
+			if len(ids) > 0 {
+				body["ids"] = ids
+			}
+			var out struct {
+				Redriven int `json:"redriven"`
+			}
+			if err := g.do(cmd.Context(), "POST", queuePath(args[0], "/dead-letters/redrive"), body, &out); err != nil {
+				return err
+			}
+			return g.print(out, []string{"REDRIVEN"}, [][]string{{strconv.Itoa(out.Redriven)}})
+		},
+	}
+	cmd.Flags().StringSliceVar(&ids, "id", nil, "dead letter ids to redrive (default all)")
+	return cmd
+}
+
+func newQueueDeleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "delete NAME", Short: "Delete a queue and its messages", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.validate(); err != nil {
+				return err
+			}
+			return g.do(cmd.Context(), "DELETE", queuePath(args[0]), nil, nil)
+		},
+	}
+}
