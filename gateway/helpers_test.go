@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/plexushq/plexus/registry"
@@ -176,3 +178,15 @@ func mustReq(t *testing.T, method, url string, body io.Reader) *http.Request {
 
 func intp(i int) *int           { return &i }
 func floatp(f float64) *float64 { return &f }
+
+func testCounter(t *testing.T, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}

@@ -28,7 +28,7 @@ type service struct {
 	cfg     *settings  // settings the breakers were built with
 	breaker *breaker.Breaker
 	inst    *breaker.Group
-	picker  balance.Picker // per service: weighted and round-robin keep state per set
+	picker  balance.Picker       // per service: weighted and round-robin keep state per set
 	ups     map[string]*upstream // by instance id, kept across generations
 }
 
@@ -37,7 +37,7 @@ type pool struct {
 	gen     uint64
 	cfg     *settings
 	set     *balance.Set
-	ups     []*upstream        // same order as set
+	ups     []*upstream // same order as set
 	picker  balance.Picker
 	breaker *breaker.Breaker   // the service's; nil when breakers are off
 	brs     []*breaker.Breaker // the instances', same order as set
@@ -272,7 +272,7 @@ type budget struct {
 
 const (
 	budgetCapMilli = 100 * 1000 // at most 100 banked retries
-	budgetFloor    = 3          // retries per second always allowed
+	budgetFloor    = 10         // retries per second always allowed
 )
 
 func (b *budget) deposit(ratio float64) {
