@@ -409,7 +409,12 @@ func (q *queryReader) uint64(name string) uint64 {
 func parseQuery(r *http.Request) (Query, *httpx.Problem) {
 	qr := queryReader{r: r}
 	vals := r.URL.Query()
-	q := Query{FromPosition: qr.uint64("fromPosition"), Category: vals.Get("category"), Limit: int(qr.int64("limit", 0))}
+	q := Query{Category: vals.Get("category"), Limit: int(qr.int64("limit", 0))}
+	if vals.Get("fromPosition") == "end" {
+		q.OnlyNew = true
+	} else {
+		q.FromPosition = qr.uint64("fromPosition")
+	}
 	for _, t := range strings.Split(vals.Get("types"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			q.Types = append(q.Types, t)

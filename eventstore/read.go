@@ -34,6 +34,9 @@ type Query struct {
 	Since time.Time
 	// Limit bounds the page (DefaultReadLimit when 0, at most MaxReadLimit).
 	Limit int
+	// OnlyNew makes Tail skip the stored events and deliver only those
+	// appended after it starts ("fromPosition=end" in the API).
+	OnlyNew bool
 }
 
 // Validate reports a query that cannot be answered.

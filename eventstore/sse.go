@@ -27,7 +27,7 @@ func (a *API) subscribe(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteProblem(w, httpx.NewProblem(http.StatusBadRequest, "bad-query", "Last-Event-ID must be a position"))
 			return
 		}
-		q.FromPosition, q.Since = pos+1, time.Time{}
+		q.FromPosition, q.Since, q.OnlyNew = pos+1, time.Time{}, false
 	}
 	rc := http.NewResponseController(w)
 	h := w.Header()

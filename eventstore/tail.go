@@ -26,7 +26,9 @@ func (s *Store) Tail(ctx context.Context, q Query, fn func(Envelope) error) erro
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    max(q.FromPosition, 1),
 	}
-	if !q.Since.IsZero() && q.FromPosition <= 1 {
+	if q.OnlyNew {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverNewPolicy, 0
+	} else if !q.Since.IsZero() && q.FromPosition <= 1 {
 		since := q.Since
 		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, &since
 	}

@@ -1,0 +1,256 @@
+package eventstore
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/plexushq/plexus/internal/httpx"
+)
+
+// Client talks to a Plexus node's Events API over HTTP, for programs that
+// run outside the node. Its errors match the store's: *ConflictError,
+// ErrStreamNotFound, ErrNotFound, ErrInvalid.
+type Client struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// NewClient returns a client of the admin API at baseURL (e.g.
+// "http://127.0.0.1:3100") with the admin token. hc nil means a client
+// with no overall timeout (Tail streams); bound calls with ctx.
+func NewClient(baseURL, token string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, hc: hc}
+}
+
+// Append appends events to stream with an expected version (AnyVersion,
+// NoStream or N).
+func (c *Client) Append(ctx context.Context, stream string, expected int64, events ...Event) (AppendResult, error) {
+	var res AppendResult
+	err := c.do(ctx, http.MethodPost, "/v1/streams/"+url.PathEscape(stream)+"/events",
+		AppendRequest{ExpectedVersion: &expected, Events: events}, &res)
+	return res, err
+}
+
+// ReadStream reads a stream forwards from a version.
+func (c *Client) ReadStream(ctx context.Context, stream string, fromVersion int64, limit int) ([]Envelope, error) {
+	return c.readStream(ctx, stream, fromVersion, limit, "forward")
+}
+
+// ReadStreamBackward reads a stream backwards from a version (0: newest).
+func (c *Client) ReadStreamBackward(ctx context.Context, stream string, fromVersion int64, limit int) ([]Envelope, error) {
+	return c.readStream(ctx, stream, fromVersion, limit, "backward")
+}
+
+func (c *Client) readStream(ctx context.Context, stream string, from int64, limit int, dir string) ([]Envelope, error) {
+	q := url.Values{"fromVersion": {strconv.FormatInt(from, 10)}, "direction": {dir}}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out struct {
+		Events []Envelope `json:"events"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/streams/"+url.PathEscape(stream)+"/events?"+q.Encode(), nil, &out)
+	return out.Events, err
+}
+
+// ReadAll reads a page of events in global order.
+func (c *Client) ReadAll(ctx context.Context, q Query) (Page, error) {
+	var p Page
+	err := c.do(ctx, http.MethodGet, "/v1/events?"+queryValues(q).Encode(), nil, &p)
+	return p, err
+}
+
+// SaveSnapshot stores a stream's snapshot.
+func (c *Client) SaveSnapshot(ctx context.Context, stream string, snap Snapshot) error {
+	return c.do(ctx, http.MethodPut, "/v1/streams/"+url.PathEscape(stream)+"/snapshot",
+		snapshotBody{Version: snap.Version, Position: snap.Position, State: snap.State}, nil)
+}
+
+// LoadSnapshot reads a stream's snapshot.
+func (c *Client) LoadSnapshot(ctx context.Context, stream string) (Snapshot, error) {
+	var s Snapshot
+	err := c.do(ctx, http.MethodGet, "/v1/streams/"+url.PathEscape(stream)+"/snapshot", nil, &s)
+	return s, err
+}
+
+// Tail follows GET /v1/events/subscribe: fn gets every matching event from
+// q.FromPosition on, then live ones; a dropped connection is resumed after
+// the last event seen (Last-Event-ID). It returns nil when ctx ends, or
+// fn's error.
+func (c *Client) Tail(ctx context.Context, q Query, fn func(Envelope) error) error {
+	var last uint64
+	delay := 250 * time.Millisecond
+	for {
+		n, err := c.tailOnce(ctx, q, last, func(e Envelope) error { last = e.Position; return fn(e) })
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ferr fnError
+		if errors.As(err, &ferr) {
+			return ferr.err
+		}
+		var p *httpx.Problem
+		if errors.As(err, &p) && p.Status < 500 {
+			return err
+		}
+		if n > 0 {
+			delay = 250 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+
+func (c *Client) tailOnce(ctx context.Context, q Query, last uint64, fn func(Envelope) error) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/events/subscribe?"+queryValues(q).Encode(), nil)
+	if err != nil {
+		return 0, err
+	}
+	c.auth(req)
+	if last > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatUint(last, 10))
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, problemFrom(resp)
+	}
+	n := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var e Envelope
+		if err := json.Unmarshal([]byte(data), &e); err != nil {
+			return n, err
+		}
+		n++
+		if err := fn(e); err != nil {
+			return n, fnError{err}
+		}
+	}
+	return n, sc.Err()
+}
+
+func queryValues(q Query) url.Values {
+	v := url.Values{}
+	if q.OnlyNew {
+		v.Set("fromPosition", "end")
+	} else if q.FromPosition > 0 {
+		v.Set("fromPosition", strconv.FormatUint(q.FromPosition, 10))
+	}
+	if len(q.Types) > 0 {
+		v.Set("types", strings.Join(q.Types, ","))
+	}
+	if q.Category != "" {
+		v.Set("category", q.Category)
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	return v
+}
+
+func (c *Client) auth(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	c.auth(req)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("eventstore: %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return problemFrom(resp)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(out); err != nil {
+		return fmt.Errorf("eventstore: %s %s: decoding answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// problemFrom turns an error answer into the store's error values.
+func problemFrom(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	p := &httpx.Problem{}
+	if json.Unmarshal(b, p) != nil || p.Status == 0 {
+		p = httpx.NewProblem(resp.StatusCode, "", strings.TrimSpace(string(b)))
+	}
+	switch {
+	case p.Status == http.StatusConflict:
+		cur, _ := p.Extra["currentVersion"].(float64)
+		exp, _ := p.Extra["expectedVersion"].(float64)
+		return &ConflictError{Expected: int64(exp), Current: int64(cur), Stream: streamOf(resp.Request)}
+	case p.Status == http.StatusNotFound && p.Type == httpx.ProblemTypeBase+"stream-not-found":
+		return fmt.Errorf("%w: %s", ErrStreamNotFound, p.Detail)
+	case p.Status == http.StatusNotFound:
+		return fmt.Errorf("%w: %s", ErrNotFound, p.Detail)
+	case p.Status == http.StatusBadRequest || p.Status == http.StatusUnprocessableEntity || p.Status == http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("%w: %s: %w", ErrInvalid, p.Detail, p)
+	}
+	return p
+}
+
+func streamOf(r *http.Request) string {
+	if r == nil {
+		return ""
+	}
+	parts := strings.Split(r.URL.Path, "/")
+	if len(parts) > 3 && parts[2] == "streams" {
+		return parts[3]
+	}
+	return ""
+}
