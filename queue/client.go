@@ -278,9 +278,13 @@ func (c *Client) CreateQueue(ctx context.Context, name string, cfg Config) (info
 	if _, err := c.kv.Put(ctx, name, b); err != nil {
 		return nil, false, fmt.Errorf("queue %q: store options: %w", name, err)
 	}
-	c.forget(name)
-	q, err := c.attach(ctx, name, &cfg)
-	if err != nil {
+	c.mu.Lock()
+	q := c.queues[name]
+	c.mu.Unlock()
+	if q != nil { // keep its unflushed counters and doorbell
+		q.cfg.Store(&cfg)
+		q.loaded.Store(c.opts.Now().UnixNano())
+	} else if q, err = c.attach(ctx, name, &cfg); err != nil {
 		return nil, false, err
 	}
 	info, err = c.info(ctx, q)

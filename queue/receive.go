@@ -125,30 +125,39 @@ func (c *Client) receive(ctx context.Context, q *qstate, max int, wait time.Dura
 	for {
 		var bell <-chan struct{}
 		if wait > 0 {
-			bell = q.bell.arm()
+			bell = q.bell.arm() // before the sweep, so a publish during it is not missed
 		}
 		out, err := c.sweep(ctx, q, max)
-		if wait > 0 {
-			q.bell.disarm()
-		}
 		if err != nil || len(out) > 0 || wait <= 0 {
+			if wait > 0 {
+				q.bell.disarm()
+			}
 			return out, err
 		}
-		poll := time.NewTimer(c.opts.PollInterval)
-		select {
-		case <-bell:
-		case <-poll.C:
-		case <-deadline:
-			poll.Stop()
-			return nil, nil
-		case <-stop:
-			poll.Stop()
-			return nil, nil
-		case <-ctx.Done():
-			poll.Stop()
-			return nil, ctx.Err()
+		done, err := c.await(ctx, bell, deadline, stop)
+		q.bell.disarm()
+		if done {
+			return nil, err
 		}
-		poll.Stop()
+	}
+}
+
+// await waits for the doorbell or the poll interval (false), or for the
+// deadline, a stop or ctx (true).
+func (c *Client) await(ctx context.Context, bell <-chan struct{}, deadline <-chan time.Time, stop <-chan struct{}) (bool, error) {
+	poll := time.NewTimer(c.opts.PollInterval)
+	defer poll.Stop()
+	select {
+	case <-bell:
+		return false, nil
+	case <-poll.C:
+		return false, nil
+	case <-deadline:
+		return true, nil
+	case <-stop:
+		return true, nil
+	case <-ctx.Done():
+		return true, ctx.Err()
 	}
 }
 
@@ -337,7 +346,7 @@ func (c *Client) Ack(ctx context.Context, queue string, receipts []string) error
 			return fmt.Errorf("queue %q: ack: %w", queue, err)
 		}
 	}
-	if err := c.nc.FlushWithContext(ctx); err != nil {
+	if err := c.flush(ctx); err != nil {
 		return fmt.Errorf("queue %q: ack: %w", queue, err)
 	}
 	c.processed(q, int64(len(refs)))
@@ -419,6 +428,16 @@ func (c *Client) Extend(ctx context.Context, queue string, receipts []string) er
 		if err := c.nc.Publish(ref.reply, progressBody); err != nil {
 			return err
 		}
+	}
+	return c.flush(ctx)
+}
+
+// flush waits until the engine has the acks sent so far.
+func (c *Client) flush(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
 	}
 	return c.nc.FlushWithContext(ctx)
 }
