@@ -124,7 +124,7 @@ func TestAPIRegisterLifecycle(t *testing.T) {
 	}
 	code, _, b = e.call(t, "GET", "/v1/services", "")
 	_ = json.Unmarshal(b, &sums)
-	if sums[1].Healthy != 1 || sums[1].Draining != 1 {
+	if code != 200 || sums[1].Healthy != 1 || sums[1].Draining != 1 {
 		t.Fatalf("after drain %s", b)
 	}
 	if code, _, b = e.call(t, "DELETE", "/v1/services/users/instances/u1", ""); code != 204 || len(b) != 0 {

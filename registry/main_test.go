@@ -2,15 +2,19 @@ package registry
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/enginetest"
 )
 
 func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	goleak.VerifyTestMain(m,
 		// The HTTP client's idle connections end on their own.
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
@@ -27,12 +31,18 @@ func ctxT(t testing.TB) context.Context {
 
 func newStore(t testing.TB, dir ...string) *Store {
 	t.Helper()
+	s, _ := newStoreEngine(t, dir...)
+	return s
+}
+
+func newStoreEngine(t testing.TB, dir ...string) (*Store, *engine.Engine) {
+	t.Helper()
 	eng := enginetest.Start(t, dir...)
 	s, err := OpenStore(ctxT(t), eng, StoreConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, eng
 }
 
 func reg(url string) *Registration { return &Registration{URL: url} }
