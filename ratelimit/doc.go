@@ -6,6 +6,7 @@
 // its theoretical arrival time (GCRA), so a key costs a map entry and a few
 // words. There are no goroutines: a key idle long enough for its bucket to be
 // full again carries no information and is dropped lazily, and MaxKeys caps
-// the number of keys (when full, expired keys go first, then the least
-// recently used).
+// the number of keys (when full, expired keys go first, then the one whose
+// bucket is closest to full, so that a flood of new keys cannot hand a
+// client that spent its burst a fresh one).
 package ratelimit
