@@ -31,15 +31,22 @@ const maxKeyValue = 128
 //     X-API-Key header; a request with neither is keyed by its client IP.
 //
 // Header and API-key values are prefixed ("h:", "k:") so that they can never
-// collide with, and so spend, another client's IP bucket; values longer than
-// 128 bytes are replaced by a hash. The spec keyword is case-insensitive.
+// collide with, and so spend, another client's IP bucket; values and paths
+// longer than 128 bytes are replaced by a keyed hash, so a client cannot
+// make keys arbitrarily large. The spec keyword is case-insensitive.
 func KeyFunc(spec string) (func(r *http.Request, clientIP string) string, error) {
 	s := strings.TrimSpace(spec)
 	switch low := strings.ToLower(s); {
 	case low == "ip":
 		return func(_ *http.Request, ip string) string { return ip }, nil
 	case low == "ip+path" || low == "":
-		return func(r *http.Request, ip string) string { return ip + " " + r.URL.Path }, nil
+		seed := maphash.MakeSeed()
+		return func(r *http.Request, ip string) string {
+			if p := r.URL.Path; len(p) <= maxKeyValue {
+				return ip + " " + p
+			}
+			return prefixed(ip+" ", r.URL.Path, seed)
+		}, nil
 	case low == "apikey":
 		seed := maphash.MakeSeed()
 		return func(r *http.Request, ip string) string {

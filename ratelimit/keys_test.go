@@ -53,6 +53,16 @@ func TestKeyFunc(t *testing.T) {
 	}
 }
 
+func TestKeyFuncLongPath(t *testing.T) {
+	t.Parallel()
+	f, _ := KeyFunc("ip+path")
+	a := f(httptest.NewRequest("GET", "/"+strings.Repeat("a", 5000), nil), "192.0.2.1")
+	b := f(httptest.NewRequest("GET", "/"+strings.Repeat("a", 4999)+"b", nil), "192.0.2.1")
+	if len(a) > 40 || a == b || !strings.HasPrefix(a, "192.0.2.1 #") {
+		t.Errorf("long paths: %q, %q", a, b)
+	}
+}
+
 func TestKeyFuncBadSpecs(t *testing.T) {
 	t.Parallel()
 	for _, spec := range []string{"cookie", "header:", "header: ", "header:X Tenant", "header:a\nb", "ip+host", "apikey:x"} {
