@@ -29,7 +29,6 @@ type result struct {
 	header   http.Header
 	body     []byte
 	err      error
-	attempts int
 }
 
 // final reports an answer that is not worth another attempt.
