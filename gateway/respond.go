@@ -62,13 +62,18 @@ func (g *Gateway) respond(ex *exchange, ctx context.Context, timer *time.Timer, 
 }
 
 // copyResponseHeader copies the upstream's headers, leaving out hop-by-hop
-// ones and those the gateway owns (request id, rate limit and CORS headers
-// it set), and merging Vary when CORS added Origin.
+// ones and those the gateway owns (request id and rate limit headers it
+// set; every Access-Control-* header when CORS is configured), and merging
+// Vary when CORS added Origin.
 func copyResponseHeader(ex *exchange, h, from http.Header) {
 	conn := connectionTokens(from)
+	corsOn := ex.c.cors != nil
 	for k, v := range from {
 		if hopHeaders[k] || (conn != nil && contains(conn, k)) {
 			continue
+		}
+		if corsOn && strings.HasPrefix(k, "Access-Control-") {
+			continue // the gateway's CORS policy is the only one
 		}
 		if _, set := h[k]; set {
 			switch {
@@ -88,7 +93,7 @@ func gatewayOwned(k string) bool {
 	case hdrRequestID, hdrRateLimit, hdrRateRemaining, hdrRateReset:
 		return true
 	}
-	return strings.HasPrefix(k, "Access-Control-")
+	return false
 }
 
 func isEventStream(h http.Header) bool {
