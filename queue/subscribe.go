@@ -164,8 +164,11 @@ func (s *Subscription) worker(ctx context.Context) {
 
 func (s *Subscription) handle(ctx context.Context, d *Delivery) {
 	c, q := s.c, s.q
+	// The handler runs in the producer's trace (its span is the parent) and
+	// the consumer span also links to it, as OpenTelemetry's messaging
+	// conventions suggest.
 	pctx := c.prop.Extract(ctx, natsHeader(d.header))
-	ctx, span := c.startSpan(ctx, "process", q.n.queue, trace.SpanKindConsumer,
+	ctx, span := c.startSpan(pctx, "process", q.n.queue, trace.SpanKindConsumer,
 		trace.WithLinks(trace.LinkFromContext(pctx)))
 	err := s.call(ctx, d)
 	if err == nil {
