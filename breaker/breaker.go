@@ -130,9 +130,9 @@ type options struct {
 func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
 
 // OnStateChange registers f to be called after every state change. Calls
-// are made outside the breaker's state lock, one at a time per breaker and
-// in the order of the changes; f may call Info but must not call Allow or
-// Done of the same breaker (that would deadlock), and should be quick.
+// are made outside the breaker's lock, one at a time per breaker and in the
+// order of the changes (possibly from the goroutine of a later change); f
+// may call any method of the breaker, and should be quick.
 func OnStateChange(f func(name string, from, to State)) Option {
 	return func(o *options) { o.onChange = f }
 }
@@ -181,7 +181,8 @@ type Breaker struct {
 	probes    int // half-open probes in flight
 	successes int // half-open probe successes
 
-	notifyMu sync.Mutex // orders OnStateChange calls
+	pending  []change   // changes not yet reported, guarded by mu
+	notifyMu sync.Mutex // held by the goroutine reporting changes
 }
 
 // New returns a closed breaker named name (used in Info and OnStateChange).

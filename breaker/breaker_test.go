@@ -354,6 +354,67 @@ func TestConcurrentUse(t *testing.T) {
 	}
 }
 
+// TestStateChangesInOrderWithoutDeadlock flips a breaker from many
+// goroutines while the callback reads Info and even calls Allow/Done; the
+// reported changes must form one chain (each from is the previous to).
+func TestStateChangesInOrderWithoutDeadlock(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	var mu sync.Mutex
+	var seen []change
+	var b *Breaker
+	b = New("svc", Config{FailureThreshold: 1, ResetTimeout: time.Millisecond, HalfOpenRequests: 1}, WithClock(clk),
+		OnStateChange(func(_ string, from, to State) {
+			_ = b.Info()
+			if to == HalfOpen {
+				if tk, err := b.Allow(); err == nil {
+					b.Done(tk, true)
+				}
+			}
+			mu.Lock()
+			seen = append(seen, change{from, to})
+			mu.Unlock()
+		}))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for k := range 2000 {
+					if k%10 == 0 {
+						clk.Advance(time.Millisecond)
+					}
+					if tk, err := b.Allow(); err == nil {
+						b.Done(tk, (k+w)%3 == 0)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("deadlock")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) < 3 {
+		t.Fatalf("only %d changes", len(seen))
+	}
+	prev := Closed
+	for i, c := range seen {
+		if c.from != prev || c.from == c.to {
+			t.Fatalf("change %d: %v→%v after %v", i, c.from, c.to, prev)
+		}
+		prev = c.to
+	}
+	if prev != b.State() {
+		t.Fatalf("last reported %v, state %v", prev, b.State())
+	}
+}
+
 func TestIsFailure(t *testing.T) {
 	t.Parallel()
 	timeout := &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}

@@ -121,17 +121,39 @@ func (b *Breaker) setState(to State, now time.Time) change {
 	return c
 }
 
-// unlockAndNotify releases mu and reports the changes, in order, outside it.
+// unlockAndNotify queues the changes, releases mu and delivers queued
+// changes outside it. Whoever holds notifyMu delivers everything queued, in
+// order; a goroutine that finds it held leaves its changes to the holder,
+// which checks the queue again after letting go. So callbacks run one at a
+// time, in the order of the changes, never under mu, and may even call
+// Allow or Done of the same breaker without deadlocking.
 func (b *Breaker) unlockAndNotify(chs []change) {
 	if len(chs) == 0 || b.onChange == nil {
 		b.mu.Unlock()
 		return
 	}
-	b.notifyMu.Lock()
+	b.pending = append(b.pending, chs...)
 	b.mu.Unlock()
-	defer b.notifyMu.Unlock()
-	for _, c := range chs {
-		b.onChange(b.name, c.from, c.to)
+	for b.notifyMu.TryLock() {
+		for {
+			b.mu.Lock()
+			batch := b.pending
+			b.pending = nil
+			b.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for _, c := range batch {
+				b.onChange(b.name, c.from, c.to)
+			}
+		}
+		b.notifyMu.Unlock()
+		b.mu.Lock()
+		more := len(b.pending) > 0
+		b.mu.Unlock()
+		if !more {
+			return
+		}
 	}
 }
 
