@@ -1,0 +1,151 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/plexushq/plexus/internal/httpx"
+)
+
+// wsEcho is a WebSocket backend that echoes every message.
+func wsEcho(t *testing.T) *httptest.Server {
+	return backend(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(1 << 20)
+		for {
+			typ, b, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, b); err != nil {
+				return
+			}
+		}
+	})
+}
+
+func TestWebSocketThroughGateway(t *testing.T) {
+	be := wsEcho(t)
+	h := startGateway(t, Config{Timeout: httpx.Duration(200 * time.Millisecond)}, Options{})
+	h.disc.set("chat", be.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.url, "http")+"/api/chat/ws", nil)
+	if err != nil {
+		t.Fatalf("dial through the gateway: %v", err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	if resp.Header.Get("X-Request-Id") == "" {
+		t.Error("101 answer lacks X-Request-ID")
+	}
+	msg := make([]byte, 100000)
+	_, _ = rand.Read(msg)
+	for i := 0; i < 3; i++ {
+		if err := c.Write(ctx, websocket.MessageBinary, msg); err != nil {
+			t.Fatal(err)
+		}
+		_, got, err := c.Read(ctx)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo %d: %v (%d bytes)", i, err, len(got))
+		}
+		if i == 0 {
+			time.Sleep(300 * time.Millisecond) // past the request timeout: tunnels are not cut by it
+		}
+	}
+	if err := c.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+func TestSSEFlushedImmediately(t *testing.T) {
+	next := make(chan struct{})
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; i < 3; i++ {
+			_, _ = io.WriteString(w, "data: event\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-next:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	h := startGateway(t, Config{Timeout: httpx.Duration(200 * time.Millisecond)}, Options{})
+	h.disc.set("feed", be.URL)
+	resp, err := client(t).Get(h.url + "/api/feed/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	for i := 0; i < 3; i++ {
+		got := make(chan string, 1)
+		go func() {
+			line, _ := rd.ReadString('\n')
+			_, _ = rd.ReadString('\n')
+			got <- line
+		}()
+		select {
+		case line := <-got:
+			if line != "data: event\n" {
+				t.Fatalf("event %d: %q", i, line)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("event %d not flushed through the gateway", i)
+		}
+		if i == 0 {
+			time.Sleep(300 * time.Millisecond) // event streams outlive the request timeout
+		}
+		if i < 2 {
+			next <- struct{}{}
+		}
+	}
+}
+
+func TestHTTP2FromClients(t *testing.T) {
+	be := backend(t, echo)
+	disc := newDiscovery()
+	disc.set("svc", be.URL)
+	g, err := New(Config{}, Options{Discovery: disc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(g)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(func() {
+		srv.Close()
+		_ = g.Stop(context.Background())
+	})
+	c := srv.Client()
+	t.Cleanup(c.CloseIdleConnections)
+	body := make([]byte, 300000)
+	_, _ = rand.Read(body)
+	resp, got := do(t, c, mustReq(t, "POST", srv.URL+"/api/svc/up?x=1", bytes.NewReader(body)))
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("client spoke %s, want HTTP/2", resp.Proto)
+	}
+	if resp.StatusCode != 200 || !bytes.Equal(got, body) || resp.Header.Get("X-Echo-URI") != "/up?x=1" {
+		t.Fatalf("status %d, %d bytes, URI %q", resp.StatusCode, len(got), resp.Header.Get("X-Echo-URI"))
+	}
+	if p := resp.Header.Get("X-In-X-Forwarded-Proto"); p != "https" {
+		t.Errorf("X-Forwarded-Proto %q, want https", p)
+	}
+}
