@@ -78,6 +78,10 @@ const (
 	minShardKeys = 256
 )
 
+// maxTau bounds the time a full bucket represents (about 36 years), so that
+// TAT arithmetic cannot overflow; larger bursts are clamped.
+const maxTau = 1 << 60
+
 // Limiter applies one Config to many keys. Safe for concurrent use.
 type Limiter struct {
 	cfg      Config
@@ -113,6 +117,10 @@ func New(cfg Config, opts ...Option) *Limiter {
 		return l
 	}
 	l.interval = max(int64(cfg.Per)/int64(cfg.Requests), 1)
+	if int64(cfg.Burst) > maxTau/l.interval { // keep TAT arithmetic far from overflow
+		cfg.Burst = int(maxTau / l.interval)
+		l.cfg.Burst = cfg.Burst
+	}
 	l.tau = l.interval * int64(cfg.Burst)
 	// A power of two of shards, each holding at least minShardKeys keys
 	// (so LRU order means something), at most maxShards.
@@ -134,7 +142,8 @@ func New(cfg Config, opts ...Option) *Limiter {
 func (l *Limiter) Config() Config { return l.cfg }
 
 // Allow takes one token from key's bucket. It does not allocate for a key
-// already tracked.
+// already tracked. Without a limit (Requests ≤ 0) it returns
+// Result{Allowed: true} with a zero Limit: send no RateLimit headers then.
 func (l *Limiter) Allow(key string) Result {
 	if l.shards == nil {
 		return Result{Allowed: true}

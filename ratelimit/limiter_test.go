@@ -125,6 +125,15 @@ func TestUnlimited(t *testing.T) {
 	}
 }
 
+func TestHugeBurstIsClamped(t *testing.T) {
+	t.Parallel()
+	l := New(Config{Requests: 1, Per: 24 * time.Hour, Burst: 1 << 40}, WithClock(newClock()))
+	r := l.Allow("k")
+	if !r.Allowed || r.Limit <= 0 || r.Remaining != r.Limit-1 || r.Reset != 24*time.Hour {
+		t.Fatalf("%+v", r)
+	}
+}
+
 func TestIdleKeysExpire(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
