@@ -64,7 +64,7 @@ func compileRoutes(rcs []RouteConfig, limiterOf func(i int, rc *RouteConfig) *li
 // the path the upstream gets (the prefix stripped when the route says so).
 // path is the request's escaped path.
 func matchRoute(rs []*route, host, method, path string) (*route, string) {
-	if len(rs) == 0 {
+	if len(rs) == 0 || path == "" || path[0] != '/' { // "OPTIONS *" matches no route
 		return nil, ""
 	}
 	host = hostOnly(host)
