@@ -1,0 +1,152 @@
+package eventstore_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/plexushq/plexus/eventstore"
+	"github.com/plexushq/plexus/internal/enginetest"
+)
+
+var benchData = []byte(`{"user":"ann","email":"ann@example.com","plan":"pro","seats":12,"note":"a 256-byte-ish event body for benchmarks, padded to a realistic size with some more text here to get there"}`)
+
+// BenchmarkRawJetStreamPublish is the limit: synchronous publishes to the
+// same stream, no headers, no checks.
+func BenchmarkRawJetStreamPublish(b *testing.B) {
+	eng := enginetest.Start(b)
+	startStore(b, eng, eventstore.Config{})
+	js := eng.JetStream()
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := js.Publish(ctx, fmt.Sprintf("plexus.events.raw.raw-%d.raw~published", i%100), benchData); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRawJetStreamPublishExpected adds the per-subject expectation.
+func BenchmarkRawJetStreamPublishExpected(b *testing.B) {
+	eng := enginetest.Start(b)
+	startStore(b, eng, eventstore.Config{})
+	nc := eng.Conn()
+	ctx := context.Background()
+	b.ReportAllocs()
+	var last uint64
+	for b.Loop() {
+		m := &nats.Msg{Subject: "plexus.events.raw.raw-1.raw~published", Data: benchData, Header: nats.Header{
+			"Nats-Expected-Last-Subject-Sequence": {fmt.Sprint(last)},
+		}}
+		resp, err := nc.RequestMsgWithContext(ctx, m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		last++
+		_ = resp
+	}
+}
+
+func BenchmarkAppendExpectedVersion(b *testing.B) {
+	s := startStore(b, nil, eventstore.Config{})
+	ctx := context.Background()
+	e := eventstore.Event{Type: "user.updated", Data: benchData}
+	b.ReportAllocs()
+	v := int64(0)
+	for b.Loop() {
+		res, err := s.Append(ctx, "user-1", v, e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		v = res.Version
+	}
+}
+
+func BenchmarkAppendNewStreams(b *testing.B) {
+	s := startStore(b, nil, eventstore.Config{})
+	ctx := context.Background()
+	e := eventstore.Event{Type: "user.created", Data: benchData}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := s.Append(ctx, fmt.Sprintf("user-%d", i), eventstore.NoStream, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppend8ConcurrentStreams(b *testing.B) {
+	s := startStore(b, nil, eventstore.Config{})
+	ctx := context.Background()
+	e := eventstore.Event{Type: "user.updated", Data: benchData}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(4) // 2 cores × 4 = 8 writers
+	b.RunParallel(func(pb *testing.PB) {
+		stream := fmt.Sprintf("user-p%d", next.Add(1))
+		v := int64(0)
+		for pb.Next() {
+			res, err := s.Append(ctx, stream, v, e)
+			if err != nil {
+				b.Fatal(err)
+			}
+			v = res.Version
+		}
+	})
+}
+
+func BenchmarkAppendBatch100(b *testing.B) {
+	s := startStore(b, nil, eventstore.Config{})
+	ctx := context.Background()
+	batch := make([]eventstore.Event, 100)
+	for i := range batch {
+		batch[i] = eventstore.Event{Type: "user.updated", Data: benchData}
+	}
+	b.ReportAllocs()
+	v := int64(0)
+	for b.Loop() {
+		res, err := s.Append(ctx, "user-batch", v, batch...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		v = res.Version
+	}
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
+}
+
+func BenchmarkReadAll(b *testing.B) {
+	s := startStore(b, nil, eventstore.Config{})
+	ctx := context.Background()
+	batch := make([]eventstore.Event, 1000)
+	for i := range batch {
+		batch[i] = eventstore.Event{Type: "user.updated", Data: benchData}
+	}
+	for i := range 20 {
+		if _, err := s.Append(ctx, fmt.Sprintf("user-r%d", i), eventstore.NoStream, batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		next := uint64(1)
+		for {
+			p, err := s.ReadAll(ctx, eventstore.Query{FromPosition: next, Limit: 1000})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(p.Events) == 0 {
+				break
+			}
+			n += len(p.Events)
+			next = p.NextPosition
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
