@@ -25,6 +25,7 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 		newHealthCmd(),
 		newVersionCmd(),
+		newServicesCmd(),
 		newEventsCmd(),
 		newTracesCmd(),
 		newQueueCmd(),
