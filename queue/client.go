@@ -165,6 +165,7 @@ type qstate struct {
 	stream jetstream.Stream
 	cons   [levels]jetstream.Consumer
 	bell   *doorbell
+	m      queueMetrics
 
 	sizeMu sync.Mutex
 	sizeAt time.Time
@@ -229,6 +230,7 @@ func (c *Client) attach(ctx context.Context, name string, cfg *Config) (*qstate,
 		}
 	}
 	q.bell = newDoorbell(c.nc, q.n.readyAll)
+	q.m = c.metrics.forQueue(name)
 	q.loaded.Store(c.opts.Now().UnixNano())
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -243,7 +243,7 @@ func (c *Client) published(q *qstate, n int64) {
 	q.sizeMu.Lock()
 	q.size += n
 	q.sizeMu.Unlock()
-	c.metrics.published.WithLabelValues(q.n.queue).Add(float64(n))
+	q.m.published.Add(float64(n))
 }
 
 // Future is the result of PublishAsync.

@@ -112,7 +112,11 @@ func (c *Client) Receive(ctx context.Context, queue string, opts ReceiveOptions)
 		opts.Max = 1
 	}
 	c.consumerSeen(q, opts.Consumer)
-	return c.receive(ctx, q, opts.Max, opts.Wait, opts.Stop)
+	ds, err := c.receive(ctx, q, opts.Max, opts.Wait, opts.Stop)
+	for _, d := range ds {
+		d.Receipt = c.seal(q.n.queue, d.msg.Reply) // only receivers outside Subscribe need one
+	}
+	return ds, err
 }
 
 func (c *Client) receive(ctx context.Context, q *qstate, max int, wait time.Duration, stop <-chan struct{}) ([]*Delivery, error) {
@@ -221,8 +225,7 @@ func (c *Client) admit(ctx context.Context, q *qstate, m *nats.Msg, p int) *Deli
 		Timestamp: ts.UTC(), Headers: userHeaders(h), Queue: q.n.queue,
 		msg: m, header: h,
 	}
-	d.Receipt = c.seal(q.n.queue, m.Reply)
-	c.metrics.received.WithLabelValues(q.n.queue).Inc()
+	q.m.received.Inc()
 	return d
 }
 
@@ -255,7 +258,7 @@ func (c *Client) nakAfter(reply string, delay time.Duration) error {
 
 func (c *Client) failed(q *qstate, n int64) {
 	q.failed.Add(n)
-	c.metrics.failed.WithLabelValues(q.n.queue).Add(float64(n))
+	q.m.failed.Add(float64(n))
 }
 
 func (c *Client) rememberLastErr(seq uint64, s string) {
@@ -355,7 +358,7 @@ func (c *Client) Ack(ctx context.Context, queue string, receipts []string) error
 
 func (c *Client) processed(q *qstate, n int64) {
 	q.processed.Add(n)
-	c.metrics.processed.WithLabelValues(q.n.queue).Add(float64(n))
+	q.m.processed.Add(float64(n))
 }
 
 // Nack reports a failed attempt with an error text. The message is retried

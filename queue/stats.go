@@ -248,6 +248,18 @@ type metrics struct {
 	deadLettered                                               *prometheus.CounterVec
 }
 
+// queueMetrics are one queue's hot-path counters, looked up once.
+type queueMetrics struct {
+	published, received, processed, failed prometheus.Counter
+}
+
+func (m *metrics) forQueue(q string) queueMetrics {
+	return queueMetrics{
+		published: m.published.WithLabelValues(q), received: m.received.WithLabelValues(q),
+		processed: m.processed.WithLabelValues(q), failed: m.failed.WithLabelValues(q),
+	}
+}
+
 func newMetrics(reg prometheus.Registerer) *metrics {
 	cv := func(name, help string, labels ...string) *prometheus.CounterVec {
 		v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_queue_" + name, Help: help}, labels)
