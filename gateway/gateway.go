@@ -8,6 +8,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -117,6 +118,18 @@ func (g *Gateway) Apply(cfg Config) error {
 	}
 	g.metrics.reloads.WithLabelValues("applied").Inc()
 	return nil
+}
+
+// Reload decodes a configuration with decode (strict decoding of the
+// file's gateway section) and applies it; a decoding or validation error
+// is returned, counted as rejected, and changes nothing.
+func (g *Gateway) Reload(decode func(*Config) error) error {
+	var cfg Config
+	if err := decode(&cfg); err != nil {
+		g.metrics.reloads.WithLabelValues("rejected").Inc()
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return g.Apply(cfg)
 }
 
 // Config returns the configuration in force.

@@ -128,9 +128,5 @@ func (c *gatewayComponent) Stop(ctx context.Context) error {
 // Reload applies the gateway section of a changed file; an invalid one is
 // an error and the running configuration stays.
 func (c *gatewayComponent) Reload(fc *FileConfig) error {
-	cfg, err := gatewaySection(fc)
-	if err != nil {
-		return err
-	}
-	return c.g.Apply(cfg)
+	return c.g.Reload(func(cfg *gateway.Config) error { return DecodeSection(&fc.Gateway, cfg) })
 }
