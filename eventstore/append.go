@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,8 +86,8 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 	if err != nil {
 		return AppendResult{}, err
 	}
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
+	// No default deadline here: publish bounds a context that cannot end
+	// itself, and the reads below get one each.
 	for attempt := 0; ; attempt++ {
 		cur, err := s.base(ctx, stream, expected)
 		if err != nil {
@@ -181,7 +182,9 @@ func (s *Store) base(ctx context.Context, stream string, expected int64) (verPos
 	if v, ok := s.versions.get(stream); ok && (expected == AnyVersion || v.version == expected) {
 		return v, nil
 	}
-	v, err := s.last(ctx, stream)
+	rctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	v, err := s.last(rctx, stream)
 	if err != nil {
 		return verPos{}, err
 	}
@@ -192,6 +195,8 @@ func (s *Store) base(ctx context.Context, stream string, expected int64) (verPos
 }
 
 func (s *Store) conflict(ctx context.Context, stream string, expected int64) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	v, err := s.last(ctx, stream)
 	if err != nil {
 		return err
@@ -201,6 +206,8 @@ func (s *Store) conflict(ctx context.Context, stream string, expected int64) err
 
 // duplicate answers a retried append whose writer-supplied id was stored.
 func (s *Store) duplicate(ctx context.Context, stream string, seq uint64, events []Event) (AppendResult, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	m, err := s.getOne(ctx, getRequest{Seq: seq})
 	if err != nil {
 		return AppendResult{}, err
@@ -267,9 +274,20 @@ func (s *Store) publish(ctx context.Context, msgs []*nats.Msg) (pubAck, error) {
 			return pubAck{}, fmt.Errorf("eventstore: publish: %w", err)
 		}
 	}
-	resp, err := s.nc.RequestMsgWithContext(ctx, msgs[len(msgs)-1])
+	var resp *nats.Msg
+	var err error
+	if ctx.Done() == nil {
+		// No cancellation to watch: the plain request skips a context
+		// timer per append.
+		resp, err = s.nc.RequestMsg(msgs[len(msgs)-1], s.cfg.RequestTimeout)
+	} else {
+		resp, err = s.nc.RequestMsgWithContext(ctx, msgs[len(msgs)-1])
+	}
 	if err != nil {
 		return pubAck{}, fmt.Errorf("eventstore: publish: %w", err)
+	}
+	if ack, ok := parseAck(resp.Data); ok {
+		return ack, nil
 	}
 	var ack pubAck
 	if err := json.Unmarshal(resp.Data, &ack); err != nil {
@@ -279,4 +297,26 @@ func (s *Store) publish(ctx context.Context, msgs []*nats.Msg) (pubAck, error) {
 		return pubAck{}, fmt.Errorf("eventstore: bad acknowledgement %q", resp.Data)
 	}
 	return ack, nil
+}
+
+// parseAck reads the common acknowledgement {"stream":…,"seq":N} (maybe
+// with "domain", "count", "batch") without reflection; anything unusual
+// (errors, duplicates) is left to encoding/json.
+func parseAck(b []byte) (pubAck, bool) {
+	if bytes.Contains(b, []byte(`"error"`)) || bytes.Contains(b, []byte(`"duplicate"`)) {
+		return pubAck{}, false
+	}
+	i := bytes.Index(b, []byte(`"seq":`))
+	if i < 0 {
+		return pubAck{}, false
+	}
+	var seq uint64
+	j := i + len(`"seq":`)
+	for ; j < len(b) && b[j] >= '0' && b[j] <= '9'; j++ {
+		seq = seq*10 + uint64(b[j]-'0')
+	}
+	if seq == 0 {
+		return pubAck{}, false
+	}
+	return pubAck{Seq: seq}, true
 }

@@ -34,8 +34,6 @@ const (
 const DefaultSource = "unknown"
 
 var (
-	nameRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`)
-	typeRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,127}$`)
 	// groupRe names subscriber groups; they become consumer names and key
 	// tokens, so no dots.
 	groupRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$`)
@@ -87,11 +85,32 @@ func Category(stream string) string {
 	return stream
 }
 
-// ValidStreamName reports whether s can name a stream.
-func ValidStreamName(s string) bool { return nameRe.MatchString(s) }
+// ValidStreamName reports whether s can name a stream:
+// ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$.
+func ValidStreamName(s string) bool { return validName(s, false) }
 
-// ValidType reports whether s can name an event type.
-func ValidType(s string) bool { return typeRe.MatchString(s) }
+// ValidType reports whether s can name an event type:
+// ^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,127}$.
+func ValidType(s string) bool { return validName(s, true) }
+
+// validName is the regular expressions above without their cost on the
+// append path.
+func validName(s string, colon bool) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		case i > 0 && colon && c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // ValidGroup reports whether s can name a subscriber group.
 func ValidGroup(s string) bool { return groupRe.MatchString(s) }

@@ -1,0 +1,55 @@
+package eventstore
+
+import (
+	"regexp"
+	"testing"
+)
+
+func TestParseAck(t *testing.T) {
+	for _, tc := range []struct {
+		in  string
+		seq uint64
+		ok  bool
+	}{
+		{`{"stream":"PLEXUS_EVENTS","seq":42}`, 42, true},
+		{`{"stream":"PLEXUS_EVENTS","domain":"x","seq":7,"batch":"b","count":3}`, 7, true},
+		{`{"stream":"PLEXUS_EVENTS","seq":9,"duplicate":true}`, 0, false},
+		{`{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 3"},"stream":"PLEXUS_EVENTS","seq":0}`, 0, false},
+		{`{"stream":"PLEXUS_EVENTS"}`, 0, false},
+	} {
+		ack, ok := parseAck([]byte(tc.in))
+		if ok != tc.ok || ack.Seq != tc.seq {
+			t.Errorf("%s: got %d %v", tc.in, ack.Seq, ok)
+		}
+	}
+}
+
+var (
+	nameRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`)
+	typeRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,127}$`)
+)
+
+func FuzzValidNameMatchesRegexp(f *testing.F) {
+	for _, s := range []string{"user-1", "a", "", "-a", "a.b_c-d", "a:b", "x y", "ü", "a~b", string(make([]byte, 129))} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if ValidStreamName(s) != nameRe.MatchString(s) || ValidType(s) != typeRe.MatchString(s) {
+			t.Fatalf("%q: stream %v type %v", s, ValidStreamName(s), ValidType(s))
+		}
+	})
+}
+
+func TestSubjectRoundTrip(t *testing.T) {
+	for _, tc := range []struct{ stream, typ, cat string }{
+		{"user-1", "user.created", "user"}, {"orders", "placed", "orders"}, {"a.b-c.d", "x:y.z", "a.b"},
+	} {
+		if Category(tc.stream) != tc.cat {
+			t.Fatalf("category of %q: %q", tc.stream, Category(tc.stream))
+		}
+		st, ty, ok := parseSubject(streamPrefix(tc.stream) + token(tc.typ))
+		if !ok || st != tc.stream || ty != tc.typ {
+			t.Fatalf("round trip %+v: %q %q %v", tc, st, ty, ok)
+		}
+	}
+}
