@@ -45,6 +45,8 @@ type runSpec struct {
 // runOnce measures one broker: msgs/s from the first publish to the last
 // consume, and publish→consume latency from a timestamp in the payload.
 func runOnce(ctx context.Context, b broker, sp runSpec) (benchutil.Result, error) {
+	ctx, stop := context.WithTimeout(ctx, 5*time.Minute)
+	defer stop()
 	if err := b.Reset(ctx); err != nil {
 		return benchutil.Result{}, fmt.Errorf("%s reset: %w", b.Name(), err)
 	}
