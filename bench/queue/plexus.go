@@ -81,7 +81,9 @@ func (b *sdkBroker) Close()                          {}
 
 type sdkProducer struct{ c *queue.Client }
 
-func (b *sdkBroker) NewProducer(ctx context.Context) (producer, error) { return &sdkProducer{c: b.c}, nil }
+func (b *sdkBroker) NewProducer(ctx context.Context) (producer, error) {
+	return &sdkProducer{c: b.c}, nil
+}
 
 func (p *sdkProducer) PublishBatch(ctx context.Context, payloads [][]byte) error {
 	msgs := make([]queue.Message, len(payloads))
@@ -183,7 +185,9 @@ func fromJSON(raw json.RawMessage) []byte {
 
 type httpProducer struct{ b *httpBroker }
 
-func (b *httpBroker) NewProducer(ctx context.Context) (producer, error) { return &httpProducer{b: b}, nil }
+func (b *httpBroker) NewProducer(ctx context.Context) (producer, error) {
+	return &httpProducer{b: b}, nil
+}
 
 func (p *httpProducer) PublishBatch(ctx context.Context, payloads [][]byte) error {
 	type item struct {
