@@ -162,3 +162,31 @@ func TestRegistryNodeRestartKeepsRegistrations(t *testing.T) {
 		t.Fatalf("registry API without token: %d", resp.StatusCode)
 	}
 }
+
+// An open watch stream does not hold up a graceful stop.
+func TestRegistryWatchEndsOnShutdown(t *testing.T) {
+	n := startNode(t, Config{Roles: []string{RoleControl}, AdminToken: testToken})
+	req, _ := http.NewRequest("GET", "http://"+n.AdminAddr()+"/v1/watch", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sse := sseReader{bufio.NewReader(resp.Body)}
+	if name, _ := sse.next(t); name != "snapshot" {
+		t.Fatalf("first event %q", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("stop took %s with a watch open", took)
+	}
+	if _, err := sse.rd.ReadString('\n'); err == nil {
+		t.Fatal("watch stream still open after stop")
+	}
+}
