@@ -150,3 +150,37 @@ func BenchmarkReadAll(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 }
+
+func BenchmarkSubscriptionCatchUp(b *testing.B) {
+	s := startStore(b, nil, eventstore.Config{})
+	ctx := context.Background()
+	batch := make([]eventstore.Event, 1000)
+	for i := range batch {
+		batch[i] = eventstore.Event{Type: "user.updated", Data: benchData}
+	}
+	const total = 20_000
+	for i := range total / 1000 {
+		if _, err := s.Append(ctx, fmt.Sprintf("user-c%d", i), eventstore.NoStream, batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	g := 0
+	for b.Loop() {
+		g++
+		done := make(chan struct{})
+		var n atomic.Int64
+		sub, err := s.Subscribe(ctx, fmt.Sprintf("bench-%d", g), func(context.Context, eventstore.Envelope) error {
+			if n.Add(1) == total {
+				close(done)
+			}
+			return nil
+		}, eventstore.SubscribeOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		<-done
+		_ = sub.Stop(ctx)
+	}
+	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "events/s")
+}
