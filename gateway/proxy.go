@@ -323,9 +323,10 @@ func setForwarded(ex *exchange, in, h http.Header) {
 		}
 		return
 	}
-	h[hdrXFF] = []string{ex.peerStr}
+	vs := make([]string, 2) // one allocation for both headers
+	vs[0], vs[1] = ex.peerStr, r.Host
+	h[hdrXFF], h[hdrXFHost] = vs[0:1:1], vs[1:2:2]
 	h[hdrXFProto] = protoValue(r)
-	h[hdrXFHost] = []string{r.Host}
 	delete(h, hdrForwarded)
 	delete(h, hdrXRealIP)
 }

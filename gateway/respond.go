@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -101,11 +100,10 @@ func isEventStream(h http.Header) bool {
 	if len(ct) == 0 {
 		return false
 	}
-	if strings.HasPrefix(ct[0], "text/event-stream") {
-		return true
-	}
-	mt, _, _ := mime.ParseMediaType(ct[0])
-	return mt == "text/event-stream"
+	const es = "text/event-stream"
+	v := strings.TrimLeft(ct[0], " \t")
+	return len(v) >= len(es) && strings.EqualFold(v[:len(es)], es) &&
+		(len(v) == len(es) || v[len(es)] == ';' || v[len(es)] == ' ' || v[len(es)] == '\t')
 }
 
 // copyBody copies src to w, flushing after each write when asked. It
@@ -151,13 +149,28 @@ func discard(resp *http.Response) {
 func (g *Gateway) rateLimit(ex *exchange, l *limiter) bool {
 	res := l.l.Allow(l.key(ex.r, ex.clientIP))
 	h := ex.w.Header()
-	h[hdrRateLimit] = []string{l.limit}
-	h[hdrRateRemaining] = []string{strconv.Itoa(max(res.Remaining, 0))}
-	h[hdrRateReset] = []string{strconv.Itoa(ceilSeconds(res.Reset))}
+	vs := make([]string, 3) // one allocation for the three headers
+	vs[0], vs[1], vs[2] = l.limit, smallItoa(max(res.Remaining, 0)), smallItoa(ceilSeconds(res.Reset))
+	h[hdrRateLimit], h[hdrRateRemaining], h[hdrRateReset] = vs[0:1:1], vs[1:2:2], vs[2:3:3]
 	if res.Allowed {
 		return true
 	}
 	g.metrics.rateLimited.WithLabelValues(ex.svcLabel, ex.route).Inc()
 	g.problem(ex, errRateLimited(res.RetryAfter))
 	return false
+}
+
+var smallInts = func() (t [1024]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+// smallItoa formats i without allocating when it is below 1024.
+func smallItoa(i int) string {
+	if i >= 0 && i < len(smallInts) {
+		return smallInts[i]
+	}
+	return strconv.Itoa(i)
 }

@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plexushq/plexus/internal/httpx"
+)
+
+// benchBackend answers 13 bytes with a Content-Length, like the bench's backend.
+func benchBackend(b *testing.B) *httptest.Server {
+	body := []byte("Hello, World!")
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(body)
+	}))
+	b.Cleanup(s.Close)
+	return s
+}
+
+func benchGateway(b *testing.B, cfg Config, opts Options) *Gateway {
+	disc := newDiscovery()
+	disc.set("svc", benchBackend(b).URL)
+	opts.Discovery = disc
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	g, err := New(cfg, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = g.Stop(b.Context()) })
+	return g
+}
+
+// featuresOn is the benchmark's configuration: P2C, breakers, a rate
+// limit too high to trigger, metrics and a file access log.
+func featuresOn(b *testing.B) (Config, Options) {
+	return Config{Strategy: "p2c", AccessLog: filepath.Join(b.TempDir(), "access.log"),
+			RateLimit: &RateLimitConfig{Requests: 1 << 30, Per: httpx.Duration(time.Second), Key: "ip"}},
+		Options{Metrics: prometheus.NewRegistry()}
+}
+
+// BenchmarkProxyLoopback is a whole proxied GET: client → gateway listener
+// → backend, all on loopback, one request at a time.
+func BenchmarkProxyLoopback(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		features bool
+	}{{"minimal", false}, {"features", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var cfg Config
+			var opts Options
+			if tc.features {
+				cfg, opts = featuresOn(b)
+			}
+			g := benchGateway(b, cfg, opts)
+			srv := httptest.NewServer(g)
+			b.Cleanup(srv.Close)
+			tr := &http.Transport{MaxIdleConnsPerHost: 8}
+			b.Cleanup(tr.CloseIdleConnections)
+			c := &http.Client{Transport: tr}
+			req, _ := http.NewRequest("GET", srv.URL+"/api/svc/hello?x=1", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := c.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatal(resp.StatusCode)
+				}
+			}
+		})
+	}
+}
+
+// discardWriter is a minimal ResponseWriter, so the benchmark counts the
+// gateway's own allocations, not a recorder's.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(s int)           { w.status = s }
+
+// BenchmarkServeHTTP calls the handler directly (the backend is still a
+// real loopback server), in parallel, with the features on.
+func BenchmarkServeHTTP(b *testing.B) {
+	cfg, opts := featuresOn(b)
+	g := benchGateway(b, cfg, opts)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest("GET", "/api/svc/hello?x=1", nil)
+		req.RemoteAddr = "127.0.0.1:5555"
+		w := &discardWriter{h: http.Header{}}
+		for pb.Next() {
+			clear(w.h)
+			g.ServeHTTP(w, req)
+			if w.status != 200 {
+				b.Fatal(w.status)
+			}
+		}
+	})
+}
