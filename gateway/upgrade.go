@@ -93,7 +93,8 @@ func (g *Gateway) upgrade(ex *exchange, resp *http.Response) bool {
 	h[hdrUpgrade] = resp.Header[hdrUpgrade][:1]
 	resp.Header, resp.Body = h, nil
 	ex.status = http.StatusSwitchingProtocols
-	if err := resp.Write(brw); err == nil {
+	err = resp.Write(brw)
+	if err == nil {
 		err = brw.Flush()
 	}
 	if err != nil {
