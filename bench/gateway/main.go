@@ -33,12 +33,17 @@ type options struct {
 	cores    []int
 	only     []string
 	tracing  bool
+	profile  bool
 	keep     bool
 }
 
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "backend" {
 		runBackend(os.Args[2])
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "node" {
+		runProfiledNode(os.Args[2:])
 		return
 	}
 	var o options
@@ -51,6 +56,7 @@ func main() {
 	flag.StringVar(&cores, "cores", "1,2", "CPU budgets to run, comma-separated (1 and/or 2)")
 	flag.StringVar(&only, "only", "", "targets to run (direct,plexus,nginx,haproxy,caddy); empty = all")
 	flag.BoolVar(&o.tracing, "tracing", false, "also run Plexus with tracing sampled at 100% and 1%")
+	flag.BoolVar(&o.profile, "profile", false, "also profile Plexus's gateway under wrk (1 core) and print the top of the CPU profile")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs, access logs)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 3s runs, 1s warm-up, one round")
 	flag.Parse()
@@ -107,6 +113,9 @@ func run(ctx context.Context, ps *benchutil.Procs, o options) error {
 			return err
 		}
 	}
+	if o.profile {
+		return profilePlexus(ctx, ps, o)
+	}
 	return nil
 }
 
@@ -131,7 +140,7 @@ func runSetup(ctx context.Context, ps *benchutil.Procs, o options, bin string, s
 		start func() (*target, error)
 	}
 	starters := []starter{
-		{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, nil, "") }},
+		{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, -1, "") }},
 		{"nginx", func() (*target, error) { return startNginx(ctx, ps, s, backend) }},
 		{"haproxy", func() (*target, error) { return startHAProxy(ctx, ps, s, backend) }},
 		{"caddy", func() (*target, error) { return startCaddy(ctx, ps, s, backend) }},
@@ -139,10 +148,10 @@ func runSetup(ctx context.Context, ps *benchutil.Procs, o options, bin string, s
 	if o.tracing {
 		starters = append(starters,
 			starter{"plexus", func() (*target, error) {
-				return startPlexus(ctx, ps, s, bin, backend, tracingEnv(1.0), " trace100%")
+				return startPlexus(ctx, ps, s, bin, backend, 1, " trace100%")
 			}},
 			starter{"plexus", func() (*target, error) {
-				return startPlexus(ctx, ps, s, bin, backend, tracingEnv(0.01), " trace1%")
+				return startPlexus(ctx, ps, s, bin, backend, 0.01, " trace1%")
 			}})
 	}
 	if !o.want("direct") {
@@ -246,11 +255,4 @@ func checkBody(url string) error {
 		return fmt.Errorf("GET %s: body %q, want the backend's %d bytes", url, b[:n], len(backendBody))
 	}
 	return nil
-}
-
-// tracingEnv turns on OpenTelemetry tracing in a Plexus process with the
-// given sampling ratio, exporting to the node's own receiver.
-func tracingEnv(ratio float64) []string {
-	return []string{"OTEL_TRACES_SAMPLER=parentbased_traceidratio",
-		fmt.Sprintf("OTEL_TRACES_SAMPLER_ARG=%g", ratio)}
 }

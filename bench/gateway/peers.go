@@ -170,17 +170,23 @@ http://%s {
 	return &target{name: "Caddy", url: "http://" + addr + "/", proc: pr}, nil
 }
 
-// plexusConfig is the gateway configuration the benchmark runs Plexus with:
-// P2C, breaker, a rate limit far above the offered load, access log on.
-func plexusConfig(accessLog string) string {
-	return fmt.Sprintf(`gateway:
+// plexusConfig is the configuration the benchmark runs Plexus with: P2C,
+// breaker, a rate limit far above the offered load, an access log file,
+// and tracing sampled at sample (negative: none; 0 would mean everything,
+// the shipped default).
+func plexusConfig(sample float64) func(accessLog string) string {
+	return func(accessLog string) string {
+		return fmt.Sprintf(`gateway:
   strategy: p2c
   timeout: 30s
   retries: {attempts: 2, budget: 0.2}
   breaker: {failureThreshold: 5, failureRatio: 0.5, minRequests: 20, window: 10s, resetTimeout: 60s, halfOpenRequests: 3}
   rateLimit: {requests: 1000000000, per: 1s, burst: 1000000000, key: ip}
   accessLog: %s
-`, accessLog)
+telemetry:
+  sampleRatio: %g
+`, accessLog, sample)
+	}
 }
 
 const adminToken = "bench-admin-token-0123456789"
@@ -211,7 +217,17 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-func startPlexus(ctx context.Context, ps *benchutil.Procs, s setup, bin, backend string, extraEnv []string, label string) (*target, error) {
+func startPlexus(ctx context.Context, ps *benchutil.Procs, s setup, bin, backend string, sample float64, label string) (*target, error) {
+	return startPlexusCmd(ctx, ps, s, backend, label, plexusConfig(sample), func(dir, gw, admin, cfg string) []string {
+		return []string{bin, "serve", "--roles", "gateway,control", "--data-dir", dir + "/data", "--gateway-addr", gw,
+			"--admin-addr", admin, "--admin-token", adminToken, "--config", cfg, "--log-level", "warn"}
+	})
+}
+
+// startPlexusCmd starts a Plexus node with argv, registers the backend
+// through the admin API and waits until the gateway proxies to it.
+func startPlexusCmd(ctx context.Context, ps *benchutil.Procs, s setup, backend, label string,
+	config func(accessLog string) string, argv func(dir, gw, admin, cfg string) []string) (*target, error) {
 	gw, err := listenAddr()
 	if err != nil {
 		return nil, err
@@ -220,16 +236,13 @@ func startPlexus(ctx context.Context, ps *benchutil.Procs, s setup, bin, backend
 	if err != nil {
 		return nil, err
 	}
-	name := fmt.Sprintf("plexus%s-%dc", label, s.cores)
+	name := fmt.Sprintf("plexus%s-%dc", strings.ReplaceAll(label, " ", "-"), s.cores)
 	dir := ps.Path(name)
-	cfg, err := ps.WriteFile(name+"/plexus.yaml", plexusConfig(dir+"/access.log"))
+	cfg, err := ps.WriteFile(name+"/plexus.yaml", config(dir+"/access.log"))
 	if err != nil {
 		return nil, err
 	}
-	env := append(s.env(), extraEnv...)
-	pr, err := ps.Start(name, s.proxyCPU, env, bin, "serve", "--roles", "gateway,control",
-		"--data-dir", dir+"/data", "--gateway-addr", gw, "--admin-addr", admin,
-		"--admin-token", adminToken, "--config", cfg, "--log-level", "warn")
+	pr, err := ps.Start(name, s.proxyCPU, s.env(), argv(dir, gw, admin, cfg)...)
 	if err != nil {
 		return nil, err
 	}
