@@ -59,77 +59,71 @@ func (g *Gateway) proxy(ex *exchange, rt *route, name, rest string) bool {
 	return abort
 }
 
+// forwarding is one request's state across its tries.
+type forwarding struct {
+	ctx     context.Context
+	timer   *time.Timer
+	timeout time.Duration
+	picker  balance.Picker
+	key     uint64
+	hdr     http.Header
+	rb      *reqBody
+	rest    string
+	tried   balance.Mask
+}
+
 // forward sends the request to one instance after another until one
 // answers well, a retry is not allowed, or instances run out. It reports
 // whether the outcome counts as a success for the service breaker, and
 // whether the client connection must be aborted.
 func (g *Gateway) forward(ex *exchange, svc *service, p *pool, rt *route, set *settings, rest string, rb *reqBody) (ok, abort bool) {
-	r := ex.r
-	timeout := set.timeout
-	picker := p.picker
-	if rt != nil {
-		if rt.timeout > 0 {
-			timeout = rt.timeout
-		}
-		if rt.picker != nil {
-			picker = rt.picker
-		}
+	f := forwarding{timeout: set.timeout, picker: p.picker, rb: rb, rest: rest}
+	if rt != nil && rt.timeout > 0 {
+		f.timeout = rt.timeout
 	}
-	ctx, cancel := context.WithCancelCause(r.Context())
+	if rt != nil && rt.picker != nil {
+		f.picker = rt.picker
+	}
+	ctx, cancel := context.WithCancelCause(ex.r.Context())
 	defer cancel(nil)
-	timer := time.AfterFunc(timeout, func() { cancel(errUpstreamTimeout) })
-	defer timer.Stop()
-	var key uint64
+	f.ctx = ctx
+	f.timer = time.AfterFunc(f.timeout, func() { cancel(errUpstreamTimeout) })
+	defer f.timer.Stop()
 	if set.strategy == "hash" || (rt != nil && rt.picker != nil) {
-		key = set.hashKey.of(r, ex.clientIP)
+		f.key = set.hashKey.of(ex.r, ex.clientIP)
 	}
-	hdr := g.outboundHeader(ex)
-	var tried balance.Mask
+	f.hdr = g.outboundHeader(ex)
 	var lastErr error
 	allOpen := true
 	for {
-		idx := g.pickIndex(p, picker, key, tried)
+		idx := g.pickIndex(p, f.picker, f.key, f.tried)
 		if idx < 0 {
 			if lastErr != nil {
-				g.problem(ex, g.upstreamProblem(ex, ctx, lastErr, timeout))
+				g.problem(ex, g.upstreamProblem(ex, ctx, lastErr, f.timeout))
 				return !isUpstreamFailure(ctx, lastErr, rb), false
 			}
 			g.problem(ex, errNoAvailable(ex.service, allOpen))
 			return false, false
 		}
-		u := p.ups[idx]
+		f.tried = f.tried.With(idx)
 		ibr := p.brs[idx]
 		var itk breaker.Ticket
 		if ibr != nil {
 			var err error
 			if itk, err = ibr.Allow(); err != nil {
-				tried = tried.With(idx)
-				continue
+				continue // this instance's breaker is open
 			}
 		}
 		allOpen = false
-		ex.attempts++
-		ex.upstream = u.id
-		start := time.Now()
-		resp, err := g.roundTrip(ctx, ex, u, hdr, rb, rest)
-		latency := time.Since(start)
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		failure := isUpstreamFailure(ctx, err, rb) || (err == nil && breaker.IsFailure(status, nil))
+		resp, latency, failure, err := g.try(ex, svc, p, idx, &f)
 		if ibr != nil {
 			ibr.Done(itk, !failure)
 		}
-		g.passiveHealth(svc, p, idx, failure, err)
+		u := p.ups[idx]
 		if g.shouldRetry(ex, svc, set, ctx, resp, err, rb) {
 			u.ep.End(latency, false)
-			if resp != nil {
+			if lastErr = err; resp != nil {
 				discard(resp)
-			}
-			tried = tried.With(idx)
-			lastErr = err
-			if err == nil {
 				lastErr = errRetriedStatus
 			}
 			g.metrics.retries.WithLabelValues(ex.svcLabel).Inc()
@@ -137,14 +131,34 @@ func (g *Gateway) forward(ex *exchange, svc *service, p *pool, rt *route, set *s
 		}
 		if err != nil {
 			u.ep.End(latency, false)
-			g.metrics.upstreamErr(ex.svcLabel, ctx, err)
-			g.problem(ex, g.upstreamProblem(ex, ctx, err, timeout))
+			g.problem(ex, g.upstreamProblem(ex, ctx, err, f.timeout))
 			return !failure, false
 		}
-		abort = g.respond(ex, ctx, timer, resp)
+		abort = g.respond(ex, ctx, f.timer, resp)
 		u.ep.End(latency, !failure)
 		return !failure, abort
 	}
+}
+
+// try sends one try to instance idx and feeds passive health; failure
+// says whether it counts against the instance.
+func (g *Gateway) try(ex *exchange, svc *service, p *pool, idx int, f *forwarding) (resp *http.Response, latency time.Duration, failure bool, err error) {
+	u := p.ups[idx]
+	ex.attempts++
+	ex.upstream = u.id
+	start := time.Now()
+	resp, err = g.roundTrip(f.ctx, ex, u, f.hdr, f.rb, f.rest)
+	latency = time.Since(start)
+	if err != nil {
+		failure = isUpstreamFailure(f.ctx, err, f.rb)
+		if failure {
+			g.metrics.upstreamErr(ex.svcLabel, f.ctx, err)
+		}
+	} else {
+		failure = breaker.IsFailure(resp.StatusCode, nil)
+	}
+	g.passiveHealth(svc, p, idx, failure, err)
+	return resp, latency, failure, err
 }
 
 var errRetriedStatus = errors.New("upstream answered 502, 503 or 504")
