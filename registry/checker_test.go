@@ -156,7 +156,8 @@ func TestCheckerTimeoutCountsAsFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "unhealthy by timeouts", func() bool { return status(t, s, "svc", "slow").Status == StatusUnhealthy })
-	if took := time.Since(started); took > 900*time.Millisecond {
+	// Without the timeout each check would wait the backend's full second.
+	if took := time.Since(started); took > 1800*time.Millisecond {
 		t.Fatalf("two 80ms timeouts took %s: the timeout is not honoured", took)
 	}
 	if out := status(t, s, "svc", "slow").CheckOutput; out != "timeout after 80ms" {
@@ -203,8 +204,9 @@ func TestTwoCheckersShareTheWork(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	hits := b.hits.Load()
-	// One checker alone makes about 10 checks in 2s at a 200ms interval.
-	if hits < 7 || hits > 15 {
+	// One checker alone makes about 10 checks in 2s at a 200ms interval;
+	// two that did not share would make about 20.
+	if hits < 5 || hits > 15 {
 		t.Fatalf("%d checks in 2s with two checkers at 200ms; want about 10", hits)
 	}
 	b.healthy.Store(false)

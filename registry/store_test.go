@@ -60,7 +60,7 @@ func TestHeartbeatKeepsInstanceAlive(t *testing.T) {
 		if err != nil {
 			t.Fatalf("heartbeat: %v", err)
 		}
-		if d := time.Until(inst.ExpiresAt); d < 900*time.Millisecond || d > time.Second {
+		if d := time.Until(inst.ExpiresAt); d < 500*time.Millisecond || d > time.Second {
 			t.Fatalf("expiresAt in %s", d)
 		}
 	}
