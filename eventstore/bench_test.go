@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/plexushq/plexus/eventstore"
 	"github.com/plexushq/plexus/internal/enginetest"
@@ -181,6 +182,41 @@ func BenchmarkSubscriptionCatchUp(b *testing.B) {
 		}
 		<-done
 		_ = sub.Stop(ctx)
+	}
+	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkRawConsumerCatchUp is the limit of a catch-up: a raw JetStream
+// consumer that only counts.
+func BenchmarkRawConsumerCatchUp(b *testing.B) {
+	eng := enginetest.Start(b)
+	s := startStore(b, eng, eventstore.Config{})
+	ctx := context.Background()
+	batch := make([]eventstore.Event, 1000)
+	for i := range batch {
+		batch[i] = eventstore.Event{Type: "user.updated", Data: benchData}
+	}
+	const total = 20_000
+	for i := range total / 1000 {
+		if _, err := s.Append(ctx, fmt.Sprintf("user-c%d", i), eventstore.NoStream, batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := eng.JetStream().OrderedConsumer(ctx, "PLEXUS_EVENTS", jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		it, _ := c.Messages()
+		for range total {
+			m, err := it.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = m.Metadata()
+		}
+		it.Stop()
 	}
 	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "events/s")
 }

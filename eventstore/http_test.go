@@ -297,10 +297,11 @@ func TestHTTPParkedEvents(t *testing.T) {
 	if p["position"] != 1.0 || p["lastError"] != "smtp says no" || p["state"] != "parked" || p["type"] != "mail.bad" {
 		t.Fatalf("parked: %v", p)
 	}
-	st, m, _ := call(t, "GET", a.url+"/v1/subscriptions", "", "")
-	if gs, _ := m["groups"].([]any); st != 200 || len(gs) != 1 || gs[0].(map[string]any)["checkpoint"] != 2.0 {
-		t.Fatalf("groups: %d %v", st, m)
-	}
+	waitFor(t, func() bool { // checkpoints are written within ackIdle
+		st, m, _ := call(t, "GET", a.url+"/v1/subscriptions", "", "")
+		gs, _ := m["groups"].([]any)
+		return st == 200 && len(gs) == 1 && gs[0].(map[string]any)["checkpoint"] == 2.0
+	})
 	if st, _, _ := call(t, "POST", a.url+"/v1/subscriptions/mailer/parked/99/retry", "", ""); st != 404 {
 		t.Fatalf("retry unknown: %d", st)
 	}
@@ -310,7 +311,7 @@ func TestHTTPParkedEvents(t *testing.T) {
 	if st, _, _ := call(t, "DELETE", a.url+"/v1/subscriptions/mailer/parked/1", "", ""); st != 204 {
 		t.Fatalf("skip: %d", st)
 	}
-	_, m, _ = call(t, "GET", a.url+"/v1/subscriptions/mailer/parked", "", "")
+	_, m, _ := call(t, "GET", a.url+"/v1/subscriptions/mailer/parked", "", "")
 	if l, _ := m["events"].([]any); len(l) != 0 {
 		t.Fatalf("after skip: %v", m)
 	}

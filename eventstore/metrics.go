@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,14 +39,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "plexus_events_parked_total", Help: "Events parked by subscriber group.",
 		}, []string{"group"}),
 	}
-	for _, c := range []prometheus.Collector{m.appends, m.events, m.duration, m.handled, m.parked} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				panic(err)
-			}
-		}
-	}
+	m.appends = register(reg, m.appends)
+	m.events = register(reg, m.events)
+	m.duration = register(reg, m.duration)
+	m.handled = register(reg, m.handled)
+	m.parked = register(reg, m.parked)
 	return m
 }
 
@@ -76,4 +74,19 @@ func (m *metrics) handledOne(group, result string) {
 	if result == "parked" {
 		m.parked.WithLabelValues(group).Inc()
 	}
+}
+
+// register adds c to reg, or returns the collector already registered
+// under its name (two stores on one registry share their series).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(fmt.Sprintf("eventstore: metrics: %v", err))
+	}
+	return c
 }

@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 )
@@ -72,6 +71,8 @@ func (p *Projection[M]) Start(ctx context.Context) error {
 			p.store.log.Error("events: projection stopped", "err", err)
 			p.mu.Lock()
 			p.err = err
+			close(p.changed) // wake WaitFor callers so they see the error
+			p.changed = make(chan struct{})
 			p.mu.Unlock()
 		}
 	}()
@@ -139,7 +140,7 @@ func (p *Projection[M]) WaitFor(ctx context.Context, position uint64) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("projection at %d waiting for %d: %w", pos, position, errors.Join(ctx.Err()))
+			return fmt.Errorf("projection at %d waiting for %d: %w", pos, position, ctx.Err())
 		}
 	}
 }

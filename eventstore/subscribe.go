@@ -135,7 +135,7 @@ func (s *Store) ensureConsumer(ctx context.Context, group string, opts Subscribe
 	filters := filterSubjects(opts.Category, opts.Types)
 	cfg := jetstream.ConsumerConfig{
 		Durable: name, Description: "Plexus subscriber group " + group,
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: opts.AckWait, MaxDeliver: -1,
+		AckPolicy: jetstream.AckAllPolicy, AckWait: opts.AckWait, MaxDeliver: -1,
 		MaxAckPending: max(1000, 2*opts.Buffer), DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 	if len(filters) == 1 {
@@ -191,6 +191,14 @@ func (sub *Subscription) Stop(ctx context.Context) error {
 	return err
 }
 
+// Checkpoints are coalesced: with AckAll, acknowledging an event
+// acknowledges every earlier one, so the loop acknowledges every ackEvery
+// events, when no event arrives for ackIdle, and when it stops.
+const (
+	ackEvery = 64
+	ackIdle  = 20 * time.Millisecond
+)
+
 func (sub *Subscription) run(it jetstream.MessagesContext) {
 	defer sub.wg.Done()
 	stopped := make(chan struct{})
@@ -199,9 +207,27 @@ func (sub *Subscription) run(it jetstream.MessagesContext) {
 		<-sub.ctx.Done()
 		it.Stop()
 	}()
-	defer func() { sub.stopOnce.Do(sub.cancel); <-stopped }()
+	var unacked jetstream.Msg
+	var n int
+	checkpoint := func() {
+		if unacked != nil {
+			_ = unacked.Ack()
+			unacked, n = nil, 0
+		}
+	}
+	defer func() { checkpoint(); sub.stopOnce.Do(sub.cancel); <-stopped }()
 	for {
-		msg, err := it.Next()
+		var msg jetstream.Msg
+		var err error
+		if unacked != nil {
+			msg, err = it.Next(jetstream.NextMaxWait(ackIdle))
+			if errors.Is(err, nats.ErrTimeout) {
+				checkpoint()
+				continue
+			}
+		} else {
+			msg, err = it.Next()
+		}
 		if err != nil {
 			if sub.ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
@@ -209,33 +235,44 @@ func (sub *Subscription) run(it jetstream.MessagesContext) {
 			sub.store.log.Warn("events: subscription", "group", sub.group, "err", err)
 			continue
 		}
-		if !sub.handleMsg(msg) {
+		switch sub.handleMsg(msg) {
+		case msgStop:
 			return
+		case msgDone:
+			unacked, n = msg, n+1
+			if n >= ackEvery {
+				checkpoint()
+			}
 		}
 	}
 }
 
-// handleMsg runs the handler with retries, parks the event when they are
-// exhausted and checkpoints. False when the subscription is stopping and
-// the event was left for later.
-func (sub *Subscription) handleMsg(msg jetstream.Msg) bool {
+type msgOutcome int
+
+const (
+	msgDone  msgOutcome = iota // handled or parked: checkpoint it
+	msgSkip                    // already settled
+	msgStop                    // the subscription is stopping; left for later
+)
+
+// handleMsg runs the handler with retries and parks the event when they
+// are exhausted.
+func (sub *Subscription) handleMsg(msg jetstream.Msg) msgOutcome {
 	md, err := msg.Metadata()
 	if err != nil {
 		sub.store.log.Error("events: message without metadata", "group", sub.group, "err", err)
-		_ = msg.Term()
-		return true
+		return msgSkip
 	}
 	seq := md.Sequence.Stream
 	if seq <= sub.last.Load() {
-		_ = msg.Ack() // delivered again after a checkpoint was written
-		return true
+		_ = msg.Ack() // delivered again after it was handled: everything up to it is
+		return msgSkip
 	}
 	env, err := envelope(msg.Subject(), seq, md.Timestamp, msg.Headers(), msg.Data())
 	if err != nil {
 		sub.store.log.Error("events: undecodable event skipped", "group", sub.group, "position", seq, "err", err)
-		_ = msg.Ack()
 		sub.last.Store(seq)
-		return true
+		return msgDone
 	}
 	delay := sub.opts.Backoff
 	for attempt := 1; ; attempt++ {
@@ -245,29 +282,29 @@ func (sub *Subscription) handleMsg(msg jetstream.Msg) bool {
 			break
 		}
 		if sub.ctx.Err() != nil {
-			return false
+			return msgStop
 		}
 		if attempt >= sub.opts.MaxAttempts {
 			if perr := sub.park(env, attempt, err); perr != nil {
 				sub.store.log.Error("events: could not park event; will retry", "group", sub.group, "position", seq, "err", perr)
-				_ = msg.Nak()
-				return true
+				attempt--
+			} else {
+				sub.store.metrics.handledOne(sub.group, "parked")
+				break
 			}
-			sub.store.metrics.handledOne(sub.group, "parked")
-			break
+		} else {
+			sub.store.metrics.handledOne(sub.group, "retry")
 		}
-		sub.store.metrics.handledOne(sub.group, "retry")
 		_ = msg.InProgress()
 		select {
 		case <-time.After(delay):
 		case <-sub.ctx.Done():
-			return false
+			return msgStop
 		}
 		delay = min(2*delay, sub.opts.MaxBackoff)
 	}
-	_ = msg.Ack()
 	sub.last.Store(seq)
-	return true
+	return msgDone
 }
 
 // call runs the handler once, in the event's trace, turning a panic into
