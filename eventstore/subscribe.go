@@ -250,9 +250,9 @@ func (sub *Subscription) run(it jetstream.MessagesContext) {
 type msgOutcome int
 
 const (
-	msgDone  msgOutcome = iota // handled or parked: checkpoint it
-	msgSkip                    // already settled
-	msgStop                    // the subscription is stopping; left for later
+	msgDone msgOutcome = iota // handled or parked: checkpoint it
+	msgSkip                   // already settled
+	msgStop                   // the subscription is stopping; left for later
 )
 
 // handleMsg runs the handler with retries and parks the event when they
