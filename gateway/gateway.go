@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/registry"
 )
@@ -53,11 +54,16 @@ type Options struct {
 	AccessLog io.Writer
 	// Transport is cloned for upstream connections (tests, custom TLS). Default: a tuned transport.
 	Transport *http.Transport
+	// TracerProvider records a server span per proxied request, the parent
+	// of the upstream's spans. Nil: no spans; traceparent is still
+	// propagated, or created when the client sent none.
+	TracerProvider trace.TracerProvider
 }
 
 // Gateway is an http.Handler serving the gateway listener.
 type Gateway struct {
 	opts     Options
+	tracer   trace.Tracer // nil: no spans
 	log      *slog.Logger
 	clock    Clock
 	disc     Discovery
@@ -86,6 +92,9 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	}
 	if g.clock == nil {
 		g.clock = realClock{}
+	}
+	if opts.TracerProvider != nil {
+		g.tracer = opts.TracerProvider.Tracer("github.com/plexushq/plexus/gateway")
 	}
 	g.logs = newAccessFiles()
 	var err error

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // exchange is the state of one request as it passes through the gateway;
@@ -28,6 +30,7 @@ type exchange struct {
 	attempts int
 	status   int
 	bytes    int64
+	span     trace.Span // nil without a tracer provider
 }
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
@@ -100,4 +103,5 @@ func (g *Gateway) finish(ex *exchange) {
 	if ex.c.access != nil {
 		g.accessLog(ex, d)
 	}
+	endSpan(ex)
 }

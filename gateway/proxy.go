@@ -25,6 +25,7 @@ func (g *Gateway) proxy(ex *exchange, rt *route, name, rest string) bool {
 	if snap != nil {
 		ex.svcLabel = name
 	}
+	g.startSpan(ex)
 	lim := set.limiter
 	if rt != nil && rt.limiter != nil {
 		lim = rt.limiter
@@ -308,9 +309,13 @@ func (g *Gateway) outboundHeader(ex *exchange) http.Header {
 	}
 	setForwarded(ex, in, h)
 	h[hdrRequestID] = ex.reqID
-	if tp := in[hdrTraceparent]; len(tp) != 1 || !validTraceparent(tp[0]) {
-		h[hdrTraceparent] = []string{newTraceparent()}
-		delete(h, hdrTracestate)
+	// With a tracer the gateway's span is the upstream's parent; without
+	// one the client's traceparent passes unchanged, or a new trace starts.
+	if !injectTrace(ex, h) {
+		if tp := in[hdrTraceparent]; len(tp) != 1 || !validTraceparent(tp[0]) {
+			h[hdrTraceparent] = []string{newTraceparent()}
+			delete(h, hdrTracestate)
+		}
 	}
 	if _, ok := h[hdrUserAgent]; !ok {
 		h[hdrUserAgent] = emptyValue // keep Go's default User-Agent out

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/plexushq/plexus/internal/httpx"
 )
@@ -147,5 +149,30 @@ func TestHTTP2FromClients(t *testing.T) {
 	}
 	if p := resp.Header.Get("X-In-X-Forwarded-Proto"); p != "https" {
 		t.Errorf("X-Forwarded-Proto %q, want https", p)
+	}
+}
+
+func TestTracingSpanIsUpstreamParent(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	be := backend(t, echo)
+	h := startGateway(t, Config{}, Options{TracerProvider: tp})
+	h.disc.set("svc", be.URL)
+	req := mustReq(t, "GET", h.url+"/api/svc/x", nil)
+	req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	resp, _ := do(t, client(t), req)
+	got := resp.Header.Get("X-In-Traceparent")
+	spans := exp.GetSpans()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans recorded, want 1", len(spans))
+	}
+	sp := spans[0]
+	if sp.SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || sp.Parent.SpanID().String() != "00f067aa0ba902b7" {
+		t.Errorf("span %s parent %s: not a child of the client's span", sp.SpanContext.TraceID(), sp.Parent.SpanID())
+	}
+	want := "00-4bf92f3577b34da6a3ce929d0e0e4736-" + sp.SpanContext.SpanID().String() + "-01"
+	if got != want {
+		t.Errorf("upstream traceparent %q, want %q (the gateway span as parent)", got, want)
 	}
 }

@@ -30,7 +30,7 @@ func (n *Node) setupGateway(ctx context.Context) error {
 		return err
 	}
 	log := n.log.With("component", "gateway")
-	g, err := gateway.New(cfg, gateway.Options{Discovery: n.regCache, Logger: log, Metrics: n.metrics})
+	g, err := gateway.New(cfg, gateway.Options{Discovery: n.regCache, Logger: log, Metrics: n.metrics, TracerProvider: n.tracer})
 	if err != nil {
 		return fmt.Errorf("config gateway: %w", err)
 	}

@@ -1,0 +1,61 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// propagator reads and writes W3C trace context and baggage.
+var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+// startSpan opens the gateway's server span for a proxied request, as a
+// child of the client's traceparent when it sent one. Without a tracer
+// provider the gateway only propagates (or creates) traceparent.
+func (g *Gateway) startSpan(ex *exchange) {
+	if g.tracer == nil {
+		return
+	}
+	r := ex.r
+	ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := g.tracer.Start(ctx, r.Method+" "+ex.route, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(
+			attribute.String("http.request.method", r.Method),
+			attribute.String("url.path", r.URL.Path),
+			attribute.String("plexus.service", ex.service),
+			attribute.String("plexus.route", ex.route),
+			attribute.String("client.address", ex.clientIP),
+		))
+	ex.r = r.WithContext(ctx)
+	ex.span = span
+}
+
+// injectTrace writes the span's context into the upstream request's
+// header; it reports false when there is no span.
+func injectTrace(ex *exchange, h http.Header) bool {
+	if ex.span == nil || !ex.span.SpanContext().IsValid() {
+		return false
+	}
+	propagator.Inject(trace.ContextWithSpan(context.Background(), ex.span), propagation.HeaderCarrier(h))
+	return true
+}
+
+// endSpan records the outcome and ends the span.
+func endSpan(ex *exchange) {
+	if ex.span == nil {
+		return
+	}
+	ex.span.SetAttributes(
+		attribute.Int("http.response.status_code", ex.status),
+		attribute.String("plexus.upstream", ex.upstream),
+		attribute.Int("plexus.attempts", ex.attempts),
+	)
+	if ex.status >= 500 {
+		ex.span.SetStatus(codes.Error, http.StatusText(ex.status))
+	}
+	ex.span.End()
+}
