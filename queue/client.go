@@ -163,8 +163,12 @@ type qstate struct {
 	cfg    atomic.Pointer[Config]
 	loaded atomic.Int64 // unix nanos of the last options read
 	stream jetstream.Stream
-	cons   [levels]jetstream.Consumer
-	bell   *doorbell
+	// levels has bit p set when priority level p has its consumer. Levels
+	// are created on first use, so a queue that uses one priority pays for
+	// one consumer (the engine checks every consumer's interest on each ack).
+	levels  atomic.Uint32
+	levelMu sync.Mutex
+	bell    *doorbell
 	m      queueMetrics
 
 	sizeMu sync.Mutex
@@ -201,33 +205,71 @@ func (c *Client) state(ctx context.Context, name string) (*qstate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue %q: options: %w", name, err)
 	}
-	var cfg Config
-	if err := json.Unmarshal(e.Value(), &cfg); err != nil {
+	var rec record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		return nil, fmt.Errorf("queue %q: options: %w", name, err)
 	}
 	if q != nil {
-		q.cfg.Store(&cfg)
+		q.cfg.Store(&rec.Config)
+		q.levels.Or(uint32(rec.Levels))
 		q.loaded.Store(c.opts.Now().UnixNano())
 		return q, nil
 	}
-	return c.attach(ctx, name, &cfg)
+	return c.attach(ctx, name, &rec)
 }
 
-// attach looks up the queue's stream and consumers and caches them.
-func (c *Client) attach(ctx context.Context, name string, cfg *Config) (*qstate, error) {
+// record is a queue's entry in the options bucket.
+type record struct {
+	Config
+	// Levels is the bit set of priority levels that have a consumer.
+	Levels uint16 `json:"levels"`
+}
+
+// addLevel creates priority level p's consumer on first use and records it.
+func (c *Client) addLevel(ctx context.Context, q *qstate, p int) error {
+	bit := uint32(1) << p
+	if q.levels.Load()&bit != 0 {
+		return nil
+	}
+	q.levelMu.Lock()
+	defer q.levelMu.Unlock()
+	if q.levels.Load()&bit != 0 {
+		return nil
+	}
+	if err := c.ensureLevel(ctx, q.stream, q.n, p, q.cfg.Load()); err != nil {
+		return err
+	}
+	for range 10 {
+		e, err := c.kv.Get(ctx, q.n.queue)
+		if err != nil {
+			return fmt.Errorf("queue %q: levels: %w", q.n.queue, err)
+		}
+		var rec record
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			return fmt.Errorf("queue %q: levels: %w", q.n.queue, err)
+		}
+		rec.Levels |= uint16(bit)
+		b, _ := json.Marshal(&rec)
+		if _, err = c.kv.Update(ctx, q.n.queue, b, e.Revision()); err == nil {
+			q.levels.Or(uint32(rec.Levels))
+			return nil
+		}
+	}
+	return fmt.Errorf("queue %q: levels: too many concurrent changes", q.n.queue)
+}
+
+// attach looks up the queue's stream and caches what the client needs.
+func (c *Client) attach(ctx context.Context, name string, rec *record) (*qstate, error) {
 	q := &qstate{n: namesFor(name)}
+	cfg := &rec.Config
 	q.cfg.Store(cfg)
+	q.levels.Store(uint32(rec.Levels))
 	var err error
 	if q.stream, err = c.js.Stream(ctx, q.n.stream); err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, notFound(name)
 		}
 		return nil, fmt.Errorf("queue %q: stream: %w", name, err)
-	}
-	for p := range levels {
-		if q.cons[p], err = q.stream.Consumer(ctx, consumerName(p)); err != nil {
-			return nil, fmt.Errorf("queue %q: consumer %d: %w", name, p, err)
-		}
 	}
 	q.bell = newDoorbell(c.nc, q.n.readyAll)
 	q.m = c.metrics.forQueue(name)
@@ -237,6 +279,7 @@ func (c *Client) attach(ctx context.Context, name string, cfg *Config) (*qstate,
 	if old := c.queues[name]; old != nil {
 		q.bell.close()
 		old.cfg.Store(cfg)
+		old.levels.Or(uint32(rec.Levels))
 		return old, nil
 	}
 	c.queues[name] = q
@@ -268,15 +311,22 @@ func (c *Client) CreateQueue(ctx context.Context, name string, cfg Config) (info
 			return nil, false, err
 		}
 	}
-	_, getErr := c.kv.Get(ctx, name)
+	rec := record{Config: cfg, Levels: 1}
+	old, getErr := c.kv.Get(ctx, name)
 	created = errors.Is(getErr, jetstream.ErrKeyNotFound)
 	if getErr != nil && !created {
 		return nil, false, fmt.Errorf("queue %q: %w", name, getErr)
 	}
-	if err := c.ensureObjects(ctx, name, &cfg); err != nil {
+	if !created {
+		var prev record
+		if json.Unmarshal(old.Value(), &prev) == nil {
+			rec.Levels |= prev.Levels
+		}
+	}
+	if err := c.ensureObjects(ctx, name, &rec); err != nil {
 		return nil, false, err
 	}
-	b, _ := json.Marshal(&cfg)
+	b, _ := json.Marshal(&rec)
 	if _, err := c.kv.Put(ctx, name, b); err != nil {
 		return nil, false, fmt.Errorf("queue %q: store options: %w", name, err)
 	}
@@ -284,9 +334,10 @@ func (c *Client) CreateQueue(ctx context.Context, name string, cfg Config) (info
 	q := c.queues[name]
 	c.mu.Unlock()
 	if q != nil { // keep its unflushed counters and doorbell
-		q.cfg.Store(&cfg)
+		q.cfg.Store(&rec.Config)
+		q.levels.Or(uint32(rec.Levels))
 		q.loaded.Store(c.opts.Now().UnixNano())
-	} else if q, err = c.attach(ctx, name, &cfg); err != nil {
+	} else if q, err = c.attach(ctx, name, &rec); err != nil {
 		return nil, false, err
 	}
 	info, err = c.info(ctx, q)
@@ -304,7 +355,7 @@ func (c *Client) ensureDLQ(ctx context.Context, dlq, owner string) error {
 	return err
 }
 
-func (c *Client) ensureObjects(ctx context.Context, name string, cfg *Config) error {
+func (c *Client) ensureObjects(ctx context.Context, name string, rec *record) error {
 	n := namesFor(name)
 	s, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        n.stream,
@@ -323,18 +374,28 @@ func (c *Client) ensureObjects(ctx context.Context, name string, cfg *Config) er
 		return fmt.Errorf("queue %q: stream: %w", name, err)
 	}
 	for p := range levels {
-		_, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable:       consumerName(p),
-			FilterSubject: n.ready[p],
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       cfg.VisibilityTimeout.D(),
-			MaxDeliver:    -1, // Plexus counts attempts and moves exhausted messages itself
-			MaxAckPending: -1,
-			MaxWaiting:    4096,
-		})
-		if err != nil {
-			return fmt.Errorf("queue %q: consumer %d: %w", name, p, err)
+		if rec.Levels&(1<<p) != 0 {
+			if err := c.ensureLevel(ctx, s, n, p, &rec.Config); err != nil {
+				return err
+			}
 		}
+	}
+	return nil
+}
+
+// ensureLevel creates or updates priority level p's pull consumer.
+func (c *Client) ensureLevel(ctx context.Context, s jetstream.Stream, n *names, p int, cfg *Config) error {
+	_, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       consumerName(p),
+		FilterSubject: n.ready[p],
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.VisibilityTimeout.D(),
+		MaxDeliver:    -1, // Plexus counts attempts and moves exhausted messages itself
+		MaxAckPending: -1,
+		MaxWaiting:    4096,
+	})
+	if err != nil {
+		return fmt.Errorf("queue %q: consumer %d: %w", n.queue, p, err)
 	}
 	return nil
 }

@@ -62,10 +62,13 @@ func (c *Client) deadLetter(ctx context.Context, q *qstate, src source, reason s
 	if err != nil {
 		return fmt.Errorf("dead-letter queue %q: %w", cfg.DeadLetterQueue, err)
 	}
+	prio := priorityOf(src.subject)
+	if err := c.addLevel(ctx, dq, prio); err != nil {
+		return err
+	}
 	if err := c.reserve(ctx, dq, 1); err != nil {
 		return err
 	}
-	prio := priorityOf(src.subject)
 	h := make(nats.Header, len(src.header)+8)
 	for k, v := range src.header {
 		if !strings.HasPrefix(k, "Nats-") {
@@ -258,6 +261,9 @@ func (c *Client) Redrive(ctx context.Context, queue string, ids []string) (int, 
 	err = c.eachDeadLetter(ctx, queue, func(dq *qstate, d DeadLetter) (bool, error) {
 		if len(want) > 0 && !want[d.ID] {
 			return true, nil
+		}
+		if err := c.addLevel(ctx, q, d.Priority); err != nil {
+			return false, err
 		}
 		if err := c.reserve(ctx, q, 1); err != nil {
 			return false, err

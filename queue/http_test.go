@@ -189,7 +189,9 @@ func TestHTTPReceiveLongPollWakesOnPublish(t *testing.T) {
 	f.c.opts.PollInterval = time.Hour // only the doorbell can wake it
 	go func() {
 		time.Sleep(200 * time.Millisecond)
-		_, _ = f.c.Publish(f.ctx, "poll", Message{Payload: []byte(`"hi"`)})
+		if _, err := f.c.Publish(f.ctx, "poll", Message{Payload: []byte(`"hi"`)}); err != nil {
+			t.Error(err)
+		}
 	}()
 	start := time.Now()
 	st, m, b := h.json("POST", "/v1/queues/poll/receive", `{"wait":"5s"}`)

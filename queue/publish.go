@@ -117,16 +117,20 @@ func (h natsHeader) Keys() []string {
 // build turns m into the stored NATS message.
 func (c *Client) build(ctx context.Context, q *qstate, m *Message, now time.Time) *nats.Msg {
 	id := m.ID
-	if id == "" {
-		id = nuid.Next()
-	}
-	h := make(nats.Header, len(m.Headers)+6)
+	h := make(nats.Header, len(m.Headers)+2)
 	for k, v := range m.Headers {
 		h[k] = []string{v}
 	}
 	c.prop.Inject(ctx, natsHeader(h))
-	h[jetstream.MsgIDHeader] = []string{id}
+	if id == "" {
+		// A generated id is unique: no need for the engine's dedupe.
+		id = nuid.Next()
+	} else {
+		h[jetstream.MsgIDHeader] = []string{id}
+	}
 	h[hdrID] = []string{id}
+	// The publish time by the client's clock (a fired delayed copy gets a
+	// new stream time; TTL counts from the publish).
 	h[hdrTime] = []string{strconv.FormatInt(now.UnixNano(), 10)}
 	subj := q.n.ready[m.Priority]
 	if m.Delay > 0 {
@@ -188,6 +192,11 @@ func (c *Client) PublishBatch(ctx context.Context, queue string, msgs []Message)
 }
 
 func (c *Client) publish(ctx context.Context, q *qstate, msgs []Message) ([]string, error) {
+	for i := range msgs {
+		if err := c.addLevel(ctx, q, msgs[i].Priority); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.reserve(ctx, q, len(msgs)); err != nil {
 		return nil, err
 	}
@@ -285,6 +294,9 @@ func (c *Client) PublishAsync(ctx context.Context, queue string, m Message) *Fut
 	q, err := c.state(ctx, queue)
 	if err == nil {
 		err = m.Validate()
+	}
+	if err == nil {
+		err = c.addLevel(ctx, q, m.Priority)
 	}
 	if err == nil {
 		err = c.reserve(ctx, q, 1)

@@ -126,6 +126,7 @@ func (c *Client) receive(ctx context.Context, q *qstate, max int, wait time.Dura
 		defer t.Stop()
 		deadline = t.C
 	}
+	pollNext := c.opts.PollInterval
 	for {
 		var bell <-chan struct{}
 		if wait > 0 {
@@ -138,30 +139,37 @@ func (c *Client) receive(ctx context.Context, q *qstate, max int, wait time.Dura
 			}
 			return out, err
 		}
-		done, err := c.await(ctx, bell, deadline, stop)
+		rang, done, err := c.await(ctx, bell, pollNext, deadline, stop)
 		q.bell.disarm()
 		if done {
 			return nil, err
 		}
+		// The doorbell can ring before the engine has stored the message
+		// (the stream stores it on its own goroutine): look again soon.
+		if rang {
+			pollNext = 2 * time.Millisecond
+		} else {
+			pollNext = min(2*pollNext, c.opts.PollInterval)
+		}
 	}
 }
 
-// await waits for the doorbell or the poll interval (false), or for the
-// deadline, a stop or ctx (true).
-func (c *Client) await(ctx context.Context, bell <-chan struct{}, deadline <-chan time.Time, stop <-chan struct{}) (bool, error) {
-	poll := time.NewTimer(c.opts.PollInterval)
+// await waits for the doorbell (rang) or the poll interval, or for the
+// deadline, a stop or ctx (done).
+func (c *Client) await(ctx context.Context, bell <-chan struct{}, every time.Duration, deadline <-chan time.Time, stop <-chan struct{}) (rang, done bool, err error) {
+	poll := time.NewTimer(every)
 	defer poll.Stop()
 	select {
 	case <-bell:
-		return false, nil
+		return true, false, nil
 	case <-poll.C:
-		return false, nil
+		return false, false, nil
 	case <-deadline:
-		return true, nil
+		return false, true, nil
 	case <-stop:
-		return true, nil
+		return false, true, nil
 	case <-ctx.Done():
-		return true, ctx.Err()
+		return false, true, ctx.Err()
 	}
 }
 
@@ -174,7 +182,11 @@ func (c *Client) sweep(ctx context.Context, q *qstate, max int) ([]*Delivery, er
 	}
 	var out []*Delivery
 	var msgs []*nats.Msg
+	mask := q.levels.Load()
 	for p := MaxPriority; p >= MinPriority && len(out) < max; p-- {
+		if mask&(1<<p) == 0 {
+			continue
+		}
 		msgs, err = pl.fetchNoWait(ctx, q.n.stream, consumerName(p), max-len(out), msgs[:0])
 		for _, m := range msgs {
 			if d := c.admit(ctx, q, m, p); d != nil {

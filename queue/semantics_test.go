@@ -199,7 +199,7 @@ func TestConfigChangeApplied(t *testing.T) {
 	if _, err := f.c.Publish(f.ctx, "cfg", Message{Payload: []byte(`1`)}); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("new maxSize not applied: %v", err)
 	}
-	ci, err := f.c.queues["cfg"].cons[0].Info(f.ctx)
+	ci, err := f.c.queues["cfg"].consumerInfo(f.ctx, 0)
 	if err != nil || ci.Config.AckWait != time.Second {
 		t.Fatalf("ack wait %v %v", ci.Config.AckWait, err)
 	}

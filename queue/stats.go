@@ -77,7 +77,10 @@ func (c *Client) info(ctx context.Context, q *qstate) (*Info, error) {
 	}
 	info.QueueSize = int64(si.State.Msgs) - info.Delayed
 	for p := range levels {
-		ci, err := q.cons[p].Info(ctx)
+		if q.levels.Load()&(1<<p) == 0 {
+			continue
+		}
+		ci, err := q.consumerInfo(ctx, p)
 		if err != nil {
 			return nil, fmt.Errorf("queue %q: stats: %w", q.n.queue, err)
 		}
@@ -209,7 +212,10 @@ func (c *Client) expire(ctx context.Context, q *qstate, max int) error {
 		return nil
 	}
 	for p := range levels {
-		ci, err := q.cons[p].Info(ctx)
+		if q.levels.Load()&(1<<p) == 0 {
+			continue
+		}
+		ci, err := q.consumerInfo(ctx, p)
 		if err != nil {
 			return err
 		}
@@ -242,6 +248,14 @@ func (c *Client) expire(ctx context.Context, q *qstate, max int) error {
 }
 
 func sortStrings(s []string) { slices.Sort(s) }
+
+func (q *qstate) consumerInfo(ctx context.Context, p int) (*jetstream.ConsumerInfo, error) {
+	cons, err := q.stream.Consumer(ctx, consumerName(p)) // fetches the info
+	if err != nil {
+		return nil, err
+	}
+	return cons.CachedInfo(), nil
+}
 
 type metrics struct {
 	published, received, processed, failed, rejected, redriven *prometheus.CounterVec
