@@ -169,7 +169,7 @@ type qstate struct {
 	levels  atomic.Uint32
 	levelMu sync.Mutex
 	bell    *doorbell
-	m      queueMetrics
+	m       queueMetrics
 
 	sizeMu sync.Mutex
 	sizeAt time.Time
