@@ -249,7 +249,8 @@ func startPlexusCmd(ctx context.Context, ps *benchutil.Procs, s setup, backend, 
 	if err := benchutil.WaitHTTP(ctx, "http://"+admin+"/health", 200, pr, 30*time.Second); err != nil {
 		return nil, err
 	}
-	body, _ := json.Marshal(map[string]any{"url": "http://" + backend})
+	// A lease longer than the whole run: the benchmark sends no heartbeats.
+	body, _ := json.Marshal(map[string]any{"url": "http://" + backend, "ttl": "2h"})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPut,
 		"http://"+admin+"/v1/services/bench/instances/backend-1", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+adminToken)
