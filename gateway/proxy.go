@@ -121,7 +121,7 @@ func (g *Gateway) forward(ex *exchange, svc *service, p *pool, rt *route, set *s
 			ibr.Done(itk, !failure)
 		}
 		u := p.ups[idx]
-		if g.shouldRetry(ex, svc, set, ctx, resp, err, rb) {
+		if !triedAll(f.tried, p.set.Len()) && g.shouldRetry(ex, svc, set, ctx, resp, err, rb) {
 			u.ep.End(latency, false)
 			if lastErr = err; resp != nil {
 				discard(resp)
@@ -160,6 +160,12 @@ func (g *Gateway) try(ex *exchange, svc *service, p *pool, idx int, f *forwardin
 	}
 	g.passiveHealth(svc, p, idx, failure, err)
 	return resp, latency, failure, err
+}
+
+// triedAll reports that every instance of the pool has had a try, so a
+// last 502/503/504 passes through as the upstream sent it.
+func triedAll(tried balance.Mask, n int) bool {
+	return n <= 64 && tried == balance.Mask(uint64(1)<<uint(n)-1)
 }
 
 var errRetriedStatus = errors.New("upstream answered 502, 503 or 504")

@@ -303,3 +303,19 @@ func TestEjectionGrowsAndNeverEjectsAll(t *testing.T) {
 		wantUntil(d) // doubles, capped at MaxTime
 	}
 }
+
+func TestAllInstancesBadLastAnswerPassesThrough(t *testing.T) {
+	a, b := countingBackend(t, "a"), countingBackend(t, "b")
+	a.status.Store(503)
+	b.status.Store(503)
+	h := startGateway(t, Config{Retries: &RetryConfig{Attempts: intp(5), Budget: floatp(1)},
+		Breaker: &BreakerConfig{Disabled: true}, Ejection: &EjectionConfig{Disabled: true}}, Options{})
+	h.disc.set("svc", a.URL, b.URL)
+	resp, body := do(t, client(t), mustReq(t, "GET", h.url+"/api/svc/x", nil))
+	if resp.StatusCode != 503 || (string(body) != "a" && string(body) != "b") {
+		t.Fatalf("status %d body %q, want the last upstream's own 503", resp.StatusCode, body)
+	}
+	if a.hits.Load() != 1 || b.hits.Load() != 1 {
+		t.Errorf("hits a=%d b=%d, want one try each", a.hits.Load(), b.hits.Load())
+	}
+}
