@@ -31,6 +31,9 @@ type Discovery interface {
 	Services() []*registry.ServiceSnapshot
 }
 
+// The node's watch-fed registry cache is the gateway's discovery.
+var _ Discovery = (*registry.Cache)(nil)
+
 // Clock tells the time; breakers, ejection and rate limits read it, so
 // tests can move time by hand.
 type Clock interface{ Now() time.Time }
