@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -219,4 +220,38 @@ func BenchmarkRawConsumerCatchUp(b *testing.B) {
 		it.Stop()
 	}
 	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkRawAtomicBatch100 is the limit of a 100-event append: a raw
+// JetStream atomic batch of 100 messages.
+func BenchmarkRawAtomicBatch100(b *testing.B) {
+	eng := enginetest.Start(b)
+	startStore(b, eng, eventstore.Config{})
+	nc := eng.Conn()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		id := fmt.Sprintf("b%d", i)
+		for j := 1; j <= 100; j++ {
+			m := &nats.Msg{Subject: "plexus.events.raw.raw-1.raw~published", Data: benchData, Header: nats.Header{
+				"Nats-Batch-Id": {id}, "Nats-Batch-Sequence": {fmt.Sprint(j)},
+			}}
+			if j < 100 {
+				if err := nc.PublishMsg(m); err != nil {
+					b.Fatal(err)
+				}
+				continue
+			}
+			m.Header["Nats-Batch-Commit"] = []string{"1"}
+			resp, err := nc.RequestMsg(m, 10*time.Second)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(resp.Data) == 0 || resp.Data[2] == 'e' {
+				b.Fatalf("ack %s", resp.Data)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
 }

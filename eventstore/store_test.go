@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/plexushq/plexus/eventstore"
+	"github.com/plexushq/plexus/internal/enginetest"
 )
 
 func TestAppendAndReadStream(t *testing.T) {
@@ -223,5 +226,67 @@ func TestReadAllFiltersAndPaging(t *testing.T) {
 	limited, _ := s.ReadAll(ctx, eventstore.Query{Types: []string{"order.paid", "user.login"}, Limit: 3})
 	if len(limited.Events) != 3 || limited.Events[2].Position != 4 || limited.NextPosition != 5 {
 		t.Fatalf("merged types limit 3: %+v next %d", limited.Events, limited.NextPosition)
+	}
+}
+
+func TestWriterIDDeduplicatesRetries(t *testing.T) {
+	s := startStore(t, nil, eventstore.Config{})
+	ctx := ctxT(t)
+	e := eventstore.Event{Type: "pay.captured", ID: "pay-77-capture", Data: []byte(`1`)}
+	first := mustAppend(t, s, "pay-77", eventstore.AnyVersion, e)
+	mustAppend(t, s, "pay-78", eventstore.AnyVersion, ev("pay.captured", 2))
+	again, err := s.Append(ctx, "pay-77", eventstore.AnyVersion, e)
+	if err != nil || !again.Duplicate || again.Position != first.Position || again.Version != first.Version {
+		t.Fatalf("retry: %+v %v (first %+v)", again, err, first)
+	}
+	if v, _, _ := s.Version(ctx, "pay-77"); v != 1 {
+		t.Fatalf("retry stored a second event: version %d", v)
+	}
+	if _, err := s.Append(ctx, "pay-78", eventstore.AnyVersion, e); !errors.Is(err, eventstore.ErrInvalid) {
+		t.Fatalf("id reused in another stream: %v", err)
+	}
+	_, err = s.Append(ctx, "pay-79", eventstore.NoStream, ev("a.b", 1), eventstore.Event{Type: "a.c", ID: "pay-77-capture"})
+	if !errors.Is(err, eventstore.ErrInvalid) {
+		t.Fatalf("batch with a stored id: %v", err)
+	}
+	if v, _, err := s.Version(ctx, "pay-79"); err != nil || v != 0 {
+		t.Fatalf("a refused batch stored events: version %d %v", v, err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	eng := enginetest.Start(t)
+	a := startStore(t, eng, eventstore.Config{Registerer: reg})
+	b := startStore(t, eng, eventstore.Config{Registerer: reg}) // shares the series
+	mustAppend(t, a, "m-1", 0, ev("m.x", 1), ev("m.y", 2))
+	_, _ = b.Append(ctxT(t), "m-1", 0, ev("m.x", 1))
+	_, _ = b.Append(ctxT(t), "m-1", 0, eventstore.Event{Type: ""})
+	want := map[string]float64{
+		`plexus_events_appends_total{result="ok"}`:       1,
+		`plexus_events_appends_total{result="conflict"}`: 1,
+		`plexus_events_appends_total{result="invalid"}`:  1,
+		`plexus_events_appended_total`:                   2,
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += fmt.Sprintf(`{%s="%s"}`, l.GetName(), l.GetValue())
+			}
+			if m.GetCounter() != nil {
+				got[name] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
 	}
 }
