@@ -112,3 +112,30 @@ func BenchmarkServeHTTP(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkProxyLoopbackParallel is BenchmarkProxyLoopback with 32
+// concurrent clients and the features on: ns/op is the inverse of
+// throughput on this machine.
+func BenchmarkProxyLoopbackParallel(b *testing.B) {
+	cfg, opts := featuresOn(b)
+	g := benchGateway(b, cfg, opts)
+	srv := httptest.NewServer(g)
+	b.Cleanup(srv.Close)
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	b.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	url := srv.URL + "/api/svc/hello"
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := c.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}
