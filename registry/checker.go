@@ -13,7 +13,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
+
+// tracerName names the registry's tracer.
+const tracerName = "github.com/plexushq/plexus/registry"
 
 // CheckerConfig configures the active health checker. The zero value works.
 type CheckerConfig struct {
@@ -28,6 +36,9 @@ type CheckerConfig struct {
 	Metrics prometheus.Registerer
 	// Logger for status changes. Default slog.Default().
 	Logger *slog.Logger
+	// TracerProvider records a client span per check and sends its trace
+	// context (traceparent) with the check request. Nil: no spans.
+	TracerProvider trace.TracerProvider
 }
 
 // Checker runs the active health checks: for every instance it sends
@@ -52,6 +63,8 @@ type Checker struct {
 	client *http.Client
 	tr     *http.Transport // owned, closed on Stop; nil when given
 	m      *checkMetrics
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -67,7 +80,12 @@ func NewChecker(store *Store, cache *Cache, cfg CheckerConfig) *Checker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Checker{store: store, cache: cache, cfg: cfg}
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	c := &Checker{store: store, cache: cache, cfg: cfg, tracer: tp.Tracer(tracerName),
+		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
 	rt := cfg.Transport
 	if rt == nil {
 		c.tr = &http.Transport{
@@ -286,15 +304,25 @@ func (c *Checker) check(ctx context.Context, inst *Instance) time.Time {
 
 // probe sends the check request; it passes on a 2xx answer within the
 // timeout.
-func (c *Checker) probe(ctx context.Context, inst *Instance) (bool, string) {
+func (c *Checker) probe(ctx context.Context, inst *Instance) (ok bool, output string) {
 	ctx, cancel := context.WithTimeout(ctx, inst.Check.Timeout.D())
 	defer cancel()
 	target := strings.TrimRight(inst.URL, "/") + inst.Check.Path
+	ctx, span := c.tracer.Start(ctx, "registry.check", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("plexus.service", inst.Service), attribute.String("plexus.instance", inst.ID),
+			attribute.String("url.full", target)))
+	defer func() {
+		if !ok {
+			span.SetStatus(codes.Error, output)
+		}
+		span.End()
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return false, "bad check URL: " + err.Error()
 	}
 	req.Header.Set("User-Agent", "plexus-health-checker")
+	c.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {

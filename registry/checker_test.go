@@ -4,11 +4,14 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/plexushq/plexus/internal/httpx"
 )
@@ -234,5 +237,44 @@ func TestCheckerForgetsRemovedInstances(t *testing.T) {
 	time.Sleep(400 * time.Millisecond)
 	if m := b.hits.Load(); m != n {
 		t.Fatalf("checks went on after deregistration: %d -> %d", n, m)
+	}
+}
+
+func TestCheckerTracesChecks(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	got := make(chan string, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.Header.Get("traceparent"):
+		default:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	cache := NewCache(s, CacheConfig{})
+	if err := cache.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	ch := NewChecker(s, cache, CheckerConfig{TracerProvider: tp})
+	if err := ch.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ch.Stop(context.Background()); _ = cache.Stop(context.Background()) })
+	if _, _, err := s.Register(ctxT(t), "svc", "t", fastCheck(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	var tp1 string
+	select {
+	case tp1 = <-got:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no check")
+	}
+	eventually(t, 2*time.Second, "a span", func() bool { return len(rec.Ended()) > 0 })
+	span := rec.Ended()[0]
+	if span.Name() != "registry.check" || !strings.Contains(tp1, span.SpanContext().TraceID().String()) {
+		t.Fatalf("span %q, traceparent %q", span.Name(), tp1)
 	}
 }

@@ -13,6 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/plexushq/plexus/internal/httpx"
 )
 
@@ -24,6 +30,9 @@ type ClientConfig struct {
 	HTTPClient *http.Client
 	// Timeout bounds each call except Watch. Default 10s.
 	Timeout time.Duration
+	// TracerProvider records a client span per call. Nil: no spans; the
+	// trace context of the caller's ctx is sent (traceparent) either way.
+	TracerProvider trace.TracerProvider
 }
 
 // Client talks to the registry through a node's admin API with the admin
@@ -34,6 +43,8 @@ type Client struct {
 	hc      *http.Client
 	own     *http.Transport
 	timeout time.Duration
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
 }
 
 // NewClient returns a client of the admin API at baseURL (e.g.
@@ -47,6 +58,12 @@ func NewClient(baseURL, token string, cfg ClientConfig) (*Client, error) {
 	if c.timeout <= 0 {
 		c.timeout = 10 * time.Second
 	}
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	c.tracer = tp.Tracer(tracerName)
+	c.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	if c.hc == nil {
 		c.own = http.DefaultTransport.(*http.Transport).Clone()
 		c.hc = &http.Client{Transport: c.own}
@@ -109,13 +126,23 @@ func (c *Client) request(ctx context.Context, method, path string, in any) (*htt
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	c.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	return req, nil
 }
 
 // do sends one call and decodes a 2xx JSON answer into out (when not nil).
-func (c *Client) do(ctx context.Context, method, path string, in, out any) (int, error) {
+func (c *Client) do(ctx context.Context, method, path string, in, out any) (status int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	ctx, span := c.tracer.Start(ctx, "registry "+method, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("url.path", path)))
+	defer func() {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	req, err := c.request(ctx, method, path, in)
 	if err != nil {
 		return 0, err

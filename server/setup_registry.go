@@ -32,7 +32,7 @@ func (n *Node) setupRegistry(ctx context.Context) error {
 	}
 	if n.cfg.has(RoleChecker) {
 		n.add("registry-checker", registry.NewChecker(store, n.regCache, registry.CheckerConfig{
-			Metrics: n.metrics, Logger: log,
+			Metrics: n.metrics, Logger: log, TracerProvider: n.tracer,
 		}))
 	}
 	return nil
