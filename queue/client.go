@@ -75,6 +75,7 @@ type Client struct {
 	opts    Options
 	log     *slog.Logger
 	tracer  trace.Tracer
+	spans   bool // a TracerProvider was given
 	prop    propagation.TextMapPropagator
 	metrics *metrics
 	pullers *pullers
@@ -100,6 +101,7 @@ const (
 // New builds a client on a JetStream context (engine.JetStream() inside a
 // node, or jetstream.New(nc) in any Go program connected to the engine).
 func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, error) {
+	spans := opts.TracerProvider != nil
 	opts.defaults()
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: engine.BucketQueues, Description: "Plexus queue options", History: 1,
@@ -112,6 +114,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, er
 		js: js, nc: js.Conn(), kv: kv, opts: opts, log: opts.Logger,
 		tracer:  opts.TracerProvider.Tracer("github.com/plexushq/plexus/queue"),
 		prop:    propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		spans:   spans,
 		queues:  map[string]*qstate{},
 		lastErr: map[uint64]string{},
 		pullers: &pullers{nc: js.Conn()},

@@ -145,11 +145,17 @@ func (c *Client) build(ctx context.Context, q *qstate, m *Message, now time.Time
 }
 
 func (c *Client) startSpan(ctx context.Context, name, queue string, kind trace.SpanKind, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if !c.spans {
+		// No provider: no span, and none of its allocations on the hot path.
+		return ctx, noopSpan
+	}
 	opts = append(opts, trace.WithSpanKind(kind), trace.WithAttributes(
 		attribute.String("messaging.system", "plexus"),
 		attribute.String("messaging.destination.name", queue)))
 	return c.tracer.Start(ctx, name+" "+queue, opts...)
 }
+
+var noopSpan = trace.SpanFromContext(context.Background()) // a no-op span
 
 func endSpan(span trace.Span, err error) {
 	if err != nil {

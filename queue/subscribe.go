@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -42,11 +43,16 @@ type Subscription struct {
 	workW  sync.WaitGroup
 	once   sync.Once
 
+	workersLeft atomic.Int32
+	workersDone chan struct{} // closed when the last worker ends
+
 	heldMu sync.Mutex
 	held   map[*Delivery]struct{} // fetched and not finished: extended while held
 }
 
-// Subscribe runs handler for the queue's messages until Stop (or ctx ends).
+// Subscribe runs handler for the queue's messages until Stop or until ctx
+// ends (then it stops fetching and ends once running handlers return; Stop
+// still waits for that and updates the consumer count).
 // Messages are acked on success and nacked on error or panic; while a
 // message is held its visibility timeout is extended.
 func (c *Client) Subscribe(ctx context.Context, queue string, handler Handler, opts SubscribeOptions) (*Subscription, error) {
@@ -67,8 +73,10 @@ func (c *Client) Subscribe(ctx context.Context, queue string, handler Handler, o
 	s := &Subscription{
 		c: c, q: q, h: handler, opts: opts, hard: hard,
 		work: make(chan *Delivery), stop: make(chan struct{}),
-		held: make(map[*Delivery]struct{}, opts.Prefetch),
+		held:        make(map[*Delivery]struct{}, opts.Prefetch),
+		workersDone: make(chan struct{}),
 	}
+	s.workersLeft.Store(int32(opts.Concurrency))
 	q.consumersActive.Add(1)
 	q.consumersTotal.Add(1)
 	s.workW.Add(opts.Concurrency)
@@ -144,6 +152,8 @@ func (s *Subscription) extend() {
 		select {
 		case <-s.stop:
 			return
+		case <-s.workersDone: // ctx ended and every handler returned
+			return
 		case <-t.C:
 		}
 		s.heldMu.Lock()
@@ -156,6 +166,11 @@ func (s *Subscription) extend() {
 
 func (s *Subscription) worker(ctx context.Context) {
 	defer s.workW.Done()
+	defer func() {
+		if s.workersLeft.Add(-1) == 0 {
+			close(s.workersDone)
+		}
+	}()
 	for d := range s.work {
 		s.handle(ctx, d)
 		s.release(d)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -144,7 +145,7 @@ func TestTraceContextTravelsWithMessages(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	f.c.tracer = tp.Tracer("test")
+	f.c.tracer, f.c.spans = tp.Tracer("test"), true
 	f.create("traced", Config{})
 	ctx, parent := tp.Tracer("test").Start(f.ctx, "request")
 	if _, err := f.c.Publish(ctx, "traced", Message{Payload: []byte(`1`)}); err != nil {
@@ -203,4 +204,55 @@ func TestPublishAsyncFutures(t *testing.T) {
 	if st := f.stats("async"); st.QueueSize != 50 {
 		t.Fatalf("size %d", st.QueueSize)
 	}
+}
+
+func TestSubscribeEndsWithItsContext(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.create("ctxq", Config{})
+	ctx, cancel := context.WithCancel(f.ctx)
+	sub, err := f.c.Subscribe(ctx, "ctxq", func(context.Context, *Delivery) error { return nil }, SubscribeOptions{Concurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case <-sub.workersDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("subscription still running after its context ended")
+	}
+	if err := sub.Stop(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMetricsExported(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	reg := prometheus.NewRegistry()
+	c, err := New(f.ctx, f.c.js, Options{Registerer: reg, Logger: f.c.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, _, err := c.CreateQueue(f.ctx, "m", Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(f.ctx, "m", Message{Payload: []byte(`1`)}); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "plexus_queue_published_messages_total" {
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == "m" && m.GetCounter().GetValue() == 1 {
+					return
+				}
+			}
+		}
+	}
+	t.Fatalf("plexus_queue_published_messages_total{queue=\"m\"} 1 not among %d families", len(mfs))
 }
