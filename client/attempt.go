@@ -114,15 +114,18 @@ func (c *Client) attempt(ctx context.Context, st *serviceState, v *serviceView, 
 	t breaker.Ticket, req *request, n int, hedge bool) result {
 	inst := v.insts[i]
 	url := v.bases[i] + req.path
-	ctx, span := c.tracer.Start(ctx, req.method+" "+req.service, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("http.request.method", req.method), attribute.String("url.full", url),
-			attribute.String("plexus.service", req.service), attribute.String("plexus.instance", inst.ID)))
+	ctx, span := c.tracer.Start(ctx, req.method+" "+req.service, trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
-	if n > 1 {
-		span.SetAttributes(attribute.Int("http.request.resend_count", n-1))
-	}
-	if hedge {
-		span.SetAttributes(attribute.Bool("plexus.hedge", true))
+	recording := span.IsRecording() // skip attribute work when not sampled
+	if recording {
+		span.SetAttributes(attribute.String("http.request.method", req.method), attribute.String("url.full", url),
+			attribute.String("plexus.service", req.service), attribute.String("plexus.instance", inst.ID))
+		if n > 1 {
+			span.SetAttributes(attribute.Int("http.request.resend_count", n-1))
+		}
+		if hedge {
+			span.SetAttributes(attribute.Bool("plexus.hedge", true))
+		}
 	}
 	ep := v.set.At(i)
 	ep.Begin()
@@ -138,10 +141,12 @@ func (c *Client) attempt(ctx context.Context, st *serviceState, v *serviceView, 
 	if res.err == nil && !failure {
 		st.latency.observe(dur)
 	}
-	if res.err != nil {
+	switch {
+	case !recording:
+	case res.err != nil:
 		span.RecordError(res.err)
 		span.SetStatus(codes.Error, res.err.Error())
-	} else {
+	default:
 		span.SetAttributes(attribute.Int("http.response.status_code", res.status))
 		if res.status >= 500 {
 			span.SetStatus(codes.Error, "HTTP "+strconv.Itoa(res.status))
