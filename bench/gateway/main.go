@@ -130,11 +130,11 @@ func setupFor(cores int) setup {
 
 func runSetup(ctx context.Context, ps *benchutil.Procs, o options, bin string, s setup) error {
 	log.Printf("%d core(s): starting backend and peers", s.cores)
-	backend, err := startBackend(ctx, ps, s)
+	backend, bproc, err := startBackend(ctx, ps, s)
 	if err != nil {
 		return err
 	}
-	targets := []*target{{name: "direct", url: "http://" + backend + "/"}}
+	targets := []*target{{name: "direct", url: "http://" + backend + "/", proc: bproc}}
 	type starter struct {
 		name  string
 		start func() (*target, error)
@@ -183,16 +183,24 @@ func runSetup(ctx context.Context, ps *benchutil.Procs, o options, bin string, s
 		// Rotate the order each round so no target always runs first or last.
 		for i := range targets {
 			t := targets[(i+round)%len(targets)]
-			if t.proc != nil && t.proc.Exited() {
+			if t.proc.Exited() {
 				return fmt.Errorf("%s exited: %s", t.name, t.proc.Tail(2000))
 			}
+			pgid := t.proc.Cmd.Process.Pid
+			cpu0, t0 := benchutil.GroupCPU(pgid), time.Now()
 			w, err := benchutil.RunWrk(ctx, s.loadCPU, s.threads, o.conns, o.duration, t.url)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
+			cpu, wall := benchutil.GroupCPU(pgid)-cpu0, time.Since(t0)
 			r := benchutil.Result{Name: t.name, Rate: w.RPS, P50: w.P50, P99: w.P99, Errors: w.Non2xx + w.SocketErrors}
-			log.Printf("%dc round %d %-8s %9s req/s p50 %s p99 %s errors %d", s.cores, round+1, t.name,
-				benchutil.FmtRate(r.Rate), benchutil.FmtDur(r.P50), benchutil.FmtDur(r.P99), r.Errors)
+			if cpu > 0 {
+				r.PerCPU = float64(w.Requests) / cpu.Seconds()
+				r.Cores = cpu.Seconds() / wall.Seconds()
+			}
+			log.Printf("%dc round %d %-16s %9s req/s p50 %s p99 %s errors %d; %.2f cores, %s req per CPU-s; load %s",
+				s.cores, round+1, t.name, benchutil.FmtRate(r.Rate), benchutil.FmtDur(r.P50), benchutil.FmtDur(r.P99),
+				r.Errors, r.Cores, benchutil.FmtRate(r.PerCPU), loadAvg())
 			results[t.name] = append(results[t.name], r)
 		}
 	}
@@ -210,7 +218,8 @@ func printTable(s setup, o options, targets []*target, results map[string][]benc
 	tb := benchutil.Table{
 		Title: fmt.Sprintf("### %d core(s) (proxy CPUs %q, wrk -t%d -c%d on CPUs %q; median of %d)",
 			s.cores, s.proxyCPU, s.threads, o.conns, orAll(s.loadCPU), o.rounds),
-		Header: []string{"target", "req/s", "p50", "p99", "non-2xx+socket errors", "rounds req/s", "Plexus ÷ target req/s", "Plexus ÷ target p99"},
+		Header: []string{"target", "req/s", "p50", "p99", "errors", "rounds req/s", "cores used", "req per CPU-s",
+			"Plexus ÷ target req/s", "Plexus ÷ target req per CPU-s", "Plexus ÷ target p99"},
 	}
 	for _, t := range targets {
 		m := benchutil.Median(results[t.name])
@@ -218,15 +227,25 @@ func printTable(s setup, o options, targets []*target, results map[string][]benc
 		for _, r := range results[t.name] {
 			rounds = append(rounds, benchutil.FmtRate(r.Rate))
 		}
-		rr, rp := "–", "–"
+		rr, re, rp := "–", "–", "–"
 		if _, ok := results["Plexus"]; ok && t.name != "Plexus" {
 			rr = benchutil.Ratio(plexus.Rate, m.Rate)
+			re = benchutil.Ratio(plexus.PerCPU, m.PerCPU)
 			rp = benchutil.Ratio(float64(plexus.P99), float64(m.P99))
 		}
 		tb.Add(t.name, benchutil.FmtRate(m.Rate), benchutil.FmtDur(m.P50), benchutil.FmtDur(m.P99),
-			fmt.Sprint(m.Errors), strings.Join(rounds, " / "), rr, rp)
+			fmt.Sprint(m.Errors), strings.Join(rounds, " / "), fmt.Sprintf("%.2f", m.Cores), benchutil.FmtRate(m.PerCPU), rr, re, rp)
 	}
 	tb.Fprint(os.Stdout)
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func orAll(cpus string) string {

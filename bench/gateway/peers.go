@@ -33,24 +33,24 @@ type setup struct {
 
 func (s setup) env() []string { return []string{fmt.Sprintf("GOMAXPROCS=%d", s.cores)} }
 
-func startBackend(ctx context.Context, ps *benchutil.Procs, s setup) (string, error) {
+func startBackend(ctx context.Context, ps *benchutil.Procs, s setup) (string, *benchutil.Proc, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	port, err := benchutil.FreePort()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	pr, err := ps.Start(fmt.Sprintf("backend-%dc", s.cores), s.loadCPU, s.env(), self, "backend", addr)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := benchutil.WaitHTTP(ctx, "http://"+addr+"/", 200, pr, 10*time.Second); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return addr, nil
+	return addr, pr, nil
 }
 
 func listenAddr() (string, error) {

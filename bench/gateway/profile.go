@@ -62,7 +62,7 @@ func runProfiledNode(args []string) {
 // prints the top of its CPU profile.
 func profilePlexus(ctx context.Context, ps *benchutil.Procs, o options) error {
 	s := setupFor(1)
-	backend, err := startBackend(ctx, ps, s)
+	backend, _, err := startBackend(ctx, ps, s)
 	if err != nil {
 		return err
 	}

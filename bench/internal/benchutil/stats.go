@@ -73,6 +73,9 @@ type Result struct {
 	P50, P99 time.Duration // 0 when not measured
 	Errors   int64
 	Note     string
+	// PerCPU is operations per CPU second of the measured process (0 when
+	// not measured); Cores is the CPU it used on average during the run.
+	PerCPU, Cores float64
 }
 
 // Median returns the result whose rate is the median of rs (for several
@@ -96,6 +99,8 @@ func Median(rs []Result) Result {
 	out.Rate = med(func(r Result) float64 { return r.Rate })
 	out.P50 = time.Duration(med(func(r Result) float64 { return float64(r.P50) }))
 	out.P99 = time.Duration(med(func(r Result) float64 { return float64(r.P99) }))
+	out.PerCPU = med(func(r Result) float64 { return r.PerCPU })
+	out.Cores = med(func(r Result) float64 { return r.Cores })
 	out.Errors = 0
 	for _, r := range rs {
 		out.Errors += r.Errors

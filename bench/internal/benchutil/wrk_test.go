@@ -62,3 +62,14 @@ func FuzzParseWrk(f *testing.F) {
 		}
 	})
 }
+
+func TestParseStat(t *testing.T) {
+	s := "1234 (my (odd) name) S 1 1230 1230 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 100 0 0"
+	ticks, pg, ok := parseStat(s)
+	if !ok || pg != 1230 || ticks != 300 {
+		t.Fatalf("got %d %d %v", ticks, pg, ok)
+	}
+	if _, _, ok := parseStat("garbage"); ok {
+		t.Fatal("parsed garbage")
+	}
+}
