@@ -255,3 +255,34 @@ func BenchmarkRawAtomicBatch100(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkAppendVsRaw interleaves a raw JetStream publish and an append
+// with an expected version in the same loop, so a loaded machine slows
+// both alike; throughput-ratio is append throughput ÷ raw throughput.
+func BenchmarkAppendVsRaw(b *testing.B) {
+	eng := enginetest.Start(b)
+	s := startStore(b, eng, eventstore.Config{})
+	js := eng.JetStream()
+	ctx := context.Background()
+	e := eventstore.Event{Type: "user.updated", Data: benchData}
+	var raw, app time.Duration
+	v := int64(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := js.Publish(ctx, "plexus.events.raw.raw-1.raw~published", benchData); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		res, err := s.Append(ctx, "user-1", v, e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		app += time.Since(t1)
+		raw += t1.Sub(t0)
+		v = res.Version
+	}
+	b.ReportMetric(float64(raw.Nanoseconds())/float64(b.N), "raw-ns/op")
+	b.ReportMetric(float64(app.Nanoseconds())/float64(b.N), "append-ns/op")
+	b.ReportMetric(float64(raw)/float64(app), "throughput-ratio")
+}
