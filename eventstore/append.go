@@ -37,6 +37,7 @@ const (
 	errCodeWrongLastSeq      = 10071
 	errCodeWrongLastSeqConst = 10164
 	errCodeBatchDuplicate    = 10201
+	errCodeMsgTooLarge       = 10054
 )
 
 // maxAnyRetries bounds the retries of an AnyVersion append that keeps
@@ -108,6 +109,8 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 				return AppendResult{}, s.conflict(ctx, stream, expected)
 			case errCodeBatchDuplicate:
 				return AppendResult{}, invalidf("stream %q: an event id of this batch was already stored", stream)
+			case errCodeMsgTooLarge:
+				return AppendResult{}, invalidf("stream %q: an event is larger than the engine accepts", stream)
 			}
 			return AppendResult{}, fmt.Errorf("eventstore: append to %q: engine error %d: %s", stream, ack.Error.ErrCode, ack.Error.Description)
 		}
@@ -271,7 +274,7 @@ func buildMsgs(ctx context.Context, stream string, cur verPos, events []Event) [
 func (s *Store) publish(ctx context.Context, msgs []*nats.Msg) (pubAck, error) {
 	for _, m := range msgs[:len(msgs)-1] {
 		if err := s.nc.PublishMsg(m); err != nil {
-			return pubAck{}, fmt.Errorf("eventstore: publish: %w", err)
+			return pubAck{}, publishErr(err)
 		}
 	}
 	var resp *nats.Msg
@@ -284,7 +287,7 @@ func (s *Store) publish(ctx context.Context, msgs []*nats.Msg) (pubAck, error) {
 		resp, err = s.nc.RequestMsgWithContext(ctx, msgs[len(msgs)-1])
 	}
 	if err != nil {
-		return pubAck{}, fmt.Errorf("eventstore: publish: %w", err)
+		return pubAck{}, publishErr(err)
 	}
 	if ack, ok := parseAck(resp.Data); ok {
 		return ack, nil
@@ -319,4 +322,11 @@ func parseAck(b []byte) (pubAck, bool) {
 		return pubAck{}, false
 	}
 	return pubAck{Seq: seq}, true
+}
+
+func publishErr(err error) error {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return invalidf("an event is larger than the engine's maximum message size")
+	}
+	return fmt.Errorf("eventstore: publish: %w", err)
 }
