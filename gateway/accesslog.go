@@ -2,14 +2,14 @@ package gateway
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // maxAccessFiles bounds the access log files kept open across reloads.
@@ -21,11 +21,23 @@ const maxAccessFiles = 8
 type accessFiles struct {
 	mu      sync.Mutex
 	files   map[string]*bufFile
-	loggers map[io.Writer]*slog.Logger
+	writers map[io.Writer]*lockedWriter
 }
 
 func newAccessFiles() *accessFiles {
-	return &accessFiles{files: map[string]*bufFile{}, loggers: map[io.Writer]*slog.Logger{}}
+	return &accessFiles{files: map[string]*bufFile{}, writers: map[io.Writer]*lockedWriter{}}
+}
+
+// lockedWriter serialises whole lines to one writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // bufFile is a buffered, lock-protected file; the gateway flushes it twice
@@ -48,18 +60,21 @@ func (b *bufFile) flush() error {
 	return b.w.Flush()
 }
 
-func (a *accessFiles) logger(w io.Writer) *slog.Logger {
-	if l, ok := a.loggers[w]; ok {
+func (a *accessFiles) logger(w io.Writer) io.Writer {
+	if bf, ok := w.(*bufFile); ok {
+		return bf // locks itself
+	}
+	if l, ok := a.writers[w]; ok {
 		return l
 	}
-	l := slog.New(slog.NewJSONHandler(w, nil))
-	a.loggers[w] = l
+	l := &lockedWriter{w: w}
+	a.writers[w] = l
 	return l
 }
 
-// accessLogger returns the logger for the configured destination, nil
+// accessLogger returns the writer for the configured destination, nil
 // when the access log is off.
-func (g *Gateway) accessLogger(path string) (*slog.Logger, error) {
+func (g *Gateway) accessLogger(path string) (io.Writer, error) {
 	a := g.logs
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -108,26 +123,89 @@ func (a *accessFiles) close() error {
 	return errors.Join(errs...)
 }
 
-// accessLog writes one JSON line per request.
+var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// accessLog writes one JSON line per request, in the shape of slog's JSON
+// handler, encoded by hand: it runs on every request.
 func (g *Gateway) accessLog(ex *exchange, d time.Duration) {
 	r := ex.r
 	id := ""
 	if len(ex.reqID) > 0 {
 		id = ex.reqID[0]
 	}
-	ex.c.access.LogAttrs(context.Background(), slog.LevelInfo, "request",
-		slog.String("id", id),
-		slog.String("client", ex.clientIP),
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("path", r.URL.Path),
-		slog.String("proto", r.Proto),
-		slog.Int("status", ex.status),
-		slog.Int64("bytes", ex.bytes),
-		slog.Float64("ms", float64(d.Microseconds())/1000),
-		slog.String("service", ex.service),
-		slog.String("route", ex.route),
-		slog.String("upstream", ex.upstream),
-		slog.Int("attempts", ex.attempts),
-	)
+	bp := lineBufs.Get().(*[]byte)
+	b := append((*bp)[:0], `{"time":"`...)
+	b = time.Now().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request"`...)
+	b = appendField(b, "id", id)
+	b = appendField(b, "client", ex.clientIP)
+	b = appendField(b, "method", r.Method)
+	b = appendField(b, "host", r.Host)
+	b = appendField(b, "path", r.URL.Path)
+	b = appendField(b, "proto", r.Proto)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(ex.status), 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, ex.bytes, 10)
+	b = append(b, `,"ms":`...)
+	b = strconv.AppendFloat(b, float64(d.Microseconds())/1000, 'f', -1, 64)
+	b = appendField(b, "service", ex.service)
+	b = appendField(b, "route", ex.route)
+	b = appendField(b, "upstream", ex.upstream)
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(ex.attempts), 10)
+	b = append(b, "}\n"...)
+	_, _ = ex.c.access.Write(b)
+	*bp = b
+	lineBufs.Put(bp)
+}
+
+func appendField(b []byte, key, value string) []byte {
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":`...)
+	return appendJSONString(b, value)
+}
+
+// appendJSONString quotes s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -2,7 +2,7 @@ package gateway
 
 import (
 	"fmt"
-	"log/slog"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -23,7 +23,7 @@ type compiled struct {
 	services  map[string]*settings
 	routes    []*route
 	cors      *cors
-	access    *slog.Logger // nil: no access log
+	access    io.Writer // nil: no access log
 	transport *http.Transport
 	limiters  map[string]*limiter // by scope+config, to keep buckets across reloads
 }

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func FuzzParseConfig(f *testing.F) {
@@ -100,6 +102,22 @@ func FuzzSplitAPIPath(f *testing.F) {
 		}
 		if rest == "" || rest[0] != '/' {
 			t.Fatalf("rest %q from %q", rest, p)
+		}
+	})
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", `q"uote\back`, "ctl\x00\x1f\n\t", "ünï©ødé", "bad\xff\xfeutf8", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q encoded as invalid JSON %s: %v", s, b, err)
+		}
+		if utf8.ValidString(s) && got != s {
+			t.Fatalf("%q round-tripped as %q", s, got)
 		}
 	})
 }
