@@ -254,3 +254,32 @@ func streamOf(r *http.Request) string {
 	}
 	return ""
 }
+
+// Groups lists the subscriber groups and their checkpoints.
+func (c *Client) Groups(ctx context.Context) ([]GroupInfo, error) {
+	var out struct {
+		Groups []GroupInfo `json:"groups"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/subscriptions", nil, &out)
+	return out.Groups, err
+}
+
+// Parked lists a group's parked events.
+func (c *Client) Parked(ctx context.Context, group string) ([]ParkedEvent, error) {
+	var out struct {
+		Events []ParkedEvent `json:"events"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/subscriptions/"+url.PathEscape(group)+"/parked", nil, &out)
+	return out.Events, err
+}
+
+// RetryParked asks the group's running subscription to handle a parked
+// event again.
+func (c *Client) RetryParked(ctx context.Context, group string, position uint64) error {
+	return c.do(ctx, http.MethodPost, fmt.Sprintf("/v1/subscriptions/%s/parked/%d/retry", url.PathEscape(group), position), nil, nil)
+}
+
+// SkipParked drops a parked event for good.
+func (c *Client) SkipParked(ctx context.Context, group string, position uint64) error {
+	return c.do(ctx, http.MethodDelete, fmt.Sprintf("/v1/subscriptions/%s/parked/%d", url.PathEscape(group), position), nil, nil)
+}

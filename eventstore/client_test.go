@@ -46,6 +46,19 @@ func TestClientOverHTTP(t *testing.T) {
 		t.Fatalf("snapshot: %+v %v", snap, err)
 	}
 
+	if gs, err := c.Groups(ctx); err != nil || len(gs) != 0 {
+		t.Fatalf("groups: %v %v", gs, err)
+	}
+	if p, err := c.Parked(ctx, "nobody"); err != nil || len(p) != 0 {
+		t.Fatalf("parked: %v %v", p, err)
+	}
+	if err := c.RetryParked(ctx, "nobody", 1); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("retry unknown: %v", err)
+	}
+	if err := c.SkipParked(ctx, "nobody", 1); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("skip unknown: %v", err)
+	}
+
 	// Tail: catch up, then live, then fn's error ends it.
 	got := make(chan eventstore.Envelope, 10)
 	stop := errors.New("enough")

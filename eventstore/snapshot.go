@@ -57,19 +57,32 @@ func (s *Store) SaveSnapshot(ctx context.Context, stream string, snap Snapshot) 
 	if snap.Version == last.version {
 		snap.Position = last.seq
 	} else if snap.Position != 0 {
-		m, err := s.getOne(ctx, getRequest{Seq: snap.Position})
-		if err != nil {
+		if err := s.checkPosition(ctx, stream, snap); err != nil {
 			return err
-		}
-		var env Envelope
-		if m != nil {
-			env, err = envelopeFromDirect(m)
-		}
-		if m == nil || err != nil || env.Stream != stream || env.Version != snap.Version {
-			return invalidf("snapshot position %d is not version %d of %q", snap.Position, snap.Version, stream)
 		}
 	}
 	snap.Timestamp = time.Now().UTC()
+	return s.putSnapshot(ctx, stream, snap)
+}
+
+// checkPosition makes sure a snapshot's position is its version's event.
+func (s *Store) checkPosition(ctx context.Context, stream string, snap Snapshot) error {
+	m, err := s.getOne(ctx, getRequest{Seq: snap.Position})
+	if err != nil {
+		return err
+	}
+	var env Envelope
+	if m != nil {
+		env, err = envelopeFromDirect(m)
+	}
+	if m == nil || err != nil || env.Stream != stream || env.Version != snap.Version {
+		return invalidf("snapshot position %d is not version %d of %q", snap.Position, snap.Version, stream)
+	}
+	return nil
+}
+
+// putSnapshot stores snap unless a newer snapshot is already there.
+func (s *Store) putSnapshot(ctx context.Context, stream string, snap Snapshot) error {
 	b, _ := json.Marshal(snap)
 	for range 3 {
 		old, err := s.snapshots.Get(ctx, stream)
