@@ -20,6 +20,9 @@ var (
 	ErrInvalidMessage = errors.New("invalid message")
 	// ErrInvalidReceipt: a receipt is malformed, forged or for another queue.
 	ErrInvalidReceipt = errors.New("invalid receipt")
+	// ErrReceiptExpired: the receipt's visibility timeout ended (the
+	// message may be with another receiver now); receive it again.
+	ErrReceiptExpired = errors.New("receipt expired")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("queue client closed")
 )
@@ -63,6 +66,8 @@ func problem(err error) *httpx.Problem {
 		return httpx.NewProblem(http.StatusBadRequest, "invalid-name", err.Error())
 	case errors.Is(err, ErrInvalidMessage):
 		return httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-message", err.Error())
+	case errors.Is(err, ErrReceiptExpired):
+		return httpx.NewProblem(http.StatusConflict, "receipt-expired", err.Error())
 	case errors.Is(err, ErrInvalidReceipt):
 		return httpx.NewProblem(http.StatusBadRequest, "invalid-receipt", err.Error())
 	default:

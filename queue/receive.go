@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/binary"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -113,8 +114,11 @@ func (c *Client) Receive(ctx context.Context, queue string, opts ReceiveOptions)
 	}
 	c.consumerSeen(q, opts.Consumer)
 	ds, err := c.receive(ctx, q, opts.Max, opts.Wait, opts.Stop)
-	for _, d := range ds {
-		d.Receipt = c.seal(q.n.queue, d.msg.Reply) // only receivers outside Subscribe need one
+	if len(ds) > 0 {
+		dl := c.receiptDeadline(q)
+		for _, d := range ds {
+			d.Receipt = c.seal(q.n.queue, d.msg.Reply, dl) // only receivers outside Subscribe need one
+		}
 	}
 	return ds, err
 }
@@ -293,16 +297,35 @@ func (c *Client) takeLastErr(seq uint64) string {
 	return s
 }
 
-// Receipts are "<base64url(ack subject)>.<base64url(hmac)>": the HMAC, keyed
-// with a secret every node shares through the engine, covers the queue name
-// and the ack subject, so a receipt cannot be forged nor used on another queue.
-func (c *Client) seal(queue, reply string) string {
-	mac := hmac.New(sha256.New, c.key)
-	mac.Write([]byte(queue))
-	mac.Write([]byte{0})
-	mac.Write([]byte(reply))
+// Receipts are "<base64url(ack subject)>.<base64url(deadline)>.<base64url(hmac)>":
+// the HMAC, keyed with a secret every node shares through the engine,
+// covers the queue name, the ack subject and the deadline, so a receipt
+// cannot be forged nor used on another queue. The deadline is a little
+// before the visibility timeout ends: after it the message may have been
+// delivered to someone else, and the engine acks by sequence, so an old
+// receipt must not ack or nack it (ErrReceiptExpired).
+func (c *Client) seal(queue, reply string, deadline time.Time) string {
+	var dl [8]byte
+	binary.BigEndian.PutUint64(dl[:], uint64(deadline.UnixMilli()))
 	enc := base64.RawURLEncoding
-	return enc.EncodeToString([]byte(reply)) + "." + enc.EncodeToString(mac.Sum(nil)[:16])
+	return enc.EncodeToString([]byte(reply)) + "." + enc.EncodeToString(dl[:]) + "." + enc.EncodeToString(c.mac(queue, reply, dl[:]))
+}
+
+func (c *Client) mac(queue, reply string, deadline []byte) []byte {
+	m := hmac.New(sha256.New, c.key)
+	m.Write([]byte(queue))
+	m.Write([]byte{0})
+	m.Write([]byte(reply))
+	m.Write([]byte{0})
+	m.Write(deadline)
+	return m.Sum(nil)[:16]
+}
+
+// receiptDeadline is when a receipt issued now stops being accepted: 95%
+// of the visibility timeout, so clock differences between nodes and the
+// time since the engine delivered stay on the safe side.
+func (c *Client) receiptDeadline(q *qstate) time.Time {
+	return c.opts.Now().Add(q.cfg.Load().VisibilityTimeout.D() * 95 / 100)
 }
 
 // ackRef is what a verified receipt says.
@@ -320,25 +343,26 @@ func (c *Client) open(q *qstate, receipt string) (ackRef, error) {
 	if len(receipt) > 1024 {
 		return bad("too long")
 	}
-	i := strings.IndexByte(receipt, '.')
-	if i < 0 {
+	parts := strings.Split(receipt, ".")
+	if len(parts) != 3 {
 		return bad("malformed")
 	}
-	reply, err1 := base64.RawURLEncoding.DecodeString(receipt[:i])
-	sig, err2 := base64.RawURLEncoding.DecodeString(receipt[i+1:])
-	if err1 != nil || err2 != nil {
+	enc := base64.RawURLEncoding
+	reply, err1 := enc.DecodeString(parts[0])
+	dl, err2 := enc.DecodeString(parts[1])
+	sig, err3 := enc.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || err3 != nil || len(dl) != 8 {
 		return bad("malformed")
 	}
-	want, _ := base64.RawURLEncoding.DecodeString(c.seal(q.n.queue, string(reply))[i+1:])
-	if !hmac.Equal(sig, want) {
+	if !hmac.Equal(sig, c.mac(q.n.queue, string(reply), dl)) {
 		return bad("not issued for this queue")
 	}
 	md, ok := parseAck(string(reply))
-	if !ok {
-		return bad("malformed")
-	}
-	if md.stream != q.n.stream || len(md.consumer) != 2 || md.consumer[0] != 'p' {
+	if !ok || md.stream != q.n.stream || len(md.consumer) != 2 || md.consumer[0] != 'p' {
 		return bad("not issued for this queue")
+	}
+	if c.opts.Now().UnixMilli() > int64(binary.BigEndian.Uint64(dl)) {
+		return ackRef{}, fmt.Errorf("%w: the visibility timeout ended; the message may have been delivered again", ErrReceiptExpired)
 	}
 	return ackRef{reply: string(reply), priority: int(md.consumer[1] - '0'), delivered: md.delivered, seq: md.seq}, nil
 }
@@ -429,22 +453,28 @@ func (c *Client) sourceOf(ctx context.Context, q *qstate, ref ackRef, m *nats.Ms
 	return source{subject: raw.Subject, header: raw.Header, data: raw.Data, seq: raw.Sequence}, nil
 }
 
-// Extend restarts the visibility timeout of received messages.
-func (c *Client) Extend(ctx context.Context, queue string, receipts []string) error {
+// Extend restarts the visibility timeout of received messages and returns
+// their new receipts (the old ones expire with the old timeout).
+func (c *Client) Extend(ctx context.Context, queue string, receipts []string) ([]string, error) {
 	q, err := c.state(ctx, queue)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, r := range receipts {
-		ref, err := c.open(q, r)
-		if err != nil {
-			return err
+	refs := make([]ackRef, len(receipts))
+	for i, r := range receipts {
+		if refs[i], err = c.open(q, r); err != nil {
+			return nil, err
 		}
+	}
+	dl := c.receiptDeadline(q)
+	out := make([]string, len(refs))
+	for i, ref := range refs {
 		if err := c.nc.Publish(ref.reply, progressBody); err != nil {
-			return err
+			return nil, err
 		}
+		out[i] = c.seal(q.n.queue, ref.reply, dl)
 	}
-	return c.flush(ctx)
+	return out, c.flush(ctx)
 }
 
 // flush waits until the engine has the acks sent so far.

@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,12 +79,19 @@ func TestVisibilityTimeoutRedeliversAndCountsAttempt(t *testing.T) {
 	if len(ds) != 1 || ds[0].ID != id || ds[0].Attempts != 2 {
 		t.Fatalf("redelivery %+v", ds)
 	}
-	// Extending keeps it invisible past its timeout.
+	// Extending keeps it invisible past its timeout; each extension gives a
+	// fresh receipt and the old one expires with the old timeout.
+	receipt := ds[0].Receipt
 	for range 3 {
 		time.Sleep(150 * time.Millisecond)
-		if err := f.c.Extend(f.ctx, "vis", []string{ds[0].Receipt}); err != nil {
+		fresh, err := f.c.Extend(f.ctx, "vis", []string{receipt})
+		if err != nil {
 			t.Fatal(err)
 		}
+		receipt = fresh[0]
+	}
+	if err := f.c.Ack(f.ctx, "vis", []string{ds[0].Receipt}); !errors.Is(err, ErrReceiptExpired) || problem(err).Status != 409 {
+		t.Fatalf("stale receipt: %v", err)
 	}
 	if again := f.receive("vis", 1, 0); len(again) != 0 {
 		t.Fatal("extended message was redelivered")
@@ -221,7 +230,9 @@ func TestForgedReceiptRefused(t *testing.T) {
 	good := ds[0].Receipt
 	forged := []string{
 		"", "nodot", "!!!.???", good + "x", good[:len(good)-2] + "AA",
-		f.c.seal("a", "$JS.ACK.OTHER.p0.1.1.1.1.0") + "A",
+		f.c.seal("a", "$JS.ACK.OTHER.p0.1.1.1.1.0", time.Now().Add(time.Hour)),
+		f.c.seal("b", replyOf(good), time.Now().Add(time.Hour)), // a's message, signed for b
+		strings.Replace(good, strings.Split(good, ".")[1], "AAAAAAAAAAA", 1), // deadline moved
 	}
 	for _, r := range forged {
 		if err := f.c.Ack(f.ctx, "a", []string{r}); !errors.Is(err, ErrInvalidReceipt) {
@@ -265,4 +276,9 @@ func TestTokenNoCollisions(t *testing.T) {
 		}
 		seen[tok] = n
 	}
+}
+
+func replyOf(receipt string) string {
+	b, _ := base64.RawURLEncoding.DecodeString(strings.Split(receipt, ".")[0])
+	return string(b)
 }

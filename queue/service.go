@@ -344,11 +344,12 @@ func (s *Service) handleExtend(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.c.Extend(r.Context(), n, rs); err != nil {
+	fresh, err := s.c.Extend(r.Context(), n, rs)
+	if err != nil {
 		fail(w, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"extended": len(rs)})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"receipts": fresh})
 }
 
 func (s *Service) handleNack(w http.ResponseWriter, r *http.Request) {
