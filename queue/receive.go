@@ -2,10 +2,10 @@ package queue
 
 import (
 	"context"
-	"encoding/binary"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"

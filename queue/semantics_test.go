@@ -231,7 +231,7 @@ func TestForgedReceiptRefused(t *testing.T) {
 	forged := []string{
 		"", "nodot", "!!!.???", good + "x", good[:len(good)-2] + "AA",
 		f.c.seal("a", "$JS.ACK.OTHER.p0.1.1.1.1.0", time.Now().Add(time.Hour)),
-		f.c.seal("b", replyOf(good), time.Now().Add(time.Hour)), // a's message, signed for b
+		f.c.seal("b", replyOf(good), time.Now().Add(time.Hour)),              // a's message, signed for b
 		strings.Replace(good, strings.Split(good, ".")[1], "AAAAAAAAAAA", 1), // deadline moved
 	}
 	for _, r := range forged {
