@@ -1,7 +1,9 @@
 package eventstore
 
 import (
+	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -52,4 +54,49 @@ func TestSubjectRoundTrip(t *testing.T) {
 			t.Fatalf("round trip %+v: %q %q %v", tc, st, ty, ok)
 		}
 	}
+}
+
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{
+		"fromPosition=0&types=a,b&category=user&since=2026-01-02T03:04:05Z&limit=100",
+		"fromPosition=end&types=user.created", "limit=-1", "types=a%20b", "since=yesterday", "fromPosition=18446744073709551616", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		r, err := http.NewRequest(http.MethodGet, "http://x/v1/events", nil)
+		if err != nil {
+			t.Skip()
+		}
+		r.URL.RawQuery = raw
+		q, p := parseQuery(r)
+		if p != nil {
+			if p.Status != http.StatusBadRequest {
+				t.Fatalf("status %d", p.Status)
+			}
+			return
+		}
+		if err := q.Validate(); err != nil {
+			t.Fatalf("accepted an invalid query %+v: %v", q, err)
+		}
+		for _, f := range filterSubjects(q.Category, q.Types) {
+			if strings.Count(f, ".") > 5 || strings.ContainsAny(f, " \t\r\n") {
+				t.Fatalf("filter %q", f)
+			}
+		}
+	})
+}
+
+func FuzzSubjectRoundTrip(f *testing.F) {
+	f.Add("user-1", "user.created")
+	f.Add("a.b-c", "x:y")
+	f.Fuzz(func(t *testing.T, stream, typ string) {
+		if !ValidStreamName(stream) || !ValidType(typ) {
+			return
+		}
+		st, ty, ok := parseSubject(streamPrefix(stream) + token(typ))
+		if !ok || st != stream || ty != typ {
+			t.Fatalf("%q %q → %q %q %v", stream, typ, st, ty, ok)
+		}
+	})
 }
