@@ -194,6 +194,15 @@ func (p *pool) exclusions(now time.Time) balance.Mask {
 	return balance.Mask(live)
 }
 
+func (p *pool) markEjected(idx int) {
+	for {
+		m := p.ejected.Load()
+		if p.ejected.CompareAndSwap(m, m|1<<uint(idx)) {
+			return
+		}
+	}
+}
+
 // succeeded records a good answer from an upstream.
 func (u *upstream) succeeded() {
 	if u.fails.Load() != 0 {
@@ -230,10 +239,12 @@ func (s *service) failed(p *pool, idx int, now time.Time) bool {
 	u.lastEject = now
 	u.fails.Store(0)
 	u.ejectedUntil.Store(now.Add(d).UnixNano())
-	for {
-		m := p.ejected.Load()
-		if p.ejected.CompareAndSwap(m, m|1<<uint(idx)) {
-			break
+	p.markEjected(idx)
+	if cur := s.cur.Load(); cur != p { // the registry changed meanwhile
+		for i, x := range cur.ups {
+			if x == u && i < 64 {
+				cur.markEjected(i)
+			}
 		}
 	}
 	s.g.log.Warn("gateway: instance ejected after consecutive failures", "service", s.name, "instance", u.id,
