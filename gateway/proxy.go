@@ -44,6 +44,10 @@ func (g *Gateway) proxy(ex *exchange, rt *route, name, rest string) bool {
 	}
 	svc := g.serviceFor(name)
 	pl := svc.poolFor(snap, set)
+	if pl.set.Len() == 0 { // healthy instances, but none with a usable URL
+		g.problem(ex, errNoHealthy(name))
+		return false
+	}
 	svc.budget.deposit(set.budget)
 	var tk breaker.Ticket
 	if pl.breaker != nil {

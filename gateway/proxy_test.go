@@ -270,3 +270,12 @@ func TestNoHealthyInstanceProblem(t *testing.T) {
 		t.Errorf("detail %q", p.Detail)
 	}
 }
+
+func TestUnusableInstanceURLIsNoHealthyInstance(t *testing.T) {
+	h := startGateway(t, Config{}, Options{})
+	h.disc.set("svc", "ftp://127.0.0.1:21/")
+	resp, b := do(t, client(t), mustReq(t, "GET", h.url+"/api/svc/x", nil))
+	if resp.StatusCode != 503 || problemOf(t, b).Detail != "No healthy instances found for service: svc" {
+		t.Fatalf("status %d body %s", resp.StatusCode, b)
+	}
+}
