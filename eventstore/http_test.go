@@ -347,3 +347,16 @@ func FuzzDecodeAppend(f *testing.F) {
 		}
 	})
 }
+
+func TestHTTPSubscribeOnlyNewEvents(t *testing.T) {
+	a := startAPI(t, eventstore.APIConfig{})
+	mustAppend(t, a.s, "old-1", 0, ev("old.x", 1))
+	r := openSSE(t, a.url+"/v1/events/subscribe?fromPosition=end", "")
+	// The answer's headers are sent once the engine delivers to the
+	// stream, so nothing appended from now on is missed.
+	mustAppend(t, a.s, "new-1", 0, ev("new.x", 2))
+	id, env, err := r.next()
+	if err != nil || id != "2" || env.Stream != "new-1" {
+		t.Fatalf("only new: %q %+v %v", id, env, err)
+	}
+}

@@ -30,44 +30,24 @@ func (a *API) subscribe(w http.ResponseWriter, r *http.Request) {
 		q.FromPosition, q.Since, q.OnlyNew = pos+1, time.Time{}, false
 	}
 	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	_ = rc.Flush()
-
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	var mu sync.Mutex // the heartbeat and the events share the writer
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer cancel()
-		t := time.NewTicker(a.cfg.Heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-httpx.Stopping(r.Context()):
-				return
-			case <-t.C:
-				mu.Lock()
-				_, err := w.Write([]byte(": heartbeat\n\n"))
-				if err == nil {
-					err = rc.Flush()
-				}
-				mu.Unlock()
-				if err != nil {
-					return
-				}
-			}
-		}
-	}()
+	started := false
+	ready := func() {
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		_ = rc.Flush()
+		started = true
+		wg.Add(1)
+		go a.heartbeat(ctx, r, w, rc, &mu, cancel, &wg)
+	}
 	buf := make([]byte, 0, 1024)
-	err := a.store.Tail(ctx, q, func(e Envelope) error {
+	err := a.store.tail(ctx, q, ready, func(e Envelope) error {
 		b, err := json.Marshal(e)
 		if err != nil {
 			return err
@@ -86,7 +66,42 @@ func (a *API) subscribe(w http.ResponseWriter, r *http.Request) {
 	})
 	cancel()
 	wg.Wait()
+	if !started {
+		if err == nil {
+			err = ctx.Err()
+		}
+		a.fail(w, r, err)
+		return
+	}
 	if err != nil && r.Context().Err() == nil {
 		a.log.Debug("events: SSE subscription ended", "err", err)
+	}
+}
+
+// heartbeat writes a comment line every Heartbeat and ends the stream
+// (cancel) when the server begins shutting down or a write fails.
+func (a *API) heartbeat(ctx context.Context, r *http.Request, w http.ResponseWriter, rc *http.ResponseController,
+	mu *sync.Mutex, cancel context.CancelFunc, wg *sync.WaitGroup) {
+	defer wg.Done()
+	defer cancel()
+	t := time.NewTicker(a.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-httpx.Stopping(r.Context()):
+			return
+		case <-t.C:
+			mu.Lock()
+			_, err := w.Write([]byte(": heartbeat\n\n"))
+			if err == nil {
+				err = rc.Flush()
+			}
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
 	}
 }

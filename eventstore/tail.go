@@ -17,6 +17,12 @@ import (
 // It keeps no checkpoint: it is for live views, SSE and rebuilding
 // in-memory read models; use Subscribe for durable work.
 func (s *Store) Tail(ctx context.Context, q Query, fn func(Envelope) error) error {
+	return s.tail(ctx, q, nil, fn)
+}
+
+// tail is Tail with a ready callback, called once the engine delivers to
+// it (so an OnlyNew reader misses nothing appended after ready).
+func (s *Store) tail(ctx context.Context, q Query, ready func(), fn func(Envelope) error) error {
 	q.Limit = 0
 	if err := q.Validate(); err != nil {
 		return err
@@ -42,6 +48,9 @@ func (s *Store) Tail(ctx context.Context, q Query, fn func(Envelope) error) erro
 	it, err := cons.Messages()
 	if err != nil {
 		return fmt.Errorf("eventstore: tail: %w", err)
+	}
+	if ready != nil {
+		ready()
 	}
 	var wg sync.WaitGroup
 	done := make(chan struct{})
