@@ -98,6 +98,9 @@ func retryReason(status int, err error, idempotent bool) string {
 	return ""
 }
 
+// maxRetryAfterSecs caps parsed Retry-After values (a day) against overflow.
+const maxRetryAfterSecs = 86400
+
 // retryAfter parses a Retry-After header (seconds or an HTTP date).
 func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	v := h.Get("Retry-After")
@@ -105,7 +108,7 @@ func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
+		return time.Duration(min(s, maxRetryAfterSecs)) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(t.Sub(now), 0), true
