@@ -373,3 +373,17 @@ func TestSetupRejectsBadEndpointAndSamples(t *testing.T) {
 		t.Fatal("negative ratio sampled a span")
 	}
 }
+
+func TestSetupWithoutDestinationIsNoop(t *testing.T) {
+	t.Parallel()
+	p, err := Setup(context.Background(), Config{ServiceName: "gw-only"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(context.Background())
+	parent := trace.ContextWithSpanContext(context.Background(), testSpanContext())
+	_, s := p.TracerProvider().Tracer("t").Start(parent, "op")
+	if s.IsRecording() || s.SpanContext().TraceID() != testSpanContext().TraceID() {
+		t.Fatalf("want a non-recording span that keeps the caller's context, got %v", s.SpanContext())
+	}
+}

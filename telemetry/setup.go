@@ -121,8 +121,14 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 	for _, sp := range cfg.Processors {
 		opts = append(opts, sdktrace.WithSpanProcessor(sp))
 	}
-	p.sdk = sdktrace.NewTracerProvider(opts...)
-	p.tp = p.sdk
+	if exp == nil && len(cfg.Processors) == 0 {
+		// Spans would go nowhere: a no-op provider costs nothing per request
+		// yet still propagates the caller's trace context.
+		p.tp = tracenoop.NewTracerProvider()
+	} else {
+		p.sdk = sdktrace.NewTracerProvider(opts...)
+		p.tp = p.sdk
+	}
 	if len(cfg.MetricReaders) > 0 {
 		mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
 		for _, r := range cfg.MetricReaders {
