@@ -198,6 +198,20 @@ func TestHTTPReceiveLongPollWakesOnPublish(t *testing.T) {
 	if st != 200 || len(m["messages"].([]any)) != 1 || time.Since(start) > 2*time.Second {
 		t.Fatalf("%d %s after %s", st, b, time.Since(start))
 	}
+	// With two priority levels in use the wait is the doorbell's.
+	f.publish("poll", Message{Payload: []byte(`1`), Priority: 5})
+	f.ack("poll", f.receive("poll", 1, time.Second)...)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		if _, err := f.c.Publish(f.ctx, "poll", Message{Payload: []byte(`"p0"`)}); err != nil {
+			t.Error(err)
+		}
+	}()
+	start = time.Now()
+	st, m, b = h.json("POST", "/v1/queues/poll/receive", `{"wait":"5s"}`)
+	if st != 200 || len(m["messages"].([]any)) != 1 || time.Since(start) > 2*time.Second {
+		t.Fatalf("doorbell: %d %s after %s", st, b, time.Since(start))
+	}
 	// Empty after wait.
 	start = time.Now()
 	st, m, _ = h.json("POST", "/v1/queues/poll/receive", `{"wait":"200ms"}`)

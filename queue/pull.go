@@ -40,17 +40,32 @@ func (p *puller) close() { _ = p.sub.Unsubscribe() }
 // errPullFailed wraps a status the engine answered a pull with.
 var errPullFailed = errors.New("pull failed")
 
+// errStopped: the wait was ended by the stop channel.
+var errStopped = errors.New("stopped")
+
 // fetchNoWait takes up to batch messages that are available now. Messages
 // arrive on the inbox with their own subject; status answers (404 no
 // messages) carry the request's reply subject.
 func (p *puller) fetchNoWait(ctx context.Context, stream, consumer string, batch int, out []*nats.Msg) ([]*nats.Msg, error) {
+	return p.fetch(ctx, stream, consumer, batch, 0, nil, out)
+}
+
+// fetch is fetchNoWait that, when nothing is available, waits up to
+// expires for the first messages (the engine's one-shot no_wait+expires
+// pull). A puller whose fetch ended with an error (or errStopped) may still
+// receive answers and must not be reused.
+func (p *puller) fetch(ctx context.Context, stream, consumer string, batch int, expires time.Duration, stop <-chan struct{}, out []*nats.Msg) ([]*nats.Msg, error) {
 	p.req++
 	reply := p.inbox + "." + strconv.FormatUint(p.req, 36)
-	p.buf = fmt.Appendf(p.buf[:0], `{"batch":%d,"no_wait":true}`, batch)
+	if expires > 0 {
+		p.buf = fmt.Appendf(p.buf[:0], `{"batch":%d,"no_wait":true,"expires":%d}`, batch, expires.Nanoseconds())
+	} else {
+		p.buf = fmt.Appendf(p.buf[:0], `{"batch":%d,"no_wait":true}`, batch)
+	}
 	if err := p.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+stream+"."+consumer, reply, p.buf); err != nil {
 		return out, err
 	}
-	timer := time.NewTimer(10 * time.Second)
+	timer := time.NewTimer(expires + 10*time.Second)
 	defer timer.Stop()
 	for got := 0; got < batch; {
 		select {
@@ -73,6 +88,8 @@ func (p *puller) fetchNoWait(ctx context.Context, stream, consumer string, batch
 			got++
 		case <-timer.C:
 			return out, fmt.Errorf("%w: no answer from the engine", errPullFailed)
+		case <-stop:
+			return out, errStopped
 		case <-ctx.Done():
 			return out, ctx.Err()
 		}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"math/bits"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -130,6 +131,9 @@ func (c *Client) receive(ctx context.Context, q *qstate, max int, wait time.Dura
 		defer t.Stop()
 		deadline = t.C
 	}
+	if wait > 0 && bits.OnesCount32(q.levels.Load()) == 1 {
+		return c.longPoll(ctx, q, max, wait, stop)
+	}
 	pollNext := c.opts.PollInterval
 	for {
 		var bell <-chan struct{}
@@ -154,6 +158,44 @@ func (c *Client) receive(ctx context.Context, q *qstate, max int, wait time.Dura
 			pollNext = 2 * time.Millisecond
 		} else {
 			pollNext = min(2*pollNext, c.opts.PollInterval)
+		}
+	}
+}
+
+// longPoll serves a queue that uses one priority level: with no order
+// between levels to keep, the engine can hold the pull until the first
+// message arrives (in slices, so a newly used level is noticed within a second).
+func (c *Client) longPoll(ctx context.Context, q *qstate, max int, wait time.Duration, stop <-chan struct{}) ([]*Delivery, error) {
+	end := time.Now().Add(wait)
+	mask := q.levels.Load()
+	p := bits.TrailingZeros32(mask)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return nil, nil
+		}
+		if q.levels.Load() != mask {
+			return c.receive(ctx, q, max, left, stop) // a level was added
+		}
+		pl, err := c.pullers.get()
+		if err != nil {
+			return nil, fmt.Errorf("queue %q: fetch: %w", q.n.queue, err)
+		}
+		msgs, err := pl.fetch(ctx, q.n.stream, consumerName(p), max, min(left, time.Second), stop, nil)
+		c.pullers.put(pl, err == nil)
+		var out []*Delivery
+		for _, m := range msgs {
+			if d := c.admit(ctx, q, m, p); d != nil {
+				out = append(out, d)
+			}
+		}
+		switch {
+		case len(out) > 0:
+			return out, nil
+		case errors.Is(err, errStopped):
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("queue %q: fetch: %w", q.n.queue, err)
 		}
 	}
 }
