@@ -33,7 +33,7 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	// Registerer receives the plexus_events_* metrics. Default: none.
 	Registerer prometheus.Registerer
-	// Logger for subscriptions. Default slog.Default().
+	// Logger for subscriptions and parking. Default: no logs.
 	Logger *slog.Logger
 	// VersionCache bounds the number of streams whose last version and
 	// position the store remembers to append without a read. Default 65536.
