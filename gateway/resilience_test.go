@@ -319,3 +319,32 @@ func TestAllInstancesBadLastAnswerPassesThrough(t *testing.T) {
 		t.Errorf("hits a=%d b=%d, want one try each", a.hits.Load(), b.hits.Load())
 	}
 }
+
+func TestOpenInstanceBreakerLeavesInstanceOut(t *testing.T) {
+	bad, good := countingBackend(t, "bad"), countingBackend(t, "good")
+	bad.status.Store(500)
+	cfg := Config{Strategy: "round-robin", Retries: &RetryConfig{Attempts: intp(0)},
+		Breaker:  &BreakerConfig{FailureThreshold: 2, MinRequests: 1000, ResetTimeout: httpx.Duration(time.Hour)},
+		Ejection: &EjectionConfig{Disabled: true}}
+	h := startGateway(t, cfg, Options{Clock: newClock()})
+	h.disc.set("svc", bad.URL, good.URL)
+	c := client(t)
+	for i := 0; i < 4; i++ {
+		do(t, c, mustReq(t, "GET", h.url+"/api/svc/x", nil))
+	}
+	if st := breakerState(h.g, "svc", "i0"); st != "open" {
+		t.Fatalf("bad instance's breaker is %q, want open", st)
+	}
+	hits := bad.hits.Load()
+	for i := 0; i < 10; i++ {
+		if resp, body := do(t, c, mustReq(t, "GET", h.url+"/api/svc/x", nil)); resp.StatusCode != 200 {
+			t.Fatalf("status %d %s: an instance with an open breaker was picked", resp.StatusCode, body)
+		}
+	}
+	if bad.hits.Load() != hits {
+		t.Error("the instance with an open breaker still got requests")
+	}
+	if st := breakerState(h.g, "svc", ""); st != "closed" {
+		t.Errorf("service breaker %q, want closed", st)
+	}
+}
