@@ -34,6 +34,7 @@ type options struct {
 	sync                              string
 	only                              []string
 	keep                              bool
+	cpuprofile                        string
 }
 
 func main() {
@@ -48,6 +49,7 @@ func main() {
 	flag.StringVar(&o.sync, "sync", "interval", "embedded engine durability: interval (Plexus default) or always")
 	flag.StringVar(&only, "only", "", "systems: plexus,jetstream,postgres,postgres-async (empty = all)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (Plexus, the engine and the drivers) to this file")
 	flag.BoolVar(&quick, "quick", false, "smoke run: fewer appends, 50k events, one round")
 	flag.Parse()
 	if quick {
@@ -60,7 +62,14 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	benchutil.Main(func(ctx context.Context) error { return run(ctx, ps, o) }, func() { ps.StopAll(o.keep) })
+	stopProfile, err := benchutil.StartCPUProfile(o.cpuprofile)
+	if err != nil {
+		log.Fatal(err)
+	}
+	benchutil.Main(func(ctx context.Context) error { return run(ctx, ps, o) }, func() {
+		stopProfile()
+		ps.StopAll(o.keep)
+	})
 }
 
 func (o options) want(name string) bool { return len(o.only) == 0 || slices.Contains(o.only, name) }

@@ -29,14 +29,14 @@ import (
 )
 
 type options struct {
-	spec     runSpec
-	rounds   int
-	latRate  int
-	latDur   time.Duration
-	sync     string
-	only     []string
-	keep     bool
-	noRabbit bool
+	spec       runSpec
+	rounds     int
+	latRate    int
+	latDur     time.Duration
+	sync       string
+	only       []string
+	keep       bool
+	cpuprofile string
 }
 
 func main() {
@@ -52,6 +52,7 @@ func main() {
 	flag.StringVar(&o.sync, "sync", "interval", "embedded engine durability: interval (Plexus default) or always")
 	flag.StringVar(&only, "only", "", "systems to run: sdk,http,jetstream,rabbitmq (empty = all)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (Plexus, the engine and the drivers) to this file")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 20k messages, 1 round, 2s latency run")
 	flag.Parse()
 	if quick {
@@ -64,7 +65,14 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	benchutil.Main(func(ctx context.Context) error { return run(ctx, ps, o) }, func() { ps.StopAll(o.keep) })
+	stopProfile, err := benchutil.StartCPUProfile(o.cpuprofile)
+	if err != nil {
+		log.Fatal(err)
+	}
+	benchutil.Main(func(ctx context.Context) error { return run(ctx, ps, o) }, func() {
+		stopProfile()
+		ps.StopAll(o.keep)
+	})
 }
 
 func (o options) want(name string) bool {

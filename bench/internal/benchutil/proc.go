@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -257,4 +258,25 @@ func WaitHTTP(ctx context.Context, url string, want int, pr *Proc, timeout time.
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// StartCPUProfile writes a CPU profile of this process to path until the
+// returned function is called; an empty path profiles nothing.
+func StartCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		log.Printf("CPU profile written to %s (go tool pprof -top %s)", path, path)
+	}, nil
 }
