@@ -104,6 +104,27 @@ func (g *Gateway) accessLogger(path string) (io.Writer, error) {
 	return a.logger(bf), nil
 }
 
+// reopen closes and reopens every access log file, so a rotated file (moved
+// away by logrotate) is replaced by a new one at the configured path.
+// Writes wait on each file's lock meanwhile, so no line is lost or split.
+func (a *accessFiles) reopen(log func(path string, err error)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for path, bf := range a.files {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			log(path, err) // keep writing to the old file
+			continue
+		}
+		bf.mu.Lock()
+		_ = bf.w.Flush()
+		_ = bf.f.Close()
+		bf.f = f
+		bf.w.Reset(f)
+		bf.mu.Unlock()
+	}
+}
+
 func (a *accessFiles) flush() {
 	a.mu.Lock()
 	defer a.mu.Unlock()

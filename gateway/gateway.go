@@ -114,7 +114,8 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 
 // Apply validates cfg and, when valid, makes it the configuration for every
 // request that starts from now on. Requests in flight and open WebSockets
-// keep going. An invalid cfg changes nothing.
+// keep going. Access log files are reopened (log rotation: move the file,
+// then SIGHUP). An invalid cfg changes nothing.
 func (g *Gateway) Apply(cfg Config) error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
@@ -128,6 +129,9 @@ func (g *Gateway) Apply(cfg Config) error {
 	if prev.transport != c.transport {
 		prev.transport.CloseIdleConnections()
 	}
+	g.logs.reopen(func(path string, err error) {
+		g.log.Error("gateway: reopening the access log failed; still writing to the old file", "file", path, "err", err)
+	})
 	g.metrics.reloads.WithLabelValues("applied").Inc()
 	return nil
 }

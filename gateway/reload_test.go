@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,4 +162,27 @@ routes:
 		t.Errorf("user-service settings %+v", s)
 	}
 	_ = g.Stop(context.Background())
+}
+
+func TestAccessLogReopenedOnReload(t *testing.T) {
+	be := countingBackend(t, "a")
+	path := filepath.Join(t.TempDir(), "access.log")
+	h := startGateway(t, Config{AccessLog: path}, Options{})
+	h.disc.set("svc", be.URL)
+	c := client(t)
+	do(t, c, mustReq(t, "GET", h.url+"/api/svc/one", nil))
+	if err := os.Rename(path, path+".1"); err != nil { // logrotate moves the file
+		t.Fatal(err)
+	}
+	if err := h.g.Apply(Config{AccessLog: path}); err != nil {
+		t.Fatal(err)
+	}
+	do(t, c, mustReq(t, "GET", h.url+"/api/svc/two", nil))
+	h.g.logs.flush()
+	old, _ := os.ReadFile(path + ".1")
+	cur, _ := os.ReadFile(path)
+	if !strings.Contains(string(old), "/api/svc/one") || strings.Contains(string(old), "/api/svc/two") ||
+		!strings.Contains(string(cur), "/api/svc/two") {
+		t.Fatalf("rotated file %q, new file %q", old, cur)
+	}
 }
