@@ -278,3 +278,30 @@ func TestCheckerTracesChecks(t *testing.T) {
 		t.Fatalf("span %q, traceparent %q", span.Name(), tp1)
 	}
 }
+
+// When the checker doing an instance's checks stops (its node went away),
+// another one takes over.
+func TestCheckerTakeover(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	b := newBackend(t)
+	cache := NewCache(s, CacheConfig{})
+	if err := cache.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	stopCache(t, cache)
+	first := NewChecker(s, cache, CheckerConfig{})
+	if err := first.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Register(ctxT(t), "svc", "a", fastCheck(b.srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "checks by the first checker", func() bool { return b.hits.Load() >= 3 })
+	startChecker(t, s, nil)
+	if err := first.Stop(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	n := b.hits.Load()
+	eventually(t, 3*time.Second, "checks by the second checker", func() bool { return b.hits.Load() >= n+3 })
+}
