@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -228,5 +229,20 @@ func TestHealthMetricsAndNoRegistry(t *testing.T) {
 	}
 	if _, err := service.New(context.Background(), service.Config{Name: "bad name!"}); err == nil {
 		t.Fatal("bad name accepted")
+	}
+}
+
+func TestRunFailsWhenRegistryUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	start := time.Now()
+	err = service.Run(context.Background(), service.Config{Name: "lonely", Addr: "127.0.0.1:0", RegistryURL: dead,
+		Token: token, Logger: quiet}, http.NotFoundHandler())
+	if err == nil || !strings.Contains(err.Error(), "register") || time.Since(start) > 5*time.Second {
+		t.Fatalf("Run with an unreachable registry: %v after %v", err, time.Since(start))
 	}
 }
