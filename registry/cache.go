@@ -25,6 +25,11 @@ type CacheConfig struct {
 	Logger *slog.Logger
 	// MaxBackoff caps the wait between reconnects of the feed. Default 5s.
 	MaxBackoff time.Duration
+	// Resync is how often the feed starts over from a fresh snapshot
+	// (±10%), so that a removal the feed could not deliver (a disconnection
+	// longer than the bucket keeps removal markers) does not linger.
+	// Default 5m.
+	Resync time.Duration
 }
 
 // Cache is a local, watch-fed copy of the registry. Reads never wait on
@@ -67,6 +72,9 @@ func newCache(cfg CacheConfig, open func(context.Context) (cacheStream, []*Insta
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 5 * time.Second
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 5 * time.Minute
 	}
 	c := &Cache{cfg: cfg, open: open}
 	c.state.Store(&cacheState{byName: map[string]*ServiceSnapshot{}, changed: make(chan struct{})})
@@ -166,9 +174,16 @@ func (c *Cache) run(ctx context.Context, ready chan struct{}) {
 	b := &cacheBuilder{cur: c.state.Load()}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := c.session(ctx, b, ready, &backoff)
+		resync := c.cfg.Resync - c.cfg.Resync/10 + rand.N(c.cfg.Resync/5+1)
+		sctx, cancel := context.WithTimeout(ctx, resync)
+		err := c.session(sctx, b, ready, &backoff)
+		planned := sctx.Err() != nil
+		cancel()
 		if ctx.Err() != nil {
 			return
+		}
+		if planned {
+			continue // time for a fresh snapshot
 		}
 		c.cfg.Logger.Warn("registry: cache feed interrupted; reconnecting", "err", err, "in", backoff)
 		wait := backoff/2 + rand.N(backoff/2+1)

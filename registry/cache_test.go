@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -182,4 +183,36 @@ func TestCacheStartGivesUpWithContext(t *testing.T) {
 	if c.Service("x") != nil || len(c.Services()) != 0 {
 		t.Fatal("empty cache answers something")
 	}
+}
+
+// A removal the feed never delivered (here: the value purged from the
+// stream without a marker) is dropped at the next resync, and resyncs keep
+// Gen when nothing changed.
+func TestCacheResyncDropsUndeliveredRemovals(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := ctxT(t)
+	for _, id := range []string{"a", "b"} {
+		if _, _, err := s.Register(ctx, "svc", id, reg("http://127.0.0.1:1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := NewCache(s, CacheConfig{Resync: 150 * time.Millisecond})
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stopCache(t, c)
+	gen := c.Service("svc").Gen
+	time.Sleep(400 * time.Millisecond) // two resyncs or more
+	if g := c.Service("svc").Gen; g != gen {
+		t.Fatalf("resync without changes moved Gen %d -> %d", gen, g)
+	}
+	st, err := s.js.Stream(ctx, "KV_plexus_registry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject("$KV.plexus_registry.svc.b")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c, "b dropped by a resync", func() bool { return len(c.Service("svc").Instances) == 1 })
 }
