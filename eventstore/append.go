@@ -38,6 +38,7 @@ const (
 	errCodeWrongLastSeqConst = 10164
 	errCodeBatchDuplicate    = 10201
 	errCodeMsgTooLarge       = 10054
+	errCodeBatchInflight     = 10210
 )
 
 // maxAnyRetries bounds the retries of an AnyVersion append that keeps
@@ -109,6 +110,8 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 				return AppendResult{}, s.conflict(ctx, stream, expected)
 			case errCodeBatchDuplicate:
 				return AppendResult{}, invalidf("stream %q: an event id of this batch was already stored", stream)
+			case errCodeBatchInflight:
+				return AppendResult{}, fmt.Errorf("%w: stream %q: too many batches in flight", ErrBusy, stream)
 			case errCodeMsgTooLarge:
 				return AppendResult{}, invalidf("stream %q: an event is larger than the engine accepts", stream)
 			}

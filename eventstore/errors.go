@@ -19,6 +19,9 @@ var (
 	ErrConflict = errors.New("version conflict")
 	// ErrStopped is returned by calls on a stopped store or subscription.
 	ErrStopped = errors.New("stopped")
+	// ErrBusy is returned when the engine has too many atomic batches in
+	// flight; retry shortly.
+	ErrBusy = errors.New("busy")
 )
 
 // ConflictError reports an append whose expected version did not match.

@@ -339,6 +339,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid", err.Error()))
 	case errors.Is(err, ErrRejected):
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "rejected", err.Error()))
+	case errors.Is(err, ErrBusy):
+		p := httpx.NewProblem(http.StatusServiceUnavailable, "busy", err.Error())
+		p.RetryAfter = 1
+		httpx.WriteProblem(w, p)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusServiceUnavailable, "unavailable", "the event store did not answer in time"))
 	default:
