@@ -146,22 +146,33 @@ type meta struct {
 }
 
 // parseAck reads $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>,
-// or the newer form with domain and account hash before the stream.
+// or the newer form with domain and account hash before the stream,
+// without allocating.
 func parseAck(reply string) (meta, bool) {
-	tok := strings.Split(reply, ".")
-	if len(tok) < 9 || tok[0] != "$JS" || tok[1] != "ACK" {
+	var tok [12]string
+	n := 0
+	for start, i := 0, 0; i <= len(reply); i++ {
+		if i == len(reply) || reply[i] == '.' {
+			if n == len(tok) {
+				return meta{}, false
+			}
+			tok[n] = reply[start:i]
+			n++
+			start = i + 1
+		}
+	}
+	if n < 9 || tok[0] != "$JS" || tok[1] != "ACK" {
 		return meta{}, false
 	}
-	if len(tok) >= 11 {
-		tok = tok[4:]
-	} else {
-		tok = tok[2:]
+	t := tok[2:n]
+	if n >= 11 {
+		t = tok[4:n]
 	}
-	d, err1 := strconv.Atoi(tok[2])
-	seq, err2 := strconv.ParseUint(tok[3], 10, 64)
-	ns, err3 := strconv.ParseInt(tok[5], 10, 64)
+	d, err1 := strconv.Atoi(t[2])
+	seq, err2 := strconv.ParseUint(t[3], 10, 64)
+	ns, err3 := strconv.ParseInt(t[5], 10, 64)
 	if err1 != nil || err2 != nil || err3 != nil {
 		return meta{}, false
 	}
-	return meta{stream: tok[0], consumer: tok[1], delivered: d, seq: seq, ts: time.Unix(0, ns)}, true
+	return meta{stream: t[0], consumer: t[1], delivered: d, seq: seq, ts: time.Unix(0, ns)}, true
 }

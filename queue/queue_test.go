@@ -83,3 +83,23 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestParseAck(t *testing.T) {
+	for reply, want := range map[string]meta{
+		"$JS.ACK.S.p3.2.10.7.1700000000000000000.5":          {stream: "S", consumer: "p3", delivered: 2, seq: 10},
+		"$JS.ACK.dom.hash.S.p0.1.4.4.1700000000000000000.0.x": {stream: "S", consumer: "p0", delivered: 1, seq: 4},
+	} {
+		got, ok := parseAck(reply)
+		if !ok || got.stream != want.stream || got.consumer != want.consumer || got.delivered != want.delivered || got.seq != want.seq {
+			t.Fatalf("%s: %+v %v", reply, got, ok)
+		}
+	}
+	for _, bad := range []string{"", "$JS.ACK", "$JS.ACK.S.p0.x.1.1.1.0", "a.b.c.d.e.f.g.h.i", "$JS.ACK.a.b.c.d.e.f.g.h.i.j.k.l.m"} {
+		if _, ok := parseAck(bad); ok {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { parseAck("$JS.ACK.S.p3.2.10.7.1700000000000000000.5") }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
