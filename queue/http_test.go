@@ -74,7 +74,7 @@ func TestHTTPFlow(t *testing.T) {
 		t.Fatalf("nack %d %s", st, b)
 	}
 	st, m, _ = h.json("GET", "/v1/queues/jobs", "")
-	if st != 200 || m["delayed"] != 1.0 || m["totalConsumers"] != 1.0 || m["name"] != "jobs" {
+	if st != 200 || m["delayed"] != 1.0 || m["totalConsumers"] != 1.0 || m["activeConsumers"] != 1.0 || m["name"] != "jobs" {
 		t.Fatalf("stats %v", m)
 	}
 	st, _, b = h.json("GET", "/v1/queues", "")

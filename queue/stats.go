@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -98,7 +99,7 @@ func (c *Client) info(ctx context.Context, q *qstate) (*Info, error) {
 	info.ProcessedMessages = stored.Processed + q.processed.Load()
 	info.ErrorMessages = stored.Failed + q.failed.Load()
 	info.DeadLetteredMessages = stored.DeadLettered + q.deadLettered.Load()
-	info.ActiveConsumers = q.consumersActive.Load()
+	info.ActiveConsumers = q.consumersActive.Load() + c.recentReceivers(q.n.queue)
 	info.TotalConsumers = q.consumersTotal.Load()
 	return info, nil
 }
@@ -192,6 +193,21 @@ func (c *Client) Maintain(ctx context.Context) error {
 	}
 	c.expireSeen()
 	return errors.Join(errs...)
+}
+
+// recentReceivers counts the named HTTP receivers of queue seen in the
+// last 5 minutes.
+func (c *Client) recentReceivers(queue string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	prefix := queue + "\x00"
+	for k, t := range c.seen {
+		if strings.HasPrefix(k, prefix) && time.Since(t) <= 5*time.Minute {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *Client) expireSeen() {
