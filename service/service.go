@@ -79,35 +79,38 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 		s.cfg.TracerProvider = s.tel.TracerProvider()
 	}
+	if s.cache != nil {
+		if err := s.newClient(); err != nil {
+			s.release()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
 // Client returns the service client for calling other services, discovering
 // them through the registry's watch feed (nil without RegistryURL). It is
 // usable while Run runs.
-func (s *Service) Client() *client.Client {
-	if s.cache == nil {
-		return nil
+func (s *Service) Client() *client.Client { return s.client }
+
+// newClient builds the service client on the registry cache.
+func (s *Service) newClient() error {
+	cc := s.cfg.Client
+	if cc.TracerProvider == nil {
+		cc.TracerProvider = s.cfg.TracerProvider
 	}
-	if s.client == nil {
-		cc := s.cfg.Client
-		if cc.TracerProvider == nil {
-			cc.TracerProvider = s.cfg.TracerProvider
-		}
-		if cc.Metrics == nil {
-			cc.Metrics = s.cfg.Metrics
-		}
-		if cc.Logger == nil {
-			cc.Logger = s.cfg.Logger
-		}
-		c, err := client.New(s.cache, cc)
-		if err != nil {
-			s.cfg.Logger.Error("service client configuration rejected", "err", err)
-			return nil
-		}
-		s.client = c
+	if cc.Metrics == nil {
+		cc.Metrics = s.cfg.Metrics
 	}
-	return s.client
+	if cc.Logger == nil {
+		cc.Logger = s.cfg.Logger
+	}
+	c, err := client.New(s.cache, cc)
+	if err != nil {
+		return fmt.Errorf("service %s: client: %w", s.cfg.Name, err)
+	}
+	s.client = c
+	return nil
 }
 
 // Config returns the configuration in force, defaults filled in.
