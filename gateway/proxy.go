@@ -100,8 +100,14 @@ func (g *Gateway) forward(ex *exchange, svc *service, p *pool, rt *route, set *s
 	f.hdr = g.outboundHeader(ex)
 	var lastErr error
 	allOpen := true
-	for {
-		idx := g.pickIndex(p, f.picker, f.key, f.tried)
+	// Each pick of a service's instances counts, so that a service with more
+	// than 64 instances (beyond what the exclusion mask can hold) cannot
+	// loop on an instance whose breaker stays open.
+	for picks := 0; ; picks++ {
+		idx := -1
+		if picks < p.set.Len() {
+			idx = g.pickIndex(p, f.picker, f.key, f.tried)
+		}
 		if idx < 0 {
 			if lastErr != nil {
 				g.problem(ex, g.upstreamProblem(ex, ctx, lastErr, f.timeout))

@@ -348,3 +348,41 @@ func TestOpenInstanceBreakerLeavesInstanceOut(t *testing.T) {
 		t.Errorf("service breaker %q, want closed", st)
 	}
 }
+
+// TestManyInstancesAllBreakersOpenEnds: the exclusion mask holds 64
+// instances; with more than that and every instance breaker open, a request
+// must still end (503) instead of picking the 65th instance forever.
+func TestManyInstancesAllBreakersOpenEnds(t *testing.T) {
+	b := countingBackend(t, "x")
+	urls := make([]string, 70)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("%s/i%d", b.URL, i)
+	}
+	cfg := Config{Strategy: "random", Ejection: &EjectionConfig{Disabled: true},
+		Breaker: &BreakerConfig{FailureThreshold: 1, MinRequests: 1000, ResetTimeout: httpx.Duration(time.Hour)}}
+	h := startGateway(t, cfg, Options{})
+	h.disc.set("svc", urls...)
+	c := client(t)
+	if resp, _ := do(t, c, mustReq(t, "GET", h.url+"/api/svc/x", nil)); resp.StatusCode != 200 {
+		t.Fatalf("warm-up: status %d", resp.StatusCode)
+	}
+	p := h.g.serviceFor("svc").cur.Load()
+	if p == nil || p.set.Len() != 70 {
+		t.Fatalf("pool not built with 70 instances")
+	}
+	for _, br := range p.brs {
+		tk, err := br.Allow()
+		if err == nil {
+			br.Done(tk, false)
+		}
+	}
+	c.Timeout = 5 * time.Second
+	resp, err := c.Get(h.url + "/api/svc/x")
+	if err != nil {
+		t.Fatalf("request with every instance breaker open did not end: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
