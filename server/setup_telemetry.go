@@ -52,7 +52,7 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 		if err := store.RegisterMetrics(n.metrics); err != nil {
 			return fmt.Errorf("telemetry metrics: %w", err)
 		}
-		telemetry.NewAPI(store, telemetry.APIConfig{MaxBodyBytes: sec.MaxBodyBytes, Logger: n.log}).Register(n.handleAdmin)
+		telemetry.NewAPI(store, telemetry.APIConfig{MaxBodyBytes: sec.MaxBodyBytes, Logger: n.log, Metrics: n.metrics}).Register(n.handleAdmin)
 		n.addHealth("traces", func(context.Context) any { return store.Stats() })
 		cfg.Processors = []sdktrace.SpanProcessor{store.Processor()}
 	}

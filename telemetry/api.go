@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/plexushq/plexus/internal/httpx"
 )
 
@@ -25,6 +27,7 @@ type API struct {
 	store   *Store
 	maxBody int64
 	log     *slog.Logger
+	exports *prometheus.CounterVec // nil without a registerer
 }
 
 // APIConfig configures NewAPI.
@@ -34,6 +37,8 @@ type APIConfig struct {
 	MaxBodyBytes int64
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics receives plexus_telemetry_exports_total{encoding,result}. Nil: none.
+	Metrics prometheus.Registerer
 }
 
 // maxListLimit bounds GET /v1/traces?limit=.
@@ -47,7 +52,31 @@ func NewAPI(store *Store, cfg APIConfig) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &API{store: store, maxBody: cfg.MaxBodyBytes, log: cfg.Logger}
+	a := &API{store: store, maxBody: cfg.MaxBodyBytes, log: cfg.Logger}
+	if cfg.Metrics != nil {
+		a.exports = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_telemetry_exports_total",
+			Help: "OTLP export requests received, by encoding (protobuf, json, other) and result (ok, partial, rejected)."},
+			[]string{"encoding", "result"})
+		if err := cfg.Metrics.Register(a.exports); err != nil {
+			cfg.Logger.Warn("telemetry: exports metric not registered", "err", err)
+			a.exports = nil
+		}
+	}
+	return a
+}
+
+func (a *API) count(media, result string) {
+	if a.exports == nil {
+		return
+	}
+	enc := "other"
+	switch media {
+	case ContentTypeProtobuf:
+		enc = "protobuf"
+	case ContentTypeJSON:
+		enc = "json"
+	}
+	a.exports.WithLabelValues(enc, result).Inc()
 }
 
 // Register adds the routes to a mux-like registration function, e.g.
@@ -63,23 +92,30 @@ func (a *API) Register(handle func(pattern string, h http.Handler)) {
 func (a *API) Export(w http.ResponseWriter, r *http.Request) {
 	media, err := mediaType(r.Header.Get("Content-Type"))
 	if err != nil {
+		a.count("", "rejected")
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", err.Error()))
 		return
 	}
 	body, p := a.readBody(w, r)
 	if p != nil {
+		a.count(media, "rejected")
 		httpx.WriteProblem(w, p)
 		return
 	}
 	req, err := DecodeExport(body, media)
 	if err != nil {
+		a.log.Debug("telemetry: malformed OTLP export", "remote", r.RemoteAddr, "err", err)
+		a.count(media, "rejected")
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusBadRequest, "malformed-otlp", err.Error()))
 		return
 	}
 	spans, rejected := spansFromRequest(req)
 	a.store.Add(spans...)
 	resp := &coltracepb.ExportTraceServiceResponse{}
-	if rejected > 0 {
+	if rejected == 0 {
+		a.count(media, "ok")
+	} else {
+		a.count(media, "partial")
 		resp.PartialSuccess = &coltracepb.ExportTracePartialSuccess{
 			RejectedSpans: int64(rejected), ErrorMessage: "spans with invalid trace or span ids were rejected"}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -21,13 +22,19 @@ import (
 )
 
 func newReceiver(t *testing.T, cfg StoreConfig) (*Store, *httptest.Server) {
+	store, srv, _ := newReceiverWithMetrics(t, cfg)
+	return store, srv
+}
+
+func newReceiverWithMetrics(t *testing.T, cfg StoreConfig) (*Store, *httptest.Server, *prometheus.Registry) {
 	t.Helper()
 	store := NewStore(cfg)
 	mux := http.NewServeMux()
-	NewAPI(store, APIConfig{MaxBodyBytes: 1 << 20}).Register(mux.Handle)
+	reg := prometheus.NewRegistry()
+	NewAPI(store, APIConfig{MaxBodyBytes: 1 << 20, Metrics: reg}).Register(mux.Handle)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return store, srv
+	return store, srv, reg
 }
 
 // emit produces a small trace (root server span, child client span with an
@@ -184,7 +191,7 @@ func gz(b []byte) []byte {
 
 func TestReceiverRejectsMalformed(t *testing.T) {
 	t.Parallel()
-	store, srv := newReceiver(t, StoreConfig{})
+	store, srv, reg := newReceiverWithMetrics(t, StoreConfig{})
 	big := gz(bytes.Repeat([]byte(" "), 2<<20)) // 2 MiB of spaces: small compressed, too big inflated
 	cases := []struct {
 		name, ctype, enc string
@@ -213,12 +220,36 @@ func TestReceiverRejectsMalformed(t *testing.T) {
 	if st := store.Stats(); st.Traces != 0 || st.SpansAdded != 0 {
 		t.Fatalf("malformed input changed the store: %+v", st)
 	}
+	if n := counterValue(t, reg, "json", "rejected"); n != 9 {
+		t.Fatalf("rejected JSON exports counted %v, want 9", n)
+	}
 	for url, want := range map[string]int{
 		"/v1/traces/nothex": 400, "/v1/traces/5b8efff798038103d269b633813fc60c": 404,
 		"/v1/traces?limit=0": 400, "/v1/traces?minDuration=x": 400, "/v1/traces?errors=maybe": 400,
 	} {
 		getJSON(t, srv.URL+url, want, nil)
 	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, enc, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if mf.GetName() == "plexus_telemetry_exports_total" && labels["encoding"] == enc && labels["result"] == result {
+				v += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return v
 }
 
 func TestStoreMemoryBound(t *testing.T) {
