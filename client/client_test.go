@@ -336,3 +336,24 @@ func TestTraceContextInjected(t *testing.T) {
 	}
 	_ = trace.SpanKindClient
 }
+
+func TestHashKeySticksToOneInstance(t *testing.T) {
+	t.Parallel()
+	bs := []*backend{newBackend(t, "a", status(200)), newBackend(t, "b", status(200)), newBackend(t, "c", status(200))}
+	c := newClient(t, snapshot(bs...), Config{Strategy: balance.Hash})
+	seen := map[string]string{}
+	for i := range 60 {
+		key := fmt.Sprint("user-", i%6)
+		resp, err := c.Call(context.Background(), "svc", "GET", "/", nil, WithHashKey(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev, ok := seen[key]; ok && prev != resp.Instance {
+			t.Fatalf("key %s moved from %s to %s", key, prev, resp.Instance)
+		}
+		seen[key] = resp.Instance
+	}
+	if _, err := New(snapshot(bs...), Config{Strategy: "nope"}); err == nil {
+		t.Fatal("unknown strategy accepted")
+	}
+}
