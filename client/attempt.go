@@ -79,10 +79,13 @@ func (c *Client) round(ctx context.Context, st *serviceState, v *serviceView, re
 	case <-timer.C:
 	}
 	j, b2, t2, err := c.pick(st, v, req)
-	if err != nil || v.insts[j].ID == v.insts[i].ID || !c.hedges.Withdraw() {
-		if err == nil {
-			c.metrics.budgetExhausted(st.name, "hedge")
-		}
+	if err != nil || v.insts[j].ID == v.insts[i].ID {
+		return <-results // no other instance to hedge on
+	}
+	if !c.hedges.Withdraw() {
+		// The unused ticket is abandoned; breakers recover abandoned
+		// half-open probes after their reset timeout.
+		c.metrics.budgetExhausted(st.name, "hedge")
 		return <-results
 	}
 	req.tried = append(req.tried, v.insts[j].ID)
