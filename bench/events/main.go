@@ -248,9 +248,8 @@ func bulkPhases(ctx context.Context, o options, stores []store) ([]*phase, error
 }
 
 func printPhase(ph *phase, stores []store) {
-	refs := []string{"raw JetStream", "raw JetStream, batch not atomic", "PostgreSQL", "PostgreSQL async commit"}
 	tb := benchutil.Table{Title: "### " + ph.title,
-		Header: []string{"system", ph.unit, "p50 per call", "p99 per call", "rounds", "Plexus ÷ raw JetStream", "Plexus ÷ raw not atomic", "Plexus ÷ PostgreSQL", "Plexus ÷ PostgreSQL async"}}
+		Header: []string{"system", ph.unit, "p50 per call", "p99 per call", "rounds", "Plexus ÷ this"}}
 	plexus, hasPlexus := ph.res["Plexus"]
 	pm := benchutil.Median(plexus)
 	for _, s := range stores {
@@ -263,15 +262,11 @@ func printPhase(ph *phase, stores []store) {
 		for _, r := range rs {
 			rounds = append(rounds, benchutil.FmtRate(r.Rate))
 		}
-		row := []string{s.Name(), benchutil.FmtRate(m.Rate), benchutil.FmtDur(m.P50), benchutil.FmtDur(m.P99), strings.Join(rounds, " / ")}
-		for _, ref := range refs {
-			if ref != s.Name() || !hasPlexus {
-				row = append(row, "–")
-				continue
-			}
-			row = append(row, benchutil.Ratio(pm.Rate, m.Rate))
+		ratio := "–"
+		if hasPlexus && s.Name() != "Plexus" {
+			ratio = benchutil.Ratio(pm.Rate, m.Rate)
 		}
-		tb.Add(row...)
+		tb.Add(s.Name(), benchutil.FmtRate(m.Rate), benchutil.FmtDur(m.P50), benchutil.FmtDur(m.P99), strings.Join(rounds, " / "), ratio)
 	}
 	tb.Fprint(os.Stdout)
 }
