@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -108,5 +107,3 @@ func (r *rawJS) Consume(ctx context.Context, n int, handle func([]byte)) (func()
 func (r *rawJS) Close() {}
 
 var _ broker = (*rawJS)(nil)
-
-func errf(format string, a ...any) error { return fmt.Errorf(format, a...) }
