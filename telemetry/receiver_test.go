@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -416,5 +417,26 @@ func TestSetupWithoutDestinationIsNoop(t *testing.T) {
 	_, s := p.TracerProvider().Tracer("t").Start(parent, "op")
 	if s.IsRecording() || s.SpanContext().TraceID() != testSpanContext().TraceID() {
 		t.Fatalf("want a non-recording span that keeps the caller's context, got %v", s.SpanContext())
+	}
+}
+
+func TestStoreConcurrentUse(t *testing.T) {
+	t.Parallel()
+	s := NewStore(StoreConfig{MaxTraces: 50, MaxBytes: 64 << 10})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				sp := Span{TraceID: fmt.Sprintf("%032x", i%80), SpanID: fmt.Sprintf("%016x", w*1000+i), Service: "s", Name: "op", Status: StatusOK}
+				sp.setTimes(time.Unix(int64(i), 0), time.Unix(int64(i)+1, 0))
+				s.Add(sp)
+				s.List(Query{Service: "s", Limit: 5})
+				s.Get(sp.TraceID)
+			}
+		})
+	}
+	wg.Wait()
+	if st := s.Stats(); st.Traces > 50 || st.Bytes > 64<<10 || st.SpansAdded != 2000 {
+		t.Fatalf("stats %+v", st)
 	}
 }
