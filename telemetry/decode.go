@@ -1,13 +1,10 @@
 package telemetry
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -64,29 +61,15 @@ func DecodeExport(body []byte, media string) (*coltracepb.ExportTraceServiceRequ
 
 // decodeOTLPJSON reads OTLP JSON. OTLP JSON differs from canonical protobuf
 // JSON in one way protojson does not know: trace and span ids are hex
-// strings, not base64. The body is parsed once into generic values, the id
-// fields are rewritten from hex to base64, and the result goes to protojson
-// (which takes enums as integers or names, 64-bit integers as strings or
-// numbers, and ignores unknown fields as the spec asks receivers to do).
+// strings, not base64. One pass over the bytes rewrites the values of the
+// traceId, spanId and parentSpanId keys from hex to base64 (copying
+// everything else verbatim), and protojson does the rest: it validates the
+// JSON, takes enums as integers or names and 64-bit integers as strings or
+// numbers, and ignores unknown fields as the specification asks receivers to.
 func decodeOTLPJSON(body []byte, req *coltracepb.ExportTraceServiceRequest) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return fmt.Errorf("%w: JSON: %w", ErrMalformed, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: JSON: data after the top-level value", ErrMalformed)
-	}
-	if _, ok := v.(map[string]any); !ok {
-		return fmt.Errorf("%w: JSON: top-level value must be an object", ErrMalformed)
-	}
-	if err := hexIDsToBase64(v, 0); err != nil {
-		return fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	fixed, err := json.Marshal(v)
+	fixed, err := hexIDsToBase64(body)
 	if err != nil {
-		return fmt.Errorf("%w: JSON: %w", ErrMalformed, err)
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(fixed, req); err != nil {
 		return fmt.Errorf("%w: JSON: %w", ErrMalformed, err)
@@ -97,37 +80,69 @@ func decodeOTLPJSON(body []byte, req *coltracepb.ExportTraceServiceRequest) erro
 // idLen is the byte length of each id field of OTLP JSON.
 var idLen = map[string]int{"traceId": 16, "spanId": 8, "parentSpanId": 8}
 
-const maxJSONDepth = 64
+// hexIDsToBase64 copies b, rewriting the string values of id keys. It only
+// tokenizes strings; anything malformed elsewhere is left for protojson.
+func hexIDsToBase64(b []byte) ([]byte, error) {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); {
+		if b[i] != '"' {
+			out = append(out, b[i])
+			i++
+			continue
+		}
+		end, escaped := scanString(b, i)
+		if end < 0 {
+			return append(out, b[i:]...), nil // unterminated: protojson reports it
+		}
+		key := b[i+1 : end-1]
+		out = append(out, b[i:end]...)
+		i = end
+		colon := skipSpace(b, i)
+		n, isID := idLen[string(key)]
+		if escaped || !isID || colon >= len(b) || b[colon] != ':' {
+			continue
+		}
+		v := skipSpace(b, colon+1)
+		out = append(out, b[i:v]...)
+		i = v
+		if v >= len(b) || b[v] != '"' {
+			continue // not a string (null, a number…): protojson decides
+		}
+		vend, vesc := scanString(b, v)
+		if vend < 0 || vesc {
+			return nil, fmt.Errorf("%s: want %d hex digits", key, 2*n)
+		}
+		enc, err := decodeHexID(string(key), string(b[v+1:vend-1]), n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(append(out, '"'), enc...), '"')
+		i = vend
+	}
+	return out, nil
+}
 
-func hexIDsToBase64(v any, depth int) error {
-	if depth > maxJSONDepth {
-		return errors.New("JSON nested too deeply")
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			if n, ok := idLen[k]; ok {
-				if s, ok := e.(string); ok {
-					b, err := decodeHexID(k, s, n)
-					if err != nil {
-						return err
-					}
-					x[k] = b
-					continue
-				}
-			}
-			if err := hexIDsToBase64(e, depth+1); err != nil {
-				return err
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if err := hexIDsToBase64(e, depth+1); err != nil {
-				return err
-			}
+// scanString returns the index after the JSON string starting at b[i] (a
+// quote) and whether it has escapes; -1 when it is not terminated.
+func scanString(b []byte, i int) (int, bool) {
+	escaped := false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			return j + 1, escaped
 		}
 	}
-	return nil
+	return -1, escaped
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // decodeHexID turns a hex id into the base64 protojson expects; an empty
