@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,4 +251,60 @@ func checkTrace(t *testing.T, admin, id, callerSpan string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestDrainThroughGateway: the same drain as
+// TestDrainAndDeregisterWithoutFailedRequests, with the load going through
+// the gateway instead of the client.
+func TestDrainThroughGateway(t *testing.T) {
+	n := startFullNode(t)
+	admin := "http://" + n.AdminAddr()
+	a := runInstance(t, admin, "echo-a")
+	b := runInstance(t, admin, "echo-b")
+	url := "http://" + n.GatewayAddr() + "/api/echo/work"
+	waitRouted(t, url)
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	defer hc.CloseIdleConnections()
+
+	var calls, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				calls.Add(1)
+				resp, err := hc.Get(url)
+				if err != nil {
+					failed.Add(1)
+					t.Errorf("through the gateway: %v", err)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					t.Errorf("through the gateway: %s", resp.Status)
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	a.cancel()
+	if err := <-a.done; err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	aHits := a.hits.Load()
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || a.hits.Load() != aHits || b.hits.Load() == 0 {
+		t.Fatalf("%d of %d requests failed; a served %d (+%d after stopping), b %d", failed.Load(), calls.Load(), aHits,
+			a.hits.Load()-aHits, b.hits.Load())
+	}
+	t.Logf("%d requests through the gateway while draining, none failed (a %d, b %d)", calls.Load(), aHits, b.hits.Load())
 }
