@@ -19,7 +19,6 @@ func newRootCmd() *cobra.Command {
 			return bindEnv(cmd.Flags())
 		},
 	}
-	g := &globals{}
 	root.AddCommand(
 		newUpCmd(),
 		newServeCmd(),
@@ -30,7 +29,6 @@ func newRootCmd() *cobra.Command {
 		newTracesCmd(),
 		newQueueCmd(),
 	)
-	_ = g
 	return root
 }
 
