@@ -93,7 +93,11 @@ func run(ctx context.Context, ps *benchutil.Procs, o options) error {
 			return err
 		}
 		defer pl.Close()
-		brokers = append(brokers, pl.brokers()...)
+		for _, b := range pl.brokers() {
+			if (b.Name() == "Plexus SDK" && o.want("sdk")) || (b.Name() == "Plexus HTTP" && o.want("http")) {
+				brokers = append(brokers, b)
+			}
+		}
 	}
 	if o.want("jetstream") {
 		brokers = append(brokers, &rawJS{eng: eng, js: eng.JetStream()})
