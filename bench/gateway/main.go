@@ -34,12 +34,17 @@ type options struct {
 	only     []string
 	tracing  bool
 	profile  bool
+	goproxy  bool
 	keep     bool
 }
 
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "backend" {
 		runBackend(os.Args[2])
+		return
+	}
+	if len(os.Args) == 4 && os.Args[1] == "goproxy" {
+		runGoProxy(os.Args[2], os.Args[3])
 		return
 	}
 	if len(os.Args) > 1 && os.Args[1] == "node" {
@@ -57,6 +62,7 @@ func main() {
 	flag.StringVar(&only, "only", "", "targets to run (direct,plexus,nginx,haproxy,caddy); empty = all")
 	flag.BoolVar(&o.tracing, "tracing", false, "also run Plexus with tracing sampled at 100% and 1%")
 	flag.BoolVar(&o.profile, "profile", false, "also profile Plexus's gateway under wrk (1 core) and print the top of the CPU profile")
+	flag.BoolVar(&o.goproxy, "goproxy", false, "also run a bare net/http + httputil.ReverseProxy (the floor of a Go proxy)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs, access logs)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 3s runs, 1s warm-up, one round")
 	flag.Parse()
@@ -144,6 +150,9 @@ func runSetup(ctx context.Context, ps *benchutil.Procs, o options, bin string, s
 		{"nginx", func() (*target, error) { return startNginx(ctx, ps, s, backend) }},
 		{"haproxy", func() (*target, error) { return startHAProxy(ctx, ps, s, backend) }},
 		{"caddy", func() (*target, error) { return startCaddy(ctx, ps, s, backend) }},
+	}
+	if o.goproxy {
+		starters = append(starters, starter{"goproxy", func() (*target, error) { return startGoProxy(ctx, ps, s, backend) }})
 	}
 	if o.tracing {
 		starters = append(starters,
