@@ -122,6 +122,7 @@ func (g *Gateway) forward(ex *exchange, svc *service, p *pool, rt *route, set *s
 		if ibr != nil {
 			var err error
 			if itk, err = ibr.Allow(); err != nil {
+				breakerSkipped(ex, p.ups[idx])
 				continue // this instance's breaker is open
 			}
 		}
@@ -157,9 +158,11 @@ func (g *Gateway) try(ex *exchange, svc *service, p *pool, idx int, f *forwardin
 	u := p.ups[idx]
 	ex.attempts++
 	ex.upstream = u.id
+	endTry := g.startTry(ex, u, f.hdr)
 	start := time.Now()
 	resp, err = g.roundTrip(f.ctx, ex, u, f.hdr, f.rb, f.rest)
 	latency = time.Since(start)
+	endTry(resp, err)
 	if err != nil {
 		failure = isUpstreamFailure(f.ctx, err, f.rb)
 		if failure {

@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/internal/httpx"
 )
@@ -164,15 +165,21 @@ func TestTracingSpanIsUpstreamParent(t *testing.T) {
 	resp, _ := do(t, client(t), req)
 	got := resp.Header.Get("X-In-Traceparent")
 	spans := exp.GetSpans()
-	if len(spans) != 1 {
-		t.Fatalf("%d spans recorded, want 1", len(spans))
+	if len(spans) != 2 {
+		t.Fatalf("%d spans recorded, want the server span and one client span per try", len(spans))
 	}
-	sp := spans[0]
+	sp, cs := spans[1], spans[0] // the client span ends first
+	if sp.SpanKind != trace.SpanKindServer || cs.SpanKind != trace.SpanKindClient {
+		t.Fatalf("span kinds %v, %v", sp.SpanKind, cs.SpanKind)
+	}
 	if sp.SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || sp.Parent.SpanID().String() != "00f067aa0ba902b7" {
 		t.Errorf("span %s parent %s: not a child of the client's span", sp.SpanContext.TraceID(), sp.Parent.SpanID())
 	}
-	want := "00-4bf92f3577b34da6a3ce929d0e0e4736-" + sp.SpanContext.SpanID().String() + "-01"
+	if cs.Parent.SpanID() != sp.SpanContext.SpanID() {
+		t.Errorf("try span's parent %s, want the server span %s", cs.Parent.SpanID(), sp.SpanContext.SpanID())
+	}
+	want := "00-4bf92f3577b34da6a3ce929d0e0e4736-" + cs.SpanContext.SpanID().String() + "-01"
 	if got != want {
-		t.Errorf("upstream traceparent %q, want %q (the gateway span as parent)", got, want)
+		t.Errorf("upstream traceparent %q, want %q(the gateway's try span as parent)", got, want)
 	}
 }

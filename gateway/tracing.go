@@ -59,3 +59,41 @@ func endSpan(ex *exchange) {
 	}
 	ex.span.End()
 }
+
+// noEndTry is startTry's answer when no client span is recorded.
+func noEndTry(*http.Response, error) {}
+
+// startTry opens a client span for one upstream try, a child of the
+// gateway's server span, and writes its context into hdr so the instance's
+// span becomes its child; the returned func ends it with the try's outcome.
+// Retries show as sibling client spans with http.request.resend_count.
+func (g *Gateway) startTry(ex *exchange, u *upstream, hdr http.Header) func(*http.Response, error) {
+	if ex.span == nil || !ex.span.IsRecording() {
+		return noEndTry
+	}
+	_, cs := g.tracer.Start(trace.ContextWithSpan(context.Background(), ex.span), ex.r.Method+" "+ex.service,
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("plexus.instance", u.id), attribute.Int("http.request.resend_count", ex.attempts-1)))
+	propagator.Inject(trace.ContextWithSpan(context.Background(), cs), propagation.HeaderCarrier(hdr))
+	return func(resp *http.Response, err error) {
+		switch {
+		case err != nil:
+			cs.RecordError(err)
+			cs.SetStatus(codes.Error, err.Error())
+		default:
+			cs.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+			if resp.StatusCode >= 500 {
+				cs.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
+			}
+		}
+		cs.End()
+	}
+}
+
+// breakerSkipped records on the server span that an instance was skipped
+// because its breaker is open.
+func breakerSkipped(ex *exchange, u *upstream) {
+	if ex.span != nil && ex.span.IsRecording() {
+		ex.span.AddEvent("instance breaker open", trace.WithAttributes(attribute.String("plexus.instance", u.id)))
+	}
+}
