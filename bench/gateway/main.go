@@ -136,11 +136,51 @@ func setupFor(cores int) setup {
 
 func runSetup(ctx context.Context, ps *benchutil.Procs, o options, bin string, s setup) error {
 	log.Printf("%d core(s): starting backend and peers", s.cores)
-	backend, bproc, err := startBackend(ctx, ps, s)
+	targets, err := startTargets(ctx, ps, o, bin, s)
+	defer func() {
+		for _, t := range targets {
+			ps.Stop(t.proc)
+		}
+	}()
 	if err != nil {
 		return err
 	}
-	targets := []*target{{name: "direct", url: "http://" + backend + "/", proc: bproc}}
+	for _, t := range targets {
+		if _, err := benchutil.RunWrk(ctx, s.loadCPU, s.threads, o.conns, o.warmup, t.url); err != nil {
+			return fmt.Errorf("%s warm-up: %w", t.name, err)
+		}
+	}
+	results := map[string][]benchutil.Result{}
+	for round := range o.rounds {
+		// Rotate the order each round so no target always runs first or last.
+		for i := range targets {
+			t := targets[(i+round)%len(targets)]
+			r, err := measure(ctx, o, s, t)
+			if err != nil {
+				return err
+			}
+			log.Printf("%dc round %d %-16s %9s req/s p50 %s p99 %s errors %d; %.2f cores, %s req per CPU-s; load %s",
+				s.cores, round+1, t.name, benchutil.FmtRate(r.Rate), benchutil.FmtDur(r.P50), benchutil.FmtDur(r.P99),
+				r.Errors, r.Cores, benchutil.FmtRate(r.PerCPU), loadAvg())
+			results[t.name] = append(results[t.name], r)
+		}
+	}
+	printTable(s, o, targets, results)
+	return nil
+}
+
+// startTargets starts the backend and every wanted proxy and checks that
+// each answers the backend's bytes. Targets started before an error are
+// returned too, so that the caller stops them.
+func startTargets(ctx context.Context, ps *benchutil.Procs, o options, bin string, s setup) ([]*target, error) {
+	backend, bproc, err := startBackend(ctx, ps, s)
+	if err != nil {
+		return nil, err
+	}
+	var targets []*target
+	if o.want("direct") {
+		targets = append(targets, &target{name: "direct", url: "http://" + backend + "/", proc: bproc})
+	}
 	type starter struct {
 		name  string
 		start func() (*target, error)
@@ -156,15 +196,8 @@ func runSetup(ctx context.Context, ps *benchutil.Procs, o options, bin string, s
 	}
 	if o.tracing {
 		starters = append(starters,
-			starter{"plexus", func() (*target, error) {
-				return startPlexus(ctx, ps, s, bin, backend, 1, " trace100%")
-			}},
-			starter{"plexus", func() (*target, error) {
-				return startPlexus(ctx, ps, s, bin, backend, 0.01, " trace1%")
-			}})
-	}
-	if !o.want("direct") {
-		targets = nil
+			starter{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 1, " trace100%") }},
+			starter{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 0.01, " trace1%") }})
 	}
 	for _, st := range starters {
 		if !o.want(st.name) {
@@ -172,54 +205,37 @@ func runSetup(ctx context.Context, ps *benchutil.Procs, o options, bin string, s
 		}
 		t, err := st.start()
 		if err != nil {
-			return fmt.Errorf("%s: %w", st.name, err)
-		}
-		if err := benchutil.WaitHTTP(ctx, t.url, 200, t.proc, 15*time.Second); err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
-		}
-		if err := checkBody(t.url); err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
+			return targets, fmt.Errorf("%s: %w", st.name, err)
 		}
 		targets = append(targets, t)
-	}
-	for _, t := range targets {
-		if _, err := benchutil.RunWrk(ctx, s.loadCPU, s.threads, o.conns, o.warmup, t.url); err != nil {
-			return fmt.Errorf("%s warm-up: %w", t.name, err)
+		if err := benchutil.WaitHTTP(ctx, t.url, 200, t.proc, 15*time.Second); err != nil {
+			return targets, fmt.Errorf("%s: %w", t.name, err)
+		}
+		if err := checkBody(t.url); err != nil {
+			return targets, fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
-	results := map[string][]benchutil.Result{}
-	for round := range o.rounds {
-		// Rotate the order each round so no target always runs first or last.
-		for i := range targets {
-			t := targets[(i+round)%len(targets)]
-			if t.proc.Exited() {
-				return fmt.Errorf("%s exited: %s", t.name, t.proc.Tail(2000))
-			}
-			pgid := t.proc.Cmd.Process.Pid
-			cpu0, t0 := benchutil.GroupCPU(pgid), time.Now()
-			w, err := benchutil.RunWrk(ctx, s.loadCPU, s.threads, o.conns, o.duration, t.url)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
-			}
-			cpu, wall := benchutil.GroupCPU(pgid)-cpu0, time.Since(t0)
-			r := benchutil.Result{Name: t.name, Rate: w.RPS, P50: w.P50, P99: w.P99, Errors: w.Non2xx + w.SocketErrors}
-			if cpu > 0 {
-				r.PerCPU = float64(w.Requests) / cpu.Seconds()
-				r.Cores = cpu.Seconds() / wall.Seconds()
-			}
-			log.Printf("%dc round %d %-16s %9s req/s p50 %s p99 %s errors %d; %.2f cores, %s req per CPU-s; load %s",
-				s.cores, round+1, t.name, benchutil.FmtRate(r.Rate), benchutil.FmtDur(r.P50), benchutil.FmtDur(r.P99),
-				r.Errors, r.Cores, benchutil.FmtRate(r.PerCPU), loadAvg())
-			results[t.name] = append(results[t.name], r)
-		}
+	return targets, nil
+}
+
+// measure runs wrk once against t and reads the CPU its process group used.
+func measure(ctx context.Context, o options, s setup, t *target) (benchutil.Result, error) {
+	if t.proc.Exited() {
+		return benchutil.Result{}, fmt.Errorf("%s exited: %s", t.name, t.proc.Tail(2000))
 	}
-	printTable(s, o, targets, results)
-	for _, t := range targets {
-		if t.proc != nil {
-			ps.Stop(t.proc)
-		}
+	pgid := t.proc.Cmd.Process.Pid
+	cpu0, t0 := benchutil.GroupCPU(pgid), time.Now()
+	w, err := benchutil.RunWrk(ctx, s.loadCPU, s.threads, o.conns, o.duration, t.url)
+	if err != nil {
+		return benchutil.Result{}, fmt.Errorf("%s: %w", t.name, err)
 	}
-	return nil
+	cpu, wall := benchutil.GroupCPU(pgid)-cpu0, time.Since(t0)
+	r := benchutil.Result{Name: t.name, Rate: w.RPS, P50: w.P50, P99: w.P99, Errors: w.Non2xx + w.SocketErrors}
+	if cpu > 0 {
+		r.PerCPU = float64(w.Requests) / cpu.Seconds()
+		r.Cores = cpu.Seconds() / wall.Seconds()
+	}
+	return r, nil
 }
 
 func printTable(s setup, o options, targets []*target, results map[string][]benchutil.Result) {
