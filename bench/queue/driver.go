@@ -42,6 +42,47 @@ type runSpec struct {
 	duration             time.Duration // latency mode length
 }
 
+// tally checks off consumed messages and records their latency.
+type tally struct {
+	total    int
+	closed   bool // closed loop: every consume returns a credit
+	credits  chan struct{}
+	seen     []atomic.Bool
+	consumed atomic.Int64
+	dup      atomic.Int64
+	done     chan struct{}
+	mu       sync.Mutex
+	rec      benchutil.Recorder
+}
+
+func newTally(total int, sp runSpec) *tally {
+	return &tally{total: total, closed: sp.rate == 0, credits: make(chan struct{}, max(sp.inFlight, 1)),
+		seen: make([]atomic.Bool, total), done: make(chan struct{})}
+}
+
+// handle is the consumers' callback: payload bytes 0-7 are the publish
+// time, 8-15 the sequence number.
+func (t *tally) handle(p []byte) {
+	now := time.Now().UnixNano()
+	if len(p) < 16 {
+		return
+	}
+	seq := binary.LittleEndian.Uint64(p[8:])
+	if seq < uint64(t.total) && t.seen[seq].Swap(true) {
+		t.dup.Add(1)
+		return
+	}
+	t.mu.Lock()
+	t.rec.Add(time.Duration(now - int64(binary.LittleEndian.Uint64(p))))
+	t.mu.Unlock()
+	if t.closed {
+		<-t.credits
+	}
+	if t.consumed.Add(1) == int64(t.total) {
+		close(t.done)
+	}
+}
+
 // runOnce measures one broker: msgs/s from the first publish to the last
 // consume, and publish→consume latency from a timestamp in the payload.
 func runOnce(ctx context.Context, b broker, sp runSpec) (benchutil.Result, error) {
@@ -63,79 +104,58 @@ func runOnce(ctx context.Context, b broker, sp runSpec) (benchutil.Result, error
 		defer p.Close()
 		prods[i] = p
 	}
-	var lat benchutil.Latencies
-	var consumed atomic.Int64
-	var dup atomic.Int64
-	seen := make([]atomic.Bool, total)
-	credits := make(chan struct{}, max(sp.inFlight, 1))
-	done := make(chan struct{})
-	var recMu sync.Mutex
-	var rec benchutil.Recorder
+	t := newTally(total, sp)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	handle := func(p []byte) {
-		now := time.Now().UnixNano()
-		if len(p) < 16 {
-			return
-		}
-		seq := binary.LittleEndian.Uint64(p[8:])
-		if seq < uint64(total) && seen[seq].Swap(true) {
-			dup.Add(1)
-			return
-		}
-		recMu.Lock()
-		rec.Add(time.Duration(now - int64(binary.LittleEndian.Uint64(p))))
-		recMu.Unlock()
-		if sp.rate == 0 {
-			<-credits
-		}
-		if consumed.Add(1) == int64(total) {
-			close(done)
-		}
-	}
-	wait, err := b.Consume(cctx, sp.consumers, handle)
+	wait, err := b.Consume(cctx, sp.consumers, t.handle)
 	if err != nil {
 		return benchutil.Result{}, fmt.Errorf("%s consume: %w", b.Name(), err)
 	}
+	defer wait()
+	defer cancel() // runs before wait: consumers stop first
 	start := time.Now()
-	perr := make(chan error, len(prods))
-	var next atomic.Int64
-	var pubs sync.WaitGroup
-	for i, p := range prods {
-		pubs.Add(1)
-		go func() {
-			defer pubs.Done()
-			perr <- produce(cctx, p, sp, i, total, &next, credits)
-		}()
-	}
-	pubs.Wait()
-	close(perr)
-	for err := range perr {
-		if err != nil {
-			cancel()
-			wait()
-			return benchutil.Result{}, fmt.Errorf("%s publish: %w", b.Name(), err)
-		}
+	if err := publishAll(cctx, prods, sp, total, t.credits); err != nil {
+		return benchutil.Result{}, fmt.Errorf("%s publish: %w", b.Name(), err)
 	}
 	limit := 60 * time.Second
 	select {
-	case <-done:
+	case <-t.done:
 	case <-time.After(limit):
-		cancel()
-		wait()
-		return benchutil.Result{}, fmt.Errorf("%s: only %d of %d messages consumed %s after publishing ended", b.Name(), consumed.Load(), total, limit)
+		return benchutil.Result{}, fmt.Errorf("%s: only %d of %d messages consumed %s after publishing ended",
+			b.Name(), t.consumed.Load(), total, limit)
 	case <-ctx.Done():
-		cancel()
-		wait()
 		return benchutil.Result{}, ctx.Err()
 	}
 	elapsed := time.Since(start)
-	cancel()
-	wait()
-	lat.Merge(&rec)
+	var lat benchutil.Latencies
+	t.mu.Lock()
+	lat.Merge(&t.rec)
+	t.mu.Unlock()
 	ps := lat.Percentiles(0.5, 0.99)
-	return benchutil.Result{Name: b.Name(), Rate: float64(total) / elapsed.Seconds(), P50: ps[0], P99: ps[1], Errors: dup.Load(),
-		Note: fmt.Sprintf("%d msgs in %s", total, elapsed.Round(time.Millisecond))}, nil
+	return benchutil.Result{Name: b.Name(), Rate: float64(total) / elapsed.Seconds(), P50: ps[0], P99: ps[1],
+		Errors: t.dup.Load(), Note: fmt.Sprintf("%d msgs in %s", total, elapsed.Round(time.Millisecond))}, nil
+}
+
+// publishAll runs the producers until total messages are published.
+func publishAll(ctx context.Context, prods []producer, sp runSpec, total int, credits chan struct{}) error {
+	errs := make(chan error, len(prods))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for i, p := range prods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- produce(ctx, p, sp, i, total, &next, credits)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // produce publishes this producer's share: batches of sp.batch under the
