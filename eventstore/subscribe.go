@@ -315,7 +315,9 @@ func (sub *Subscription) call(env Envelope, h nats.Header) (err error) {
 	ctx := extractTrace(sub.ctx, h)
 	ctx, span := sub.store.tracer.Start(ctx, "eventstore.handle", trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("plexus.group", sub.group), attribute.String("plexus.event.type", env.Type),
-			attribute.Int64("plexus.position", int64(env.Position))))
+			attribute.Int64("plexus.position", int64(env.Position)), attribute.String("plexus.event.id", env.ID),
+			attribute.String("plexus.event.correlation_id", env.CorrelationID),
+			attribute.String("plexus.event.causation_id", env.CausationID)))
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("handler panic: %v", v)
