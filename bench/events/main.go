@@ -88,55 +88,65 @@ func run(ctx context.Context, ps *benchutil.Procs, o options) error {
 		return err
 	}
 	defer eng.Stop(context.Background())
+	stores, err := openStores(ctx, ps, eng, o)
+	defer func() {
+		for _, s := range stores {
+			s.Close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	return runPhases(ctx, o, stores)
+}
+
+// openStores builds the systems to compare; those opened before an error
+// are returned too, so that the caller closes them.
+func openStores(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, o options) ([]store, error) {
 	var stores []store
 	if o.want("plexus") {
 		pl, err := newPlexus(ctx, eng)
-		switch {
-		case errors.Is(err, errSkip):
-			log.Print("Plexus event store not built yet; skipping it")
-		case err != nil:
-			return err
-		default:
-			defer pl.Close()
-			stores = append(stores, pl)
+		if err != nil {
+			return stores, err
 		}
+		stores = append(stores, pl)
 	}
 	if o.want("jetstream") {
 		r, err := newRawJS(ctx, eng)
 		if err != nil {
-			return err
+			return stores, err
 		}
-		stores = append(stores, rawCounter{r})
 		rp, err := newRawJS(ctx, eng)
 		if err != nil {
-			return err
+			return stores, err
 		}
 		rp.pipelined = true
-		stores = append(stores, rp)
+		stores = append(stores, rawCounter{r}, rp)
 	}
-	var pgMain *pgStore
-	if o.want("postgres") || o.want("postgres-async") {
-		err := benchutil.EnsurePeers(ctx, benchutil.Peer{Package: "postgresql",
-			Binary: "/usr/lib/postgresql/*/bin/postgres", Service: "postgresql"})
-		if err != nil {
-			return err
-		}
-		log.Print("starting PostgreSQL")
-		srv, err := startPostgres(ctx, ps)
-		if err != nil {
-			return err
-		}
-		pgMain = &pgStore{srv: srv, syncCommit: true}
-		defer pgMain.Close()
-		if o.want("postgres") {
-			stores = append(stores, pgCounter{pgMain})
-		}
-		if o.want("postgres-async") {
-			pa := &pgStore{srv: srv}
-			defer pa.Close()
-			stores = append(stores, pa)
-		}
+	if !o.want("postgres") && !o.want("postgres-async") {
+		return stores, nil
 	}
+	err := benchutil.EnsurePeers(ctx, benchutil.Peer{Package: "postgresql",
+		Binary: "/usr/lib/postgresql/*/bin/postgres", Service: "postgresql"})
+	if err != nil {
+		return stores, err
+	}
+	log.Print("starting PostgreSQL")
+	srv, err := startPostgres(ctx, ps)
+	if err != nil {
+		return stores, err
+	}
+	if o.want("postgres") {
+		stores = append(stores, pgCounter{&pgStore{srv: srv, syncCommit: true}})
+	}
+	if o.want("postgres-async") {
+		stores = append(stores, &pgStore{srv: srv})
+	}
+	return stores, nil
+}
+
+// runPhases runs the append rounds, then the bulk phases, and prints.
+func runPhases(ctx context.Context, o options, stores []store) error {
 	fmt.Printf("# Event store benchmark\n\n%s\nengine sync %s; events ~150-byte JSON\n", benchutil.Machine(), o.sync)
 	appends := []struct {
 		ph               *phase
