@@ -70,7 +70,17 @@ func startPostgres(ctx context.Context, ps *benchutil.Procs) (*pgServer, error) 
 		return nil, err
 	}
 	s := &pgServer{url: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)}
+	if err := s.createSchema(ctx, pr); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// createSchema connects (retrying while the server finishes starting) and
+// creates the events table and the checkpoints of the catch-up reader.
+func (s *pgServer) createSchema(ctx context.Context, pr *benchutil.Proc) error {
 	var conn *pgx.Conn
+	var err error
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		conn, err = pgx.Connect(ctx, s.url)
@@ -78,7 +88,7 @@ func startPostgres(ctx context.Context, ps *benchutil.Procs) (*pgServer, error) 
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("postgres: %w: %s", err, pr.Tail(2000))
+			return fmt.Errorf("postgres: %w: %s", err, pr.Tail(2000))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -96,9 +106,9 @@ func startPostgres(ctx context.Context, ps *benchutil.Procs) (*pgServer, error) 
 );
 CREATE TABLE checkpoints (grp text PRIMARY KEY, position bigint NOT NULL);`)
 	if err != nil {
-		return nil, fmt.Errorf("postgres schema: %w", err)
+		return fmt.Errorf("postgres schema: %w", err)
 	}
-	return s, nil
+	return nil
 }
 
 // pgStore is the append-only table with a unique (stream, version) index,
