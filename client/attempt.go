@@ -146,6 +146,9 @@ func (c *Client) attempt(ctx context.Context, st *serviceState, v *serviceView, 
 	}
 	switch {
 	case !recording:
+	case errors.Is(res.err, context.Canceled):
+		// A hedge loser or a caller that gave up: not an error of the call.
+		span.SetAttributes(attribute.Bool("plexus.cancelled", true))
 	case res.err != nil:
 		span.RecordError(res.err)
 		span.SetStatus(codes.Error, res.err.Error())
