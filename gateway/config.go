@@ -14,6 +14,7 @@ import (
 
 	"github.com/plexushq/plexus/balance"
 	"github.com/plexushq/plexus/internal/httpx"
+	"github.com/plexushq/plexus/internal/names"
 	"github.com/plexushq/plexus/ratelimit"
 )
 
@@ -173,9 +174,8 @@ func ParseConfig(b []byte) (Config, error) {
 }
 
 var (
-	serviceNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`)
-	tokenRE       = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-	hostRE        = regexp.MustCompile(`^(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9.-]{0,252})$`)
+	tokenRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	hostRE  = regexp.MustCompile(`^(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9.-]{0,252})$`)
 )
 
 func invalid(format string, args ...any) error {
@@ -205,8 +205,8 @@ func (c *Config) Validate() error {
 		return invalid("services: at most 10000 entries")
 	}
 	for name, s := range c.Services {
-		if !serviceNameRE.MatchString(name) {
-			return invalid("services: name %q: want %s", name, serviceNameRE)
+		if !names.Valid(name) {
+			return invalid("services: name %q: want %s", name, names.Pattern)
 		}
 		if s.Timeout < 0 || s.MaxBodyBytes < -1 {
 			return invalid("services.%s: negative timeout or maxBodyBytes", name)
@@ -335,7 +335,7 @@ func (rc *RouteConfig) validate(i int) error {
 			return invalid("%s.match.methods %q: want an upper-case HTTP method", at, m)
 		}
 	}
-	if !serviceNameRE.MatchString(rc.Service) {
+	if !names.Valid(rc.Service) {
 		return invalid("%s.service %q: want a service name", at, rc.Service)
 	}
 	if rc.Timeout < 0 || len(rc.Name) > 128 || strings.ContainsAny(rc.Name, "\r\n") {

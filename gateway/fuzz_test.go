@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/plexushq/plexus/internal/names"
 )
 
 func FuzzParseConfig(f *testing.F) {
@@ -97,7 +99,7 @@ func FuzzSplitAPIPath(f *testing.F) {
 		if !ok {
 			return
 		}
-		if !serviceNameRE.MatchString(svc) {
+		if !names.Valid(svc) {
 			t.Fatalf("service %q from %q breaks the name rule", svc, p)
 		}
 		if rest == "" || rest[0] != '/' {

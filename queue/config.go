@@ -5,12 +5,12 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/httpx"
+	apiname "github.com/plexushq/plexus/internal/names"
 )
 
 // Overflow policies for a full queue.
@@ -48,10 +48,8 @@ const (
 
 const maxBackoff = 15 * time.Minute
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`)
-
 // ValidName reports whether s is a valid queue name (API.md).
-func ValidName(s string) bool { return nameRE.MatchString(s) }
+func ValidName(s string) bool { return apiname.Valid(s) }
 
 // Config is a queue's options. The zero value of each field means its
 // default; Normalize fills them in.

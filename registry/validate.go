@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/plexushq/plexus/internal/httpx"
+	"github.com/plexushq/plexus/internal/names"
 )
 
 // Limits on what one registration may carry. They keep every stored value
@@ -42,8 +43,6 @@ const (
 )
 
 var (
-	// serviceRe is API.md's name rule.
-	serviceRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`)
 	// idRe keeps instance ids one key token: no dots, so the key
 	// "<service>.<id>" splits unambiguously at its last dot.
 	idRe      = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$`)
@@ -54,7 +53,7 @@ var (
 // token (a trailing dot or two dots in a row) since the name is part of a
 // key of the engine's bucket.
 func ValidateService(name string) error {
-	if !serviceRe.MatchString(name) {
+	if !names.Valid(name) {
 		return &NameError{Kind: "service", Name: clip(name), Why: "want 1-128 of [a-zA-Z0-9._-], starting with a letter or digit"}
 	}
 	if strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
