@@ -39,7 +39,8 @@ async function api(path, opts = {}) {
 }
 
 const fmtTime = (t) => (t ? new Date(t).toLocaleTimeString() : "");
-const fmtDur = (ns) => (ns >= 1e6 ? (ns / 1e6).toFixed(1) + " ms" : (ns / 1e3).toFixed(0) + " µs");
+// Durations come as durationMs (a number) beside the Go duration string.
+const fmtDur = (ms) => (ms >= 1 ? ms.toFixed(1) + " ms" : (ms * 1e3).toFixed(0) + " µs");
 const badge = (s) => el("span", { class: s }, s);
 
 // Gateway request rates per service, from the public /metrics counters.
@@ -110,7 +111,7 @@ async function renderTraces(root) {
   const traces = await api("/v1/traces?limit=30");
   root.replaceChildren(el("h2", {}, "Recent traces"), table(["trace", "root", "start", "duration", "spans", "errors"],
     (traces || []).map((t) => [el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); showTrace(root, t.traceId); } },
-      t.traceId.slice(0, 16) + "…"), `${t.rootService} ${t.rootOperation}`, fmtTime(t.start), fmtDur(t.duration), t.spans, t.errors])));
+      t.traceId.slice(0, 16) + "…"), `${t.rootService} ${t.rootOperation}`, fmtTime(t.start), fmtDur(t.durationMs), t.spans, t.errors])));
 }
 
 async function showTrace(root, id) {
@@ -118,7 +119,7 @@ async function showTrace(root, id) {
   const tr = await api("/v1/traces/" + encodeURIComponent(id));
   const spans = tr.spans || [];
   const t0 = Math.min(...spans.map((s) => Date.parse(s.start)));
-  const end = Math.max(...spans.map((s) => Date.parse(s.start) + s.duration / 1e6));
+  const end = Math.max(...spans.map((s) => Date.parse(s.start) + s.durationMs));
   const total = Math.max(end - t0, 0.001);
   const depth = {}, byId = Object.fromEntries(spans.map((s) => [s.spanId, s]));
   const d = (s) => (depth[s.spanId] ??= s.parentSpanId && byId[s.parentSpanId] ? d(byId[s.parentSpanId]) + 1 : 0);
@@ -126,10 +127,10 @@ async function showTrace(root, id) {
   root.replaceChildren(el("h2", {}, "Trace ", el("span", { class: "mono" }, tr.traceId)),
     el("button", { class: "act", onclick: () => { render(); startTimer(); } }, "back"),
     table(["span", "service", "duration", "timeline"], spans.map((s) => {
-      const left = ((Date.parse(s.start) - t0) / total) * 100, width = (s.duration / 1e6 / total) * 100;
+      const left = ((Date.parse(s.start) - t0) / total) * 100, width = (s.durationMs / total) * 100;
       const bar = el("span", { class: s.status === "error" ? "err" : "" });
       bar.style.left = left + "%"; bar.style.width = width + "%";
-      return [el("span", {}, "\u00a0".repeat(d(s) * 3) + s.name), s.service, fmtDur(s.duration), el("div", { class: "bar" }, bar)];
+      return [el("span", {}, "\u00a0".repeat(d(s) * 3) + s.name), s.service, fmtDur(s.durationMs), el("div", { class: "bar" }, bar)];
     })));
 }
 
