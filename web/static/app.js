@@ -41,6 +41,7 @@ async function api(path, opts = {}) {
 const fmtTime = (t) => (t ? new Date(t).toLocaleTimeString() : "");
 // Durations come as durationMs (a number) beside the Go duration string.
 const fmtDur = (ms) => (ms >= 1 ? ms.toFixed(1) + " ms" : (ms * 1e3).toFixed(0) + " µs");
+const clip = (s, n) => (s && s.length > n ? s.slice(0, n) + "…" : s || "");
 const badge = (s) => el("span", { class: s }, s);
 
 // Gateway request rates per service, from the public /metrics counters.
@@ -69,7 +70,7 @@ async function renderServices(root) {
   for (const d of details) {
     root.append(el("h2", {}, d.name), table(["id", "url", "status", "weight", "version", "zone", "last check", "output", "expires"],
       d.instances.map((i) => [el("span", { class: "mono" }, i.id), i.url, badge(i.status), i.weight, i.version || "",
-        i.zone || "", fmtTime(i.lastCheck), i.checkOutput || "", fmtTime(i.expiresAt)])));
+        i.zone || "", fmtTime(i.lastCheck), clip(i.checkOutput, 80), fmtTime(i.expiresAt)])));
   }
 }
 
@@ -100,7 +101,10 @@ async function showDead(root, name) {
 }
 
 async function renderEvents(root) {
-  const page = await api("/v1/events?limit=50&fromPosition=0");
+  // The node's /health names the last position; read the 50 events before it.
+  const h = await (await fetch("/health")).json();
+  const last = (h.events && h.events.lastPosition) || 0;
+  const page = await api(`/v1/events?limit=50&fromPosition=${Math.max(1, last - 49)}`);
   const events = (page.events || []).slice(-50).reverse();
   root.replaceChildren(el("h2", {}, "Latest events"), table(["position", "stream", "version", "type", "time", "data"],
     events.map((e) => [e.position, e.stream, e.version, e.type, fmtTime(e.timestamp),
@@ -168,12 +172,16 @@ async function showMain() {
   startTimer();
 }
 
+function selectTab(tab) {
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === tab);
+  for (const name of Object.keys(renderers)) document.getElementById(name).hidden = name !== tab;
+  state.tab = tab;
+}
+
 document.getElementById("tabs").addEventListener("click", (ev) => {
   const tab = ev.target.dataset.tab;
   if (!tab) return;
-  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b === ev.target);
-  for (const name of Object.keys(renderers)) document.getElementById(name).hidden = name !== tab;
-  state.tab = tab;
+  selectTab(tab);
   render();
 });
 
@@ -183,4 +191,13 @@ document.getElementById("login").addEventListener("submit", (ev) => {
   showMain();
 });
 
+// A link of the form /ui/#token=… signs in directly; the fragment never
+// reaches the server and is removed from the address bar at once.
+const link = new URLSearchParams(location.hash.slice(1));
+const fromLink = link.get("token");
+if (Object.hasOwn(renderers, link.get("tab") || "")) selectTab(link.get("tab"));
+if (fromLink) {
+  sessionStorage.setItem("plexus-token", fromLink);
+  history.replaceState(null, "", location.pathname);
+}
 if (sessionStorage.getItem("plexus-token")) showMain(); else showLogin();
