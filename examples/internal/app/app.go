@@ -1,0 +1,107 @@
+// Package app holds what the three example services share: their
+// configuration (flags and PLEXUS_* environment variables), the
+// service-helper settings built from it, and JSON helpers.
+package app
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/plexushq/plexus/service"
+)
+
+// Config configures one example service.
+type Config struct {
+	// Addr to listen on (--addr, ADDR).
+	Addr string
+	// AdminURL of a Plexus node (--admin-url, PLEXUS_ADMIN_URL).
+	AdminURL string
+	// Token is the admin token (--admin-token, PLEXUS_ADMIN_TOKEN).
+	Token string
+	// ID of the instance; empty: <name>-<hostname>-<pid>.
+	ID string
+	// AdvertiseURL other services use (--advertise-url, ADVERTISE_URL);
+	// empty: http://<listen address>. "hostname" means
+	// http://<os.Hostname()>:<port of Addr>, for containers.
+	AdvertiseURL string
+	// DrainDelay after SIGTERM before the listener closes; 0: the helper's 2s.
+	DrainDelay time.Duration
+	// Logger; nil: JSON lines on stderr.
+	Logger *slog.Logger
+	// OnReady is called with the advertised URL once the instance serves
+	// and is registered.
+	OnReady func(url string)
+}
+
+// Flags parses the command line (and the environment for unset flags)
+// into a Config; extra lets a service add its own flags first.
+func Flags(defaultAddr string, extra func(fs *flag.FlagSet)) Config {
+	var c Config
+	fs := flag.CommandLine
+	fs.StringVar(&c.Addr, "addr", env("ADDR", defaultAddr), "listen address")
+	fs.StringVar(&c.AdminURL, "admin-url", env("PLEXUS_ADMIN_URL", "http://127.0.0.1:3100"), "Plexus admin URL (PLEXUS_ADMIN_URL)")
+	fs.StringVar(&c.Token, "admin-token", os.Getenv("PLEXUS_ADMIN_TOKEN"), "Plexus admin token (PLEXUS_ADMIN_TOKEN)")
+	fs.StringVar(&c.ID, "id", os.Getenv("INSTANCE_ID"), "instance id (INSTANCE_ID; default <name>-<host>-<pid>)")
+	fs.StringVar(&c.AdvertiseURL, "advertise-url", os.Getenv("ADVERTISE_URL"), `URL others reach this instance at (ADVERTISE_URL; "hostname": http://<hostname>:<port>)`)
+	if extra != nil {
+		extra(fs)
+	}
+	flag.Parse()
+	return c
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Service returns the service helper's configuration for name.
+func (c Config) Service(name string) (service.Config, error) {
+	adv := c.AdvertiseURL
+	if adv == "hostname" {
+		host, err := os.Hostname()
+		if err != nil {
+			return service.Config{}, err
+		}
+		port := c.Addr[strings.LastIndex(c.Addr, ":")+1:]
+		if port == "" || port == "0" {
+			return service.Config{}, fmt.Errorf("advertise-url hostname needs a fixed port in --addr, not %q", c.Addr)
+		}
+		adv = "http://" + host + ":" + port
+	}
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", name)
+	}
+	return service.Config{Name: name, ID: c.ID, Addr: c.Addr, AdvertiseURL: adv, RegistryURL: c.AdminURL,
+		Token: c.Token, Version: "example", DrainDelay: c.DrainDelay, Logger: log, OnReady: c.OnReady}, nil
+}
+
+// WriteJSON answers v with status code.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Problem answers an RFC 9457 problem.
+func Problem(w http.ResponseWriter, code int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]any{"title": http.StatusText(code), "status": code, "detail": detail})
+}
+
+// ReadJSON decodes a small JSON body strictly.
+func ReadJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}

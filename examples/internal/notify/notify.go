@@ -1,0 +1,148 @@
+// Package notify is the notification-service example: it long-polls the
+// "notifications" queue over the node's queue HTTP API, "sends" each
+// notification (a log line), acknowledges it, and counts what it sent
+// (GET /sent).
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/plexushq/plexus/examples/internal/app"
+	"github.com/plexushq/plexus/examples/internal/orders"
+	"github.com/plexushq/plexus/examples/internal/qhttp"
+	"github.com/plexushq/plexus/service"
+)
+
+// Name is the service's registered name.
+const Name = "notification-service"
+
+// Sent is the answer of GET /sent.
+type Sent struct {
+	Sent       int      `json:"sent"`
+	Duplicates int      `json:"duplicates"`
+	Last       []string `json:"last"`
+}
+
+type notifier struct {
+	q        *qhttp.Client
+	log      *slog.Logger
+	consumer string
+
+	mu   sync.Mutex
+	seen map[string]bool
+	sent Sent
+}
+
+// Run consumes the queue and serves GET /sent until ctx ends or
+// SIGTERM/SIGINT arrives; the consumer stops with the server's drain.
+func Run(ctx context.Context, cfg app.Config) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sc, err := cfg.Service(Name)
+	if err != nil {
+		return err
+	}
+	q := qhttp.New(cfg.AdminURL, cfg.Token, nil)
+	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = q.Ensure(ectx, orders.Queue)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("queue %s: %w", orders.Queue, err)
+	}
+	s, err := service.New(ctx, sc)
+	if err != nil {
+		return err
+	}
+	n := &notifier{q: q, log: s.Config().Logger, consumer: s.Config().ID, seen: map[string]bool{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sent", n.handleSent)
+
+	cctx, stopConsumer := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.consume(cctx)
+	}()
+	err = s.Run(ctx, mux)
+	stopConsumer()
+	<-done
+	return err
+}
+
+func (n *notifier) handleSent(w http.ResponseWriter, _ *http.Request) {
+	n.mu.Lock()
+	out := n.sent
+	out.Last = append([]string(nil), n.sent.Last...)
+	n.mu.Unlock()
+	app.WriteJSON(w, http.StatusOK, out)
+}
+
+// consume long-polls until ctx ends. A message is acknowledged after it
+// was handled (at least once); one that cannot be decoded is nacked, and
+// after the queue's retry attempts it lands in notifications.dlq.
+func (n *notifier) consume(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		msgs, err := n.q.Receive(ctx, orders.Queue, n.consumer, 10, 10*time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			n.log.Warn("receive failed", "queue", orders.Queue, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		for _, m := range msgs {
+			n.handle(m)
+		}
+	}
+}
+
+func (n *notifier) handle(m qhttp.Delivery) {
+	// Finish a received message even while shutting down: its ack is short.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var note orders.Notification
+	if err := json.Unmarshal(m.Payload, &note); err != nil || note.Type == "" {
+		n.log.Warn("bad notification", "id", m.ID, "err", err)
+		if err := n.q.Nack(ctx, orders.Queue, m.Receipt, fmt.Sprintf("undecodable payload: %v", err)); err != nil {
+			n.log.Warn("nack failed", "id", m.ID, "err", err)
+		}
+		return
+	}
+	n.mu.Lock()
+	dup := n.seen[m.ID]
+	n.seen[m.ID] = true
+	if dup {
+		n.sent.Duplicates++
+	} else {
+		n.sent.Sent++
+		n.sent.Last = append(n.sent.Last, m.ID)
+		if len(n.sent.Last) > 10 {
+			n.sent.Last = n.sent.Last[1:]
+		}
+	}
+	n.mu.Unlock()
+	if !dup {
+		n.log.Info("notification sent", "id", m.ID, "type", note.Type, "order", note.Order.ID,
+			"user", note.Order.UserID, "to", note.Email, "attempt", m.Attempts)
+	}
+	if err := n.q.Ack(ctx, orders.Queue, m.Receipt); err != nil {
+		n.log.Warn("ack failed (the message will be redelivered)", "id", m.ID, "err", err)
+	}
+}
