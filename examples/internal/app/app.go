@@ -49,11 +49,32 @@ func Flags(defaultAddr string, extra func(fs *flag.FlagSet)) Config {
 	fs.StringVar(&c.Token, "admin-token", os.Getenv("PLEXUS_ADMIN_TOKEN"), "Plexus admin token (PLEXUS_ADMIN_TOKEN)")
 	fs.StringVar(&c.ID, "id", os.Getenv("INSTANCE_ID"), "instance id (INSTANCE_ID; default <name>-<host>-<pid>)")
 	fs.StringVar(&c.AdvertiseURL, "advertise-url", os.Getenv("ADVERTISE_URL"), `URL others reach this instance at (ADVERTISE_URL; "hostname": http://<hostname>:<port>)`)
+	health := fs.Bool("healthcheck", false, "probe http://127.0.0.1:<port>/health, exit 0 if healthy (for container HEALTHCHECK)")
 	if extra != nil {
 		extra(fs)
 	}
 	flag.Parse()
+	if *health {
+		os.Exit(probe(c.Addr))
+	}
 	return c
+}
+
+// probe answers 0 when the instance listening on addr's port is healthy.
+func probe(addr string) int {
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	hc := &http.Client{Timeout: 3 * time.Second}
+	resp, err := hc.Get("http://127.0.0.1:" + port + "/health")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "healthcheck:", resp.Status)
+		return 1
+	}
+	return 0
 }
 
 func env(name, def string) string {
