@@ -124,8 +124,8 @@ func TestOrderFlowEndToEnd(t *testing.T) {
 	admin := "http://" + n.AdminAddr()
 	gw := "http://" + n.GatewayAddr()
 
-	runService(t, admin, "user-service-1", users.Run)
-	runService(t, admin, "user-service-2", users.Run)
+	user1 := runService(t, admin, "user-service-1", users.Run)
+	user2 := runService(t, admin, "user-service-2", users.Run)
 	runService(t, admin, "order-service-1", orders.Run)
 	runService(t, admin, "notification-service-1", notify.Run)
 	for _, svc := range []string{users.Name, orders.Name, notify.Name} {
@@ -138,13 +138,16 @@ func TestOrderFlowEndToEnd(t *testing.T) {
 	if code := do(t, "POST", gw+"/api/user-service/users", map[string]string{"name": "Ada", "email": "ada@example.com"}, &u); code != http.StatusCreated {
 		t.Fatalf("create user: HTTP %d", code)
 	}
-	// Either replica answers: the one that did not create the user rebuilds
+	// Both replicas answer: the one that did not create the user rebuilds
 	// it from its event stream.
-	for i := 0; i < 4; i++ {
+	for _, base := range []string{user1, user2, gw + "/api/user-service"} {
 		var got users.User
-		if code := do(t, "GET", gw+"/api/user-service/users/"+u.ID, nil, &got); code != http.StatusOK || got.Email != u.Email {
-			t.Fatalf("get user %s: HTTP %d %+v", u.ID, code, got)
+		if code := do(t, "GET", base+"/users/"+u.ID, nil, &got); code != http.StatusOK || got.Email != u.Email {
+			t.Fatalf("GET %s/users/%s: HTTP %d %+v", base, u.ID, code, got)
 		}
+	}
+	if code := do(t, "GET", user1+"/users/nobody", nil, nil); code != http.StatusNotFound {
+		t.Fatalf("unknown user: HTTP %d, want 404", code)
 	}
 
 	ec := eventstore.NewClient(admin, token, nil)
