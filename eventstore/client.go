@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -189,22 +188,10 @@ func (c *Client) auth(req *http.Request) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	req, err := httpx.NewJSONRequest(ctx, method, c.base+path, c.token, in)
 	if err != nil {
 		return err
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	c.auth(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("eventstore: %s %s: %w", method, path, err)

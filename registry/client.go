@@ -108,23 +108,9 @@ func (e *ClientError) Is(target error) bool {
 }
 
 func (c *Client) request(ctx context.Context, method, path string, in any) (*http.Request, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	req, err := httpx.NewJSONRequest(ctx, method, c.base+path, c.token, in)
 	if err != nil {
 		return nil, err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	c.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	return req, nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,23 +63,9 @@ func (g *globals) bearer() string {
 func (g *globals) do(ctx context.Context, method, path string, in, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(g.adminURL, "/")+path, body)
+	req, err := httpx.NewJSONRequest(ctx, method, strings.TrimRight(g.adminURL, "/")+path, g.bearer(), in)
 	if err != nil {
 		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if t := g.bearer(); t != "" {
-		req.Header.Set("Authorization", "Bearer "+t)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
