@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plexushq/plexus/internal/nodetest"
+
 	"github.com/plexushq/plexus/eventstore"
 	"github.com/plexushq/plexus/examples/internal/app"
 	"github.com/plexushq/plexus/examples/internal/notify"
@@ -24,22 +26,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func startNode(t *testing.T) *server.Node {
 	t.Helper()
-	n, err := server.New(server.Config{DataDir: t.TempDir(), AdminAddr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0",
-		AdminToken: token, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = n.Stop(ctx)
-	})
-	return n
+	return nodetest.Start(t, server.Config{AdminToken: token})
 }
 
 // runService runs one example's Run in a goroutine, returns its URL once it

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plexushq/plexus/internal/nodetest"
+
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/queue"
@@ -23,22 +25,7 @@ import (
 // startFullNode runs every role (gateway, control, checker) on loopback.
 func startFullNode(t *testing.T) *server.Node {
 	t.Helper()
-	n, err := server.New(server.Config{DataDir: t.TempDir(), AdminAddr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0",
-		AdminToken: token, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = n.Stop(ctx)
-	})
-	return n
+	return nodetest.Start(t, server.Config{AdminToken: token})
 }
 
 func adminDo(t *testing.T, method, url string, body any, out any) {

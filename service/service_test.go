@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plexushq/plexus/internal/nodetest"
+
 	"go.uber.org/goleak"
 
 	"github.com/plexushq/plexus/client"
@@ -32,21 +34,7 @@ const token = "service-test-token-0123456789"
 // startNode runs a real Plexus node (registry API, trace receiver) on loopback.
 func startNode(t *testing.T) string {
 	t.Helper()
-	n, err := server.New(server.Config{Roles: []string{server.RoleControl}, DataDir: t.TempDir(),
-		AdminAddr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0", AdminToken: token, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = n.Stop(ctx)
-	})
+	n := nodetest.Start(t, server.Config{Roles: []string{server.RoleControl}, AdminToken: token})
 	return "http://" + n.AdminAddr()
 }
 

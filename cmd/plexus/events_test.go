@@ -1,16 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/plexushq/plexus/internal/nodetest"
 
 	"github.com/plexushq/plexus/eventstore"
 	"github.com/plexushq/plexus/server"
@@ -18,17 +16,7 @@ import (
 
 func TestEventsCommands(t *testing.T) {
 	const token = "0123456789abcdef-cli-events"
-	n, err := server.New(server.Config{Roles: []string{server.RoleControl}, DataDir: t.TempDir(), AdminToken: token,
-		AdminAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer n.Stop(context.Background())
+	n := nodetest.Start(t, server.Config{Roles: []string{server.RoleControl}, AdminToken: token})
 	common := []string{"--admin-url", "http://" + n.AdminAddr(), "--admin-token", token}
 	cli := func(args ...string) (string, error) { return runCLI(t, append(args, common...)...) }
 

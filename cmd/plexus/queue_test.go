@@ -1,32 +1,17 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/plexushq/plexus/internal/nodetest"
 
 	"github.com/plexushq/plexus/server"
 )
 
 func TestQueueCommands(t *testing.T) {
-	n, err := server.New(server.Config{
-		DataDir: t.TempDir(), AdminAddr: "127.0.0.1:0", GatewayAddr: "127.0.0.1:0",
-		AdminToken: "queue-cli-token-0123456789", Roles: []string{server.RoleControl},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer n.Stop(ctx)
+	n := nodetest.Start(t, server.Config{AdminToken: "queue-cli-token-0123456789", Roles: []string{server.RoleControl}})
 	g := []string{"--admin-url", "http://" + n.AdminAddr(), "--admin-token", n.Token()}
 	q := func(args ...string) string {
 		t.Helper()

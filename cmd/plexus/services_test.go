@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/plexushq/plexus/internal/nodetest"
 
 	"github.com/plexushq/plexus/registry"
 	"github.com/plexushq/plexus/server"
@@ -37,17 +38,7 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 
 func TestServicesCommands(t *testing.T) {
 	const token = "0123456789abcdef-cli-services"
-	n, err := server.New(server.Config{Roles: []string{server.RoleControl}, DataDir: t.TempDir(), AdminToken: token,
-		AdminAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer n.Stop(context.Background())
+	n := nodetest.Start(t, server.Config{Roles: []string{server.RoleControl}, AdminToken: token})
 	common := []string{"--admin-url", "http://" + n.AdminAddr(), "--admin-token", token}
 	cli := func(args ...string) (string, error) { return runCLI(t, append(args, common...)...) }
 
