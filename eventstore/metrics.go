@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -44,7 +45,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.duration = register(reg, m.duration)
 	m.handled = register(reg, m.handled)
 	m.parked = register(reg, m.parked)
+	for _, r := range []string{"ok", "conflict", "invalid", "error"} {
+		m.appends.WithLabelValues(r)
+	}
 	return m
+}
+
+// initGroup creates group's counters at 0, so their rates and alerts work
+// before its first event.
+func (m *metrics) initGroup(group string) {
+	if m == nil {
+		return
+	}
+	for _, r := range []string{"ok", "retry", "parked"} {
+		m.handled.WithLabelValues(group, r)
+	}
+	m.parked.WithLabelValues(group)
 }
 
 func (m *metrics) appended(n int, err error, took time.Duration) {
@@ -89,4 +105,50 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 		panic(fmt.Sprintf("eventstore: metrics: %v", err))
 	}
 	return c
+}
+
+// collectTimeout bounds the engine calls of one scrape.
+const collectTimeout = 5 * time.Second
+
+var (
+	descLastPosition = prometheus.NewDesc("plexus_events_last_position",
+		"Global position of the newest stored event.", nil, nil)
+	descStored = prometheus.NewDesc("plexus_events_stored",
+		"Events held by the events stream.", nil, nil)
+	descLag = prometheus.NewDesc("plexus_events_subscription_lag",
+		"Events a subscriber group has not checkpointed yet: not delivered plus delivered and not handled.",
+		[]string{"group"}, nil)
+)
+
+// NewCollector exports the event store's state, read from the engine at
+// scrape time: plexus_events_last_position, plexus_events_stored and
+// plexus_events_subscription_lag{group}. Register it once per registry.
+func NewCollector(s *Store) prometheus.Collector { return statsCollector{s} }
+
+type statsCollector struct{ s *Store }
+
+func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLastPosition, descStored, descLag} {
+		ch <- d
+	}
+}
+
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
+	defer cancel()
+	st, err := c.s.Stats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descLastPosition, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descLastPosition, prometheus.GaugeValue, float64(st.LastPosition))
+	ch <- prometheus.MustNewConstMetric(descStored, prometheus.GaugeValue, float64(st.Events))
+	groups, err := c.s.Groups(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descLag, err)
+		return
+	}
+	for _, g := range groups {
+		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(g.Pending)+float64(g.InFlight), g.Group)
+	}
 }

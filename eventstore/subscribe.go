@@ -100,6 +100,7 @@ func (s *Store) Subscribe(ctx context.Context, group string, h Handler, opts Sub
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.initGroup(group)
 	// Deliver again from the checkpoint: whatever an earlier process had
 	// fetched but not handled comes first, in order, not after AckWait.
 	if _, err := s.js.ResetConsumer(ctx, engine.StreamEvents, ConsumerName(group)); err != nil {

@@ -101,7 +101,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	}
 	g.logs = newAccessFiles()
 	var err error
-	if g.metrics, err = newMetrics(opts.Metrics, opts.Discovery); err != nil {
+	if g.metrics, err = newMetrics(opts.Metrics, g); err != nil {
 		return nil, err
 	}
 	c, err := g.compile(cfg, nil)

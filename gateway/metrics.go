@@ -15,8 +15,10 @@ import (
 
 // metrics are the gateway's Prometheus collectors. Labels stay bounded:
 // service is a registry name or "unknown", route a configured route's name
-// or "api"/"health"/"preflight"/"none", method a standard method or
-// "OTHER", code a three-digit status.
+// or "api"/"health"/"preflight"/"none", http_request_method a standard
+// method or "_OTHER", http_response_status_code a three-digit status. The
+// request metrics mirror OpenTelemetry's http.server.request.duration, so
+// their method and status labels carry the semantic conventions' names.
 type metrics struct {
 	requests        *prometheus.CounterVec
 	duration        *prometheus.HistogramVec
@@ -24,19 +26,18 @@ type metrics struct {
 	retries         *prometheus.CounterVec
 	budgetExhausted *prometheus.CounterVec
 	ejections       *prometheus.CounterVec
-	breakerState    *prometheus.GaugeVec
 	breakerChanges  *prometheus.CounterVec
 	rateLimited     *prometheus.CounterVec
 	reloads         *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, _ Discovery) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, g *Gateway) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_gateway_requests_total",
-			Help: "Requests answered by the gateway."}, []string{"service", "route", "method", "code"}),
+			Help: "Requests answered by the gateway."}, httpLabels),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "plexus_gateway_request_duration_seconds",
-			Help:    "Time from request to the end of the answer.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"service", "route"}),
+			Help:    "Time from request to the end of the answer (OpenTelemetry's http.server.request.duration).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, httpLabels),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_gateway_upstream_errors_total",
 			Help: "Failed tries to upstream instances by kind (connect, timeout, reset, body)."}, []string{"service", "kind"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_gateway_retries_total",
@@ -45,8 +46,6 @@ func newMetrics(reg prometheus.Registerer, _ Discovery) (*metrics, error) {
 			Help: "Retries refused because the retry budget was spent."}, []string{"service"}),
 		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_gateway_ejections_total",
 			Help: "Instances ejected by passive health checking."}, []string{"service"}),
-		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "plexus_gateway_breaker_state",
-			Help: "State of each service's circuit breaker: 0 closed, 1 half-open, 2 open."}, []string{"service"}),
 		breakerChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_gateway_breaker_transitions_total",
 			Help: "Circuit breaker state changes, of services and of instances."}, []string{"service", "scope", "to"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_gateway_rate_limited_total",
@@ -54,11 +53,13 @@ func newMetrics(reg prometheus.Registerer, _ Discovery) (*metrics, error) {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_gateway_config_reloads_total",
 			Help: "Configuration changes applied or rejected."}, []string{"result"}),
 	}
+	m.reloads.WithLabelValues("applied")
+	m.reloads.WithLabelValues("rejected")
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.retries, m.budgetExhausted,
-		m.ejections, m.breakerState, m.breakerChanges, m.rateLimited, m.reloads} {
+	known := &knownSeries{g: g, m: m}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.reloads, known} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -86,12 +87,15 @@ func methodLabel(m string) string {
 		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
 		return m
 	}
-	return "OTHER"
+	return "_OTHER" // the semantic conventions' name for a method outside the known set
 }
+
+// httpLabels are the labels of the request counter and histogram.
+var httpLabels = []string{"service", "route", "http_request_method", "http_response_status_code"}
 
 func (m *metrics) observe(ex *exchange, d time.Duration) {
 	m.requests.WithLabelValues(ex.svcLabel, ex.route, methodLabel(ex.r.Method), codeLabel(ex.status)).Inc()
-	m.duration.WithLabelValues(ex.svcLabel, ex.route).Observe(d.Seconds())
+	m.duration.WithLabelValues(ex.svcLabel, ex.route, methodLabel(ex.r.Method), codeLabel(ex.status)).Observe(d.Seconds())
 }
 
 func (m *metrics) upstreamErr(service string, ctx context.Context, err error) {
@@ -112,15 +116,6 @@ func (g *Gateway) breakerChanged(name string, from, to breaker.State) {
 	scope := "service"
 	if isInst {
 		scope = "instance"
-	} else {
-		v := 0.0
-		switch to {
-		case breaker.HalfOpen:
-			v = 1
-		case breaker.Open:
-			v = 2
-		}
-		g.metrics.breakerState.WithLabelValues(service).Set(v)
 	}
 	g.metrics.breakerChanges.WithLabelValues(service, scope, to.String()).Inc()
 	lvl := g.log.Info

@@ -284,6 +284,7 @@ type queueMetrics struct {
 }
 
 func (m *metrics) forQueue(q string) queueMetrics {
+	m.initQueue(q)
 	return queueMetrics{
 		published: m.published.WithLabelValues(q), received: m.received.WithLabelValues(q),
 		processed: m.processed.WithLabelValues(q), failed: m.failed.WithLabelValues(q),

@@ -49,6 +49,7 @@ type Cache struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	metrics prometheus.Collector
+	feed    feedState // for plexus_registry_cache_* (metrics.go)
 }
 
 // cacheStream is one connection of a feed: a snapshot, then changes.
@@ -185,6 +186,7 @@ func (c *Cache) run(ctx context.Context, ready chan struct{}) {
 		if planned {
 			continue // time for a fresh snapshot
 		}
+		c.feed.interruptions.Add(1)
 		c.cfg.Logger.Warn("registry: cache feed interrupted; reconnecting", "err", err, "in", backoff)
 		wait := backoff/2 + rand.N(backoff/2+1)
 		backoff = min(backoff*2, c.cfg.MaxBackoff)
@@ -213,6 +215,8 @@ func (c *Cache) session(ctx context.Context, b *cacheBuilder, ready chan struct{
 		}
 	}
 	*backoff = 100 * time.Millisecond
+	c.feed.up()
+	defer c.feed.down()
 	for {
 		ev, err := st.Next(ctx)
 		if err != nil {
@@ -387,9 +391,13 @@ var instancesDesc = prometheus.NewDesc("plexus_registry_instances",
 	"Registered instances by service and status, as this node's registry cache sees them.",
 	[]string{"service", "status"}, nil)
 
-func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) { ch <- instancesDesc }
+func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- instancesDesc
+	cc.c.feed.describe(ch)
+}
 
 func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	cc.c.feed.collect(ch)
 	for _, s := range cc.c.state.Load().sorted {
 		sum := Summarize(s)
 		for st, n := range map[Status]int{StatusHealthy: sum.Healthy, StatusUnhealthy: sum.Unhealthy, StatusDraining: sum.Draining} {

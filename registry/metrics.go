@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,12 @@ func newCheckMetrics(reg prometheus.Registerer) (*checkMetrics, error) {
 	m.checks = register(reg, m.checks, &err)
 	m.duration = register(reg, m.duration, &err)
 	m.changes = register(reg, m.changes, &err)
+	for _, r := range []string{"pass", "fail"} {
+		m.checks.WithLabelValues(r)
+	}
+	for _, st := range []Status{StatusHealthy, StatusUnhealthy} {
+		m.changes.WithLabelValues(string(st))
+	}
 	return m, err
 }
 
@@ -81,4 +88,49 @@ func (m *checkMetrics) changed(s Status) {
 		return
 	}
 	m.changes.WithLabelValues(string(s)).Inc()
+}
+
+// feedState tracks the cache's feed for the watch-staleness metrics: a
+// gateway routing on a cache whose feed is down routes on an old view.
+type feedState struct {
+	connected     atomic.Bool
+	downSince     atomic.Int64 // unix nanos; 0 while connected or before the first session
+	interruptions atomic.Int64
+}
+
+var (
+	descCacheConnected = prometheus.NewDesc("plexus_registry_cache_connected",
+		"1 while this node's registry cache receives changes from the engine, else 0.", nil, nil)
+	descCacheStale = prometheus.NewDesc("plexus_registry_cache_stale_seconds",
+		"How long this node's registry cache has missed changes (0 while its feed is connected).", nil, nil)
+	descCacheInterrupts = prometheus.NewDesc("plexus_registry_cache_interruptions_total",
+		"Times the registry cache's feed broke and had to reconnect (planned resyncs excluded).", nil, nil)
+)
+
+func (f *feedState) up() {
+	f.connected.Store(true)
+	f.downSince.Store(0)
+}
+
+func (f *feedState) down() {
+	f.connected.Store(false)
+	f.downSince.Store(time.Now().UnixNano())
+}
+
+func (f *feedState) describe(ch chan<- *prometheus.Desc) {
+	ch <- descCacheConnected
+	ch <- descCacheStale
+	ch <- descCacheInterrupts
+}
+
+func (f *feedState) collect(ch chan<- prometheus.Metric) {
+	conn, stale := 0.0, 0.0
+	if f.connected.Load() {
+		conn = 1
+	} else if since := f.downSince.Load(); since != 0 {
+		stale = time.Since(time.Unix(0, since)).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(descCacheConnected, prometheus.GaugeValue, conn)
+	ch <- prometheus.MustNewConstMetric(descCacheStale, prometheus.GaugeValue, stale)
+	ch <- prometheus.MustNewConstMetric(descCacheInterrupts, prometheus.CounterValue, float64(f.interruptions.Load()))
 }

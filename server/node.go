@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,10 +175,10 @@ func (n *Node) setupMetrics() {
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "plexus_build_info",
 		Help:        "Always 1; labels name the version and the roles of this node.",
-		ConstLabels: prometheus.Labels{"version": n.cfg.Version, "roles": fmt.Sprint(n.cfg.Roles)},
+		ConstLabels: prometheus.Labels{"version": n.cfg.Version, "roles": strings.Join(n.cfg.Roles, ",")},
 	})
 	info.Set(1)
-	n.metrics.MustRegister(info)
+	n.metrics.MustRegister(info, nodeCollector{n})
 }
 
 func (n *Node) startListeners() error {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/plexushq/plexus/eventstore"
 )
@@ -17,6 +18,9 @@ func (n *Node) setupEvents(context.Context) error {
 	log := n.log.With("component", "events")
 	store := eventstore.New(n.eng, eventstore.Config{TracerProvider: n.tracer, Registerer: n.metrics, Logger: log})
 	n.add("events", store)
+	if err := n.metrics.Register(eventstore.NewCollector(store)); err != nil {
+		return fmt.Errorf("events metrics: %w", err)
+	}
 	eventstore.NewAPI(store, eventstore.APIConfig{Logger: log}).Mount(n.handleAdmin)
 	n.addHealth("events", func(ctx context.Context) any {
 		st, err := store.Stats(ctx)

@@ -53,6 +53,9 @@ func (n *Node) setupQueue(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := n.metrics.Register(queue.NewCollector(c)); err != nil {
+		return fmt.Errorf("queue metrics: %w", err)
+	}
 	svc := queue.NewService(c, queue.ServiceOptions{Queues: queues})
 	n.add("queue", queueComponent{svc})
 	svc.Routes(n.handleAdmin)
