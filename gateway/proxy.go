@@ -25,7 +25,7 @@ func (g *Gateway) proxy(ex *exchange, rt *route, name, rest string) bool {
 	if snap != nil {
 		ex.svcLabel = name
 	}
-	g.startSpan(ex)
+	g.startSpan(ex, rt)
 	lim := set.limiter
 	if rt != nil && rt.limiter != nil {
 		lim = rt.limiter

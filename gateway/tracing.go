@@ -13,18 +13,42 @@ import (
 // propagator reads and writes W3C trace context and baggage.
 var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
+// apiRouteTemplate is http.route of /api/{service}/… requests.
+const apiRouteTemplate = "/api/{service}/*"
+
+// routeTemplate is the OpenTelemetry http.route of a request: the
+// low-cardinality path template it matched, never the path itself.
+func routeTemplate(rt *route) string {
+	switch {
+	case rt == nil:
+		return apiRouteTemplate
+	case rt.anyPath:
+		return "/*"
+	}
+	return rt.prefix + "/*"
+}
+
 // startSpan opens the gateway's server span for a proxied request, as a
-// child of the client's traceparent when it sent one. Without a tracer
-// provider the gateway only propagates (or creates) traceparent.
-func (g *Gateway) startSpan(ex *exchange) {
+// child of the client's traceparent when it sent one. Per the OpenTelemetry
+// HTTP conventions it is named "{method} {http.route}" (GET
+// /api/{service}/*), so spans group by route, not by path; the service is
+// the plexus.service attribute. Without a tracer provider the gateway only
+// propagates (or creates) traceparent.
+func (g *Gateway) startSpan(ex *exchange, rt *route) {
 	if g.tracer == nil {
 		return
 	}
 	r := ex.r
+	tmpl := routeTemplate(rt)
+	method := methodLabel(r.Method)
+	if method == "_OTHER" {
+		method = "HTTP" // the conventions' span name for a method outside the known set
+	}
 	ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := g.tracer.Start(ctx, r.Method+" "+ex.route, trace.WithSpanKind(trace.SpanKindServer),
+	ctx, span := g.tracer.Start(ctx, method+" "+tmpl, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(
 			attribute.String("http.request.method", r.Method),
+			attribute.String("http.route", tmpl),
 			attribute.String("url.path", r.URL.Path),
 			attribute.String("plexus.service", ex.service),
 			attribute.String("plexus.route", ex.route),

@@ -112,7 +112,11 @@ func TestKVCache(t *testing.T) {
 	}
 	stopCache(t, c)
 	mfs, err := metrics.Gather()
-	if err != nil || len(mfs) != 1 || mfs[0].GetName() != "plexus_registry_instances" || len(mfs[0].GetMetric()) != 3 {
+	byName := map[string]int{}
+	for _, mf := range mfs {
+		byName[mf.GetName()] = len(mf.GetMetric())
+	}
+	if err != nil || byName["plexus_registry_instances"] != 3 || byName["plexus_registry_cache_connected"] != 1 {
 		t.Fatalf("metrics %v %v", mfs, err)
 	}
 	exerciseCache(t, s, c)

@@ -61,7 +61,8 @@ type Node struct {
 	stopErr   error
 	regCache  *registry.Cache // KV-fed registry cache, started first (setup_registry.go)
 
-	tracer trace.TracerProvider // set first by setup_telemetry.go; give it to every component
+	tracer      trace.TracerProvider // set first by setup_telemetry.go; give it to every component
+	traceChecks bool                 // telemetry.traceHealthChecks: give the checker the tracer
 }
 
 // New checks cfg and prepares a node; Start runs it.

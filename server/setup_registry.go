@@ -31,9 +31,11 @@ func (n *Node) setupRegistry(ctx context.Context) error {
 		registry.NewAPI(store, registry.APIConfig{Logger: log}).Mount(n.handleAdmin)
 	}
 	if n.cfg.has(RoleChecker) {
-		n.add("registry-checker", registry.NewChecker(store, n.regCache, registry.CheckerConfig{
-			Metrics: n.metrics, Logger: log, TracerProvider: n.tracer,
-		}))
+		ccfg := registry.CheckerConfig{Metrics: n.metrics, Logger: log}
+		if n.traceChecks {
+			ccfg.TracerProvider = n.tracer
+		}
+		n.add("registry-checker", registry.NewChecker(store, n.regCache, ccfg))
 	}
 	return nil
 }

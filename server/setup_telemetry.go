@@ -3,6 +3,10 @@ package server
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -11,8 +15,14 @@ import (
 
 // telemetrySection is the `telemetry:` section of the configuration file.
 type telemetrySection struct {
-	// SampleRatio of new traces, parent-based; 0 means 1 (everything).
-	SampleRatio float64 `yaml:"sampleRatio"`
+	// SampleRatio of new traces (0 to 1), parent-based: a request that
+	// arrives with a sampled traceparent is always traced. Unset:
+	// telemetry.DefaultSampleRatio; 0: no new traces.
+	SampleRatio *float64 `yaml:"sampleRatio"`
+	// TraceHealthChecks records a span per active health check. Off by
+	// default: checks of a few instances would otherwise be most of the
+	// trace store and push user traffic out of it.
+	TraceHealthChecks bool `yaml:"traceHealthChecks"`
 	// MaxTraces, MaxBytes and MaxSpansPerTrace bound the trace store of a
 	// control node (defaults 10000, 64 MiB, 2000).
 	MaxTraces        int   `yaml:"maxTraces"`
@@ -42,10 +52,19 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 	if err := DecodeSection(&n.file.Telemetry, &sec); err != nil {
 		return fmt.Errorf("config telemetry: %w", err)
 	}
-	if sec.SampleRatio > 1 {
-		return fmt.Errorf("config telemetry: sampleRatio %v: want 0 to 1", sec.SampleRatio)
+	ratio := telemetry.DefaultSampleRatio
+	if sec.SampleRatio != nil {
+		ratio = *sec.SampleRatio
+		if ratio < 0 || ratio > 1 {
+			return fmt.Errorf("config telemetry: sampleRatio %v: want 0 to 1", ratio)
+		}
+		if ratio == 0 {
+			ratio = -1 // telemetry.Config: negative means none
+		}
 	}
-	cfg := telemetry.Config{ServiceName: "plexus", ServiceVersion: n.cfg.Version, SampleRatio: sec.SampleRatio}
+	n.traceChecks = sec.TraceHealthChecks
+	cfg := telemetry.Config{ServiceName: "plexus", ServiceVersion: n.cfg.Version, SampleRatio: ratio,
+		Attributes: nodeResource(n)}
 	if n.cfg.has(RoleControl) {
 		store := telemetry.NewStore(telemetry.StoreConfig{MaxTraces: sec.MaxTraces, MaxBytes: sec.MaxBytes,
 			MaxSpansPerTrace: sec.MaxSpansPerTrace})
@@ -66,4 +85,21 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 	}
 	n.add("telemetry", telemetryComponent{p})
 	return nil
+}
+
+// nodeResource names this node in its spans' resource, beside service.name
+// and service.version: the host, the roles, and an instance id that tells
+// two nodes on one host apart. OTEL_RESOURCE_ATTRIBUTES (e.g.
+// deployment.environment.name=prod) adds to or overrides these.
+func nodeResource(n *Node) []attribute.KeyValue {
+	host, _ := os.Hostname()
+	id := host
+	if n.cfg.AdminAddr != "" {
+		id = host + "/" + n.cfg.AdminAddr
+	}
+	return []attribute.KeyValue{
+		attribute.String("host.name", host),
+		attribute.String("service.instance.id", id),
+		attribute.String("plexus.node.roles", strings.Join(n.cfg.Roles, ",")),
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -18,7 +20,11 @@ import (
 // node's POST /v1/traces with the admin token, the node's own spans land in
 // the same store in-process, and both are served by GET /v1/traces.
 func TestTelemetryReceiverAndOwnSpans(t *testing.T) {
-	n := startNode(t, Config{AdminToken: "0123456789abcdef0123", Roles: []string{RoleControl}})
+	cfgFile := filepath.Join(t.TempDir(), "plexus.yaml")
+	if err := os.WriteFile(cfgFile, []byte("telemetry:\n  sampleRatio: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, Config{AdminToken: "0123456789abcdef0123", Roles: []string{RoleControl}, ConfigFile: cfgFile})
 	base := "http://" + n.AdminAddr()
 
 	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(base+"/v1/traces"),

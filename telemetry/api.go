@@ -84,6 +84,7 @@ func (a *API) count(media, result string) {
 func (a *API) Register(handle func(pattern string, h http.Handler)) {
 	handle("POST /v1/traces", http.HandlerFunc(a.Export))
 	handle("GET /v1/traces", http.HandlerFunc(a.List))
+	handle("GET /v1/traces/services", http.HandlerFunc(a.Services))
 	handle("GET /v1/traces/{traceId}", http.HandlerFunc(a.Get))
 }
 
@@ -170,7 +171,14 @@ func bodyError(err error, tooLarge *httpx.Problem, what string) *httpx.Problem {
 	return httpx.NewProblem(http.StatusBadRequest, "malformed-otlp", fmt.Sprintf("reading %s: %v", what, err))
 }
 
-// List is GET /v1/traces?service=&minDuration=&errors=&limit=.
+// Services is GET /v1/traces/services: the services and operation names
+// seen, for a search form: {"services":[{"service","operations":[…]}]}.
+func (a *API) Services(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"services": a.store.Services()})
+}
+
+// List is GET /v1/traces?service=&operation=&minDuration=&maxDuration=
+// &errors=&from=&to=&lookback=&limit=.
 func (a *API) List(w http.ResponseWriter, r *http.Request) {
 	q, p := parseQuery(r)
 	if p != nil {
@@ -182,19 +190,45 @@ func (a *API) List(w http.ResponseWriter, r *http.Request) {
 
 func parseQuery(r *http.Request) (Query, *httpx.Problem) {
 	v := r.URL.Query()
-	q := Query{Service: v.Get("service"), Limit: 20}
+	q := Query{Service: v.Get("service"), Operation: v.Get("operation"), Limit: 20}
 	bad := func(detail string) (Query, *httpx.Problem) {
 		return Query{}, httpx.NewProblem(http.StatusBadRequest, "bad-query", detail)
 	}
-	if len(q.Service) > 128 {
-		return bad("service: at most 128 characters")
+	if len(q.Service) > 128 || len(q.Operation) > 256 {
+		return bad("service: at most 128 characters; operation: at most 256")
 	}
-	if s := v.Get("minDuration"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return bad(fmt.Sprintf("minDuration %q: want a duration such as 100ms", s))
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{{"minDuration", &q.MinDuration}, {"maxDuration", &q.MaxDuration}} {
+		if s := v.Get(d.key); s != "" {
+			x, err := time.ParseDuration(s)
+			if err != nil || x < 0 {
+				return bad(fmt.Sprintf("%s %q: want a duration such as 100ms", d.key, s))
+			}
+			*d.dst = x
 		}
-		q.MinDuration = d
+	}
+	for _, t := range []struct {
+		key string
+		dst *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if s := v.Get(t.key); s != "" {
+			x, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return bad(fmt.Sprintf("%s %q: want an RFC 3339 time such as 2025-01-02T15:04:05Z", t.key, s))
+			}
+			*t.dst = x
+		}
+	}
+	if s := v.Get("lookback"); s != "" {
+		x, err := time.ParseDuration(s)
+		if err != nil || x <= 0 {
+			return bad(fmt.Sprintf("lookback %q: want a duration such as 1h", s))
+		}
+		if q.From.IsZero() {
+			q.From = time.Now().Add(-x)
+		}
 	}
 	if s := v.Get("errors"); s != "" {
 		b, err := strconv.ParseBool(s)

@@ -21,23 +21,31 @@ const unknownService = "unknown_service"
 func spansFromRequest(req *coltracepb.ExportTraceServiceRequest) (spans []Span, rejected int) {
 	for _, rs := range req.GetResourceSpans() {
 		service := unknownService
-		for _, kv := range rs.GetResource().GetAttributes() {
-			if kv.GetKey() == "service.name" && kv.GetValue().GetStringValue() != "" {
-				service = clipString(kv.GetValue().GetStringValue())
-			}
+		res := protoAttrs(rs.GetResource().GetAttributes())
+		if s, ok := res["service.name"].(string); ok && s != "" {
+			service = s
 		}
 		for _, ss := range rs.GetScopeSpans() {
+			scope := protoScope(ss.GetScope())
 			for _, ps := range ss.GetSpans() {
 				sp, ok := spanFromProto(service, ps)
 				if !ok {
 					rejected++
 					continue
 				}
+				sp.Resource, sp.Scope = res, scope
 				spans = append(spans, sp)
 			}
 		}
 	}
 	return spans, rejected
+}
+
+func protoScope(s *commonpb.InstrumentationScope) *Scope {
+	if s.GetName() == "" && s.GetVersion() == "" {
+		return nil
+	}
+	return &Scope{Name: clipString(s.GetName()), Version: clipString(s.GetVersion())}
 }
 
 func spanFromProto(service string, ps *tracepb.Span) (Span, bool) {
@@ -167,17 +175,19 @@ func protoValue(v *commonpb.AnyValue, depth int) any {
 	return nil
 }
 
-// spanFromSDK converts a span ended in this process.
-func spanFromSDK(s sdktrace.ReadOnlySpan) Span {
+// spanFromSDK converts a span ended in this process; res is the span's
+// resource, converted once per provider (see storeProcessor).
+func spanFromSDK(s sdktrace.ReadOnlySpan, res map[string]any) Span {
 	service := unknownService
-	if r := s.Resource(); r != nil {
-		if v, ok := r.Set().Value("service.name"); ok && v.AsString() != "" {
-			service = v.AsString()
-		}
+	if v, ok := res["service.name"].(string); ok && v != "" {
+		service = v
 	}
 	sc := s.SpanContext()
 	sp := Span{TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(), Service: service,
-		Name: clipString(s.Name()), Kind: sdkKind(s.SpanKind()), Attributes: sdkAttrs(s.Attributes())}
+		Name: clipString(s.Name()), Kind: sdkKind(s.SpanKind()), Attributes: sdkAttrs(s.Attributes()), Resource: res}
+	if is := s.InstrumentationScope(); is.Name != "" {
+		sp.Scope = &Scope{Name: is.Name, Version: is.Version}
+	}
 	if p := s.Parent(); p.SpanID().IsValid() {
 		sp.ParentSpanID = p.SpanID().String()
 	}

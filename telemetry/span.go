@@ -33,6 +33,19 @@ type Span struct {
 	Attributes    map[string]any `json:"attributes,omitempty"`
 	Events        []SpanEvent    `json:"events,omitempty"`
 	Links         []SpanLink     `json:"links,omitempty"`
+	// Resource holds the attributes of the process that recorded the span
+	// (service.version, service.instance.id, deployment.environment,
+	// host.name, telemetry.sdk.*, …). Spans of one export share the map:
+	// treat it as read-only.
+	Resource map[string]any `json:"resource,omitempty"`
+	// Scope is the instrumentation scope (library) that recorded the span.
+	Scope *Scope `json:"scope,omitempty"`
+}
+
+// Scope names the instrumentation library of a span.
+type Scope struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
 }
 
 // SpanEvent is a timed annotation of a span (a log line, an exception, a retry).
@@ -75,6 +88,12 @@ func (s *Span) size() int64 {
 		n += 64 + len(e.Name) + attrsSize(e.Attributes)
 	}
 	n += 64 * len(s.Links)
+	// The resource map is shared by the spans of one export; its size is
+	// counted per span all the same, so the byte bound errs on the safe side.
+	n += attrsSize(s.Resource)
+	if s.Scope != nil {
+		n += 32 + len(s.Scope.Name) + len(s.Scope.Version)
+	}
 	return int64(n)
 }
 

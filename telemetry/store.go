@@ -3,6 +3,7 @@ package telemetry
 import (
 	"container/list"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,7 +42,14 @@ type Store struct {
 	order  list.List // of *storedTrace, least recently updated first
 	bytes  int64
 	stats  StoreStats
+	ops    map[string]map[string]struct{} // service → operation names seen, bounded
 }
+
+// Bounds of the service/operation index behind the search form.
+const (
+	maxIndexedServices = 256
+	maxIndexedOps      = 256
+)
 
 // StoreStats are the store's counters.
 type StoreStats struct {
@@ -72,7 +80,7 @@ const maxServicesPerTrace = 64
 // NewStore returns an empty store.
 func NewStore(cfg StoreConfig) *Store {
 	cfg.defaults()
-	return &Store{cfg: cfg, traces: map[string]*storedTrace{}}
+	return &Store{cfg: cfg, traces: map[string]*storedTrace{}, ops: map[string]map[string]struct{}{}}
 }
 
 // Add stores spans, grouping them into their traces, and evicts the least
@@ -129,6 +137,47 @@ func (s *Store) addLocked(sp *Span) {
 	if !slices.Contains(t.services, sp.Service) && len(t.services) < maxServicesPerTrace {
 		t.services = append(t.services, sp.Service)
 	}
+	s.indexLocked(sp.Service, sp.Name)
+}
+
+func (s *Store) indexLocked(service, op string) {
+	ops := s.ops[service]
+	if ops == nil {
+		if len(s.ops) >= maxIndexedServices {
+			return
+		}
+		ops = map[string]struct{}{}
+		s.ops[service] = ops
+	}
+	if len(ops) < maxIndexedOps {
+		ops[op] = struct{}{}
+	}
+}
+
+// ServiceOperations is one service of the search form's lists.
+type ServiceOperations struct {
+	Service    string   `json:"service"`
+	Operations []string `json:"operations"`
+}
+
+// Services lists the services and operation names seen (also of traces
+// evicted since), sorted, for the search form.
+func (s *Store) Services() []ServiceOperations {
+	s.mu.Lock()
+	out := make([]ServiceOperations, 0, len(s.ops))
+	for svc, ops := range s.ops {
+		so := ServiceOperations{Service: svc, Operations: make([]string, 0, len(ops))}
+		for op := range ops {
+			so.Operations = append(so.Operations, op)
+		}
+		out = append(out, so)
+	}
+	s.mu.Unlock()
+	for i := range out {
+		slices.Sort(out[i].Operations)
+	}
+	slices.SortFunc(out, func(a, b ServiceOperations) int { return strings.Compare(a.Service, b.Service) })
+	return out
 }
 
 func (s *Store) evictLocked(t *storedTrace) {
@@ -164,12 +213,40 @@ type TraceSummary struct {
 type Query struct {
 	// Service keeps traces with at least one span of this service.
 	Service string
-	// MinDuration keeps traces at least this long.
-	MinDuration time.Duration
+	// Operation keeps traces with a span of this name (of Service, when
+	// Service is set), e.g. "GET /api/{service}/*".
+	Operation string
+	// MinDuration and MaxDuration keep traces at least / at most this long.
+	MinDuration, MaxDuration time.Duration
+	// From and To keep traces that started in [From, To].
+	From, To time.Time
 	// Errors keeps only traces with an error span.
 	Errors bool
 	// Limit is the most summaries returned, newest first. Default 20.
 	Limit int
+}
+
+// match reports whether t passes q's filters.
+func (q *Query) match(t *storedTrace) bool {
+	d := t.end.Sub(t.start)
+	switch {
+	case q.Service != "" && !slices.Contains(t.services, q.Service),
+		d < q.MinDuration, q.MaxDuration > 0 && d > q.MaxDuration,
+		q.Errors && t.errors == 0,
+		!q.From.IsZero() && t.start.Before(q.From),
+		!q.To.IsZero() && t.start.After(q.To):
+		return false
+	}
+	if q.Operation == "" {
+		return true
+	}
+	for i := range t.spans {
+		sp := &t.spans[i]
+		if sp.Name == q.Operation && (q.Service == "" || sp.Service == q.Service) {
+			return true
+		}
+	}
+	return false
 }
 
 // List returns summaries of the matching traces, newest start first.
@@ -181,14 +258,9 @@ func (s *Store) List(q Query) []TraceSummary {
 	out := make([]TraceSummary, 0, min(q.Limit, len(s.traces)))
 	var matched []*storedTrace
 	for e := s.order.Back(); e != nil; e = e.Prev() {
-		t := e.Value.(*storedTrace)
-		if q.Service != "" && !slices.Contains(t.services, q.Service) {
-			continue
+		if t := e.Value.(*storedTrace); q.match(t) {
+			matched = append(matched, t)
 		}
-		if t.end.Sub(t.start) < q.MinDuration || (q.Errors && t.errors == 0) {
-			continue
-		}
-		matched = append(matched, t)
 	}
 	slices.SortStableFunc(matched, func(a, b *storedTrace) int { return b.start.Compare(a.start) })
 	for _, t := range matched[:min(len(matched), q.Limit)] {

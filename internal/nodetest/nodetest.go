@@ -7,6 +7,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,13 +16,21 @@ import (
 )
 
 // Start runs a node with cfg. Empty fields get test defaults: DataDir a
-// temp dir, AdminAddr and GatewayAddr "127.0.0.1:0", a discarded log. Roles
-// and AdminToken are taken as given (empty: all roles, a generated token;
-// read it back with Node.Token).
+// temp dir, AdminAddr and GatewayAddr "127.0.0.1:0", a discarded log, and
+// a configuration file that samples every trace (tests look for the
+// traces of the requests they make; the shipped default samples a
+// tenth). Roles and AdminToken are taken as given (empty: all roles, a
+// generated token; read it back with Node.Token).
 func Start(t testing.TB, cfg server.Config) *server.Node {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
+	}
+	if cfg.ConfigFile == "" {
+		cfg.ConfigFile = filepath.Join(t.TempDir(), "plexus.yaml")
+		if err := os.WriteFile(cfg.ConfigFile, []byte("telemetry:\n  sampleRatio: 1\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if cfg.AdminAddr == "" {
 		cfg.AdminAddr = "127.0.0.1:0"
