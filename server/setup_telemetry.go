@@ -84,6 +84,11 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 		n.log.Info("exporting traces", "endpoint", p.Exporter())
 	}
 	n.add("telemetry", telemetryComponent{p})
+	// Every node keeps a short history of its own metrics for the
+	// dashboard's charts (GET /v1/metrics/history, token required).
+	hist := telemetry.NewHistory(n.metrics, telemetry.HistoryConfig{Logger: n.log})
+	n.add("metrics-history", hist)
+	n.handleAdmin("GET /v1/metrics/history", hist.Handler())
 	return nil
 }
 
