@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Installs the system packages some tests need, when they are missing:
-# Debian's chromium for the dashboard's browser test.
+# Debian's chromium for the dashboard's browser test, and Debian's
+# prometheus for promtool (metrics lint, alert rule unit tests, dashboard
+# queries).
 set -euo pipefail
 
-if command -v chromium >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "chromium is missing and there is no apt-get: install chromium by hand" >&2
+  echo "missing ${missing[*]} and there is no apt-get: install them by hand" >&2
   exit 1
 fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq chromium >/dev/null
-command -v chromium
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+command -v chromium promtool

@@ -20,14 +20,17 @@ go vet ./...
 step "staticcheck $STATICCHECK_VERSION"
 go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 
-# Extra system packages some tests need (a browser for the dashboard test).
+# Extra system packages some tests need (a browser for the dashboard test,
+# promtool for the monitoring tests).
 if [ -f scripts/test-deps.sh ]; then
   step "test dependencies"
   bash scripts/test-deps.sh
 fi
 
-# The dashboard test must not skip itself when the browser is missing.
+# The dashboard and monitoring tests must not skip themselves when the
+# browser or promtool is missing.
 export PLEXUS_REQUIRE_BROWSER=1
+export PLEXUS_REQUIRE_PROMTOOL=1
 
 step "go test -race"
 go test -race -count=1 -timeout 12m ./...

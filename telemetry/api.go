@@ -57,6 +57,11 @@ func NewAPI(store *Store, cfg APIConfig) *API {
 		a.exports = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_telemetry_exports_total",
 			Help: "OTLP export requests received, by encoding (protobuf, json, other) and result (ok, partial, rejected)."},
 			[]string{"encoding", "result"})
+		for _, enc := range []string{"protobuf", "json", "other"} {
+			for _, res := range []string{"ok", "partial", "rejected"} {
+				a.exports.WithLabelValues(enc, res) // at 0 from the start, so rates and alerts work
+			}
+		}
 		if err := cfg.Metrics.Register(a.exports); err != nil {
 			cfg.Logger.Warn("telemetry: exports metric not registered", "err", err)
 			a.exports = nil
