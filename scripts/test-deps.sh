@@ -19,5 +19,10 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+for pkg in "${missing[@]}"; do
+  case $pkg in
+    prometheus) $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null ;; # promtool; the server is not started
+    *) $sudo apt-get install -y -qq "$pkg" >/dev/null ;;
+  esac
+done
 command -v chromium promtool
