@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/plexushq/plexus/internal/httpx"
 
 	"github.com/plexushq/plexus/telemetry"
 )
@@ -30,6 +33,10 @@ type telemetrySection struct {
 	MaxSpansPerTrace int   `yaml:"maxSpansPerTrace"`
 	// MaxBodyBytes bounds one OTLP export body (default 8 MiB).
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	// HistoryInterval and HistorySamples size the in-memory metrics
+	// history behind the dashboard's charts (defaults 5s and 360: 30 minutes).
+	HistoryInterval httpx.Duration `yaml:"historyInterval"`
+	HistorySamples  int            `yaml:"historySamples"`
 }
 
 // telemetryComponent flushes and stops the tracer provider on shutdown.
@@ -62,6 +69,9 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 			ratio = -1 // telemetry.Config: negative means none
 		}
 	}
+	if d := sec.HistoryInterval.D(); d != 0 && d < 100*time.Millisecond {
+		return fmt.Errorf("config telemetry: historyInterval %s: want at least 100ms", d)
+	}
 	n.traceChecks = sec.TraceHealthChecks
 	cfg := telemetry.Config{ServiceName: "plexus", ServiceVersion: n.cfg.Version, SampleRatio: ratio,
 		Attributes: nodeResource(n)}
@@ -86,7 +96,8 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 	n.add("telemetry", telemetryComponent{p})
 	// Every node keeps a short history of its own metrics for the
 	// dashboard's charts (GET /v1/metrics/history, token required).
-	hist := telemetry.NewHistory(n.metrics, telemetry.HistoryConfig{Logger: n.log})
+	hist := telemetry.NewHistory(n.metrics, telemetry.HistoryConfig{Logger: n.log,
+		Interval: sec.HistoryInterval.D(), Samples: sec.HistorySamples})
 	n.add("metrics-history", hist)
 	n.handleAdmin("GET /v1/metrics/history", hist.Handler())
 	return nil

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,17 +20,21 @@ import (
 )
 
 // TrafficConfig is the configuration file StartWithTraffic runs the node
-// with: every trace sampled, checks traced (so the trace store has both
-// kinds), and for ledger a breaker that opens after 3 failures and stays
-// open for an hour.
+// with (%s: more lines of the telemetry section): every trace sampled,
+// checks traced (so the trace store has both kinds), for ledger a breaker
+// that opens after 3 failures and stays open for an hour, for legacy one
+// whose reset timeout is a second.
 const TrafficConfig = `telemetry:
   sampleRatio: 1
   traceHealthChecks: true
+%s
 gateway:
   retries: {attempts: 1}
   services:
     ledger:
       breaker: {failureThreshold: 3, resetTimeout: 1h}
+    legacy:
+      breaker: {failureThreshold: 2, resetTimeout: 1s}
 `
 
 // Traffic is what StartWithTraffic put into its node.
@@ -54,10 +59,13 @@ type Traffic struct {
 // gateway requests that succeed, fail and open a breaker, a queue with
 // messages in every state and a dead letter, appended events and a
 // subscriber group that lags. It returns once all of it is in place.
-func StartWithTraffic(t testing.TB) *Traffic {
+// telemetry adds lines to the file's telemetry section (indented by two
+// spaces), e.g. "  historyInterval: 200ms".
+func StartWithTraffic(t testing.TB, telemetry ...string) *Traffic {
 	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "plexus.yaml")
-	if err := os.WriteFile(cfgPath, []byte(TrafficConfig), 0o600); err != nil {
+	body := fmt.Sprintf(TrafficConfig, strings.Join(telemetry, "\n"))
+	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n := Start(t, server.Config{ConfigFile: cfgPath, AdminToken: "0123456789abcdef-traffic"})
