@@ -5,7 +5,7 @@
 // the back button works, and the periodic refresh redraws the same view.
 
 import { el, table, api, Unauthorized, fmtDateTime, fmtWhen, fmtRelative, fmtSpan, fmtMs, clip, badge, fmtNumber } from "./util.js";
-import { timeChart, breakerTimeline, fmtRate, fmtCount, fmtSeconds, dropCharts } from "./charts.js";
+import { timeChart, breakerTimeline, fmtRate, fmtCount, fmtSeconds, dropCharts, colorOf } from "./charts.js";
 import { renderWaterfall } from "./waterfall.js";
 
 const REFRESH_MS = 3000;
@@ -46,11 +46,11 @@ async function renderServices(root) {
   const names = Object.keys(hist.services).sort();
   const series = (field, dash) => names.map((n) => ({ label: n, values: hist.services[n][field], dash }));
   const charts = el("div", { class: "charts" },
-    timeChart("svc-rate", "Requests per second", hist.times, series("requestsPerSecond"), fmtRate),
-    timeChart("svc-err", "Errors (5xx) per second", hist.times, series("errorsPerSecond"), fmtRate),
+    timeChart("svc-rate", "Requests per second", hist.times, series("requestsPerSecond"), fmtRate, 3),
+    timeChart("svc-err", "Errors (5xx) per second", hist.times, series("errorsPerSecond"), fmtRate, 3),
     timeChart("svc-lat", "Latency p50 (solid) and p99 (dashed)", hist.times,
-      [...series("p50Seconds").map((s) => ({ ...s, label: s.label + " p50" })),
-        ...series("p99Seconds", [6, 4]).map((s) => ({ ...s, label: s.label + " p99" }))], fmtSeconds));
+      [...series("p50Seconds").map((s, i) => ({ ...s, label: s.label + " p50", color: colorOf(i) })),
+        ...series("p99Seconds", [6, 4]).map((s, i) => ({ ...s, label: s.label + " p99", color: colorOf(i) }))], fmtSeconds, 3));
   const rows = (services || []).map((s) => {
     const h = hist.services[s.name] || {};
     const rate = latest(h.requestsPerSecond), errs = latest(h.errorsPerSecond);
@@ -80,7 +80,7 @@ function breakerState(b) {
   if (b.state === "open" && !b.retryAfter) {
     return el("span", {}, badge("open"), el("span", { class: "hint" }, " reset timeout passed: the next request probes (half-open)"));
   }
-  if (b.state === "open") return el("span", {}, badge("open"), el("span", { class: "hint" }, ` probe allowed in ${b.retryAfter}`));
+  if (b.state === "open") return el("span", {}, badge("open"), el("span", { class: "hint" }, ` probe allowed in ${fmtSpan(parseGoDuration(b.retryAfter))}`));
   if (b.state === "half-open") return el("span", {}, badge("half-open"), el("span", { class: "hint" }, " probing"));
   return badge(b.state);
 }
@@ -90,7 +90,7 @@ async function renderBreakers(root) {
   root.replaceChildren(breakerTimeline(hist.times, hist.services), el("h2", {}, "Circuit breakers"),
     table(["service", "instance", "state", "failures", "opened", "retry after"],
       (list || []).map((b) => [b.service, b.instance || "(service)", breakerState(b), b.failures,
-        b.openedAt ? fmtWhen(b.openedAt) : "", b.retryAfter || (b.state === "open" ? "now" : "")])));
+        b.openedAt ? fmtWhen(b.openedAt) : "", b.retryAfter ? fmtSpan(parseGoDuration(b.retryAfter)) : (b.state === "open" ? "now" : "")])));
 }
 
 // ---- queues
@@ -118,7 +118,7 @@ async function renderQueues(root) {
       .map((c) => el("td", {}, c)));
   });
   root.replaceChildren(charts, el("h2", {}, "Queues"), table(
-    ["queue", "ready", "in flight", "delayed", "dead", "published", "processed", "errors", "consumers", ""], rows),
+    ["queue", "ready", "in flight", "delayed", "dead", "published", "processed", "errors", "consumers", ""], rows, { class: "queue-list" }),
   el("p", { class: "muted" }, "ready: deliverable now; in flight: received and not acknowledged; delayed: not before their time."));
   if (open) root.append(await deadLetters(open));
 }
@@ -196,7 +196,7 @@ function searchForm(services) {
 async function renderTraces(root) {
   if (param("trace")) {
     const tr = await api("/v1/traces/" + encodeURIComponent(param("trace")));
-    root.replaceChildren(renderWaterfall(tr));
+    root.replaceChildren(renderWaterfall(tr, link({ trace: null }, true)));
     return false; // a trace does not change: no refresh
   }
   const q = new URLSearchParams({ limit: "50" });
@@ -278,7 +278,7 @@ async function render() {
 function stopTimer() { clearInterval(state.timer); state.timer = null; }
 function startTimer() {
   if (state.timer) return;
-  state.timer = setInterval(() => { tickHeader(); render(); }, REFRESH_MS);
+  state.timer = setInterval(render, REFRESH_MS);
 }
 
 function showLogin(msg) {
@@ -323,4 +323,5 @@ document.getElementById("login").addEventListener("submit", (ev) => {
 });
 
 window.addEventListener("hashchange", route);
+setInterval(tickHeader, 1000); // the uptime counts seconds between refreshes
 route();

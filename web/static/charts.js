@@ -9,13 +9,18 @@ export const colorOf = (i) => palette[i % palette.length];
 
 const charts = new Map(); // key → {u, sig, box}
 
-export const fmtRate = (v) => (v === null || v === undefined ? "–" : fmtNumber(v, v < 10 ? 2 : 1) + "/s");
+export const fmtRate = (v) => (v === null || v === undefined ? "–" : fmtNumber(v, v >= 10 ? 1 : 2) + "/s");
 export const fmtCount = (v) => fmtNumber(v, 0);
-export const fmtSeconds = (v) => (v === null || v === undefined ? "–" : fmtNs(v * 1e9));
+export const fmtSeconds = (v, axis) => {
+  if (v === null || v === undefined) return "–";
+  if (!axis) return fmtNs(v * 1e9);
+  if (v === 0) return "0";
+  return v >= 1 ? +v.toFixed(2) + " s" : v >= 1e-3 ? +(v * 1e3).toFixed(2) + " ms" : +(v * 1e6).toFixed(1) + " µs";
+};
 
 // timeChart draws series (aligned with hist.times) as lines under title.
 // series: [{label, values, color?, dash?}]; fmt formats values (axis, legend).
-export function timeChart(key, title, times, series, fmt = fmtNumber) {
+export function timeChart(key, title, times, series, fmt = fmtNumber, cols = 2) {
   const sig = series.map((s) => s.label).join("\u0000");
   const data = [times, ...series.map((s) => s.values)];
   const box = el("div", { class: "chart", "data-chart": key });
@@ -32,16 +37,17 @@ export function timeChart(key, title, times, series, fmt = fmtNumber) {
     charts.delete(key);
     return box;
   }
-  const width = Math.max(320, Math.min(560, (document.getElementById("main").clientWidth - 60) / 2));
+  const main = document.getElementById("main").clientWidth || 1200;
+  const width = Math.max(320, Math.min(600, (main - 40 - 14 * cols) / cols - 20));
   const opts = {
     width, height: 180,
     scales: { x: { time: true } },
-    legend: { show: true, live: true },
+    legend: { show: true, live: false },
     cursor: { drag: { x: false, y: false } },
     axes: [
       { stroke: "#64748b", grid: { stroke: "#eef2f7" }, ticks: { stroke: "#e2e8f0" } },
-      { stroke: "#64748b", grid: { stroke: "#eef2f7" }, ticks: { stroke: "#e2e8f0" }, size: 64,
-        values: (u, vals) => vals.map((v) => fmt(v)) },
+      { stroke: "#64748b", grid: { stroke: "#eef2f7" }, ticks: { stroke: "#e2e8f0" }, size: 78,
+        values: (u, vals) => vals.map((v) => fmt(v, true)) },
     ],
     series: [
       { value: (u, v) => (v === null ? "–" : fmtDateTime(new Date(v * 1000))) },
@@ -73,7 +79,8 @@ export function dropCharts(prefix, keep) {
 // breakerTimeline draws one row per service: contiguous runs of the same
 // breaker state as coloured segments over the history's time span.
 export function breakerTimeline(times, services) {
-  const names = Object.keys(services).sort();
+  // Services without a breaker (the "unknown" bucket) have no timeline.
+  const names = Object.keys(services).filter((n) => (services[n].breaker || []).some((s) => s)).sort();
   const box = el("div", { class: "timeline", "data-chart": "breakers" },
     el("div", { class: "chart-title" }, "Circuit breaker state over time"));
   if (times.length < 1 || !names.length) {

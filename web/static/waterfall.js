@@ -71,7 +71,8 @@ function details(r) {
 }
 
 // renderWaterfall returns the trace view.
-export function renderWaterfall(tr) {
+// back is the link to the trace list the user came from.
+export function renderWaterfall(tr, back = "#tab=traces") {
   const { rows, totalNs } = layout(tr.spans || []);
   const sum = tr.summary || {};
   const detailBox = el("div", { class: "detail-slot" }, el("p", { class: "muted" }, "Click a span for its attributes and events."));
@@ -105,7 +106,7 @@ export function renderWaterfall(tr) {
   }
   return el("div", { class: "trace-view" },
     el("div", { class: "trace-head" },
-      el("a", { href: "#tab=traces", class: "act" }, "← traces"),
+      el("a", { href: back, class: "act" }, "← traces"),
       el("h2", {}, `${sum.rootService || ""} ${sum.rootOperation || ""}`),
       el("span", { class: "mono muted" }, tr.traceId)),
     el("p", { class: "muted" }, `${fmtDateTime(sum.start)} · ${fmtNs(totalNs)} · ${rows.length} spans · `,
