@@ -42,9 +42,10 @@ func newReceiverWithMetrics(t *testing.T, cfg StoreConfig) (*Store, *httptest.Se
 // error, event and attributes) through a real SDK and OTLP/HTTP exporter.
 func emit(t *testing.T, exp sdktrace.SpanExporter, service string) trace.TraceID {
 	t.Helper()
-	res := resource.NewSchemaless(attribute.String("service.name", service))
+	res := resource.NewSchemaless(attribute.String("service.name", service), attribute.String("service.version", "1.2.3"),
+		attribute.String("deployment.environment.name", "staging"))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSyncer(exp))
-	tr := tp.Tracer("test")
+	tr := tp.Tracer("test", trace.WithInstrumentationVersion("0.1.0"))
 	ctx, root := tr.Start(context.Background(), "GET /orders", trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.Int("http.status_code", 200), attribute.StringSlice("tags", []string{"a", "b"})))
 	_, child := tr.Start(ctx, "call inventory", trace.WithSpanKind(trace.SpanKindClient))
@@ -112,6 +113,10 @@ func checkStoredTrace(t *testing.T, base string, tid trace.TraceID, service stri
 	}
 	if v, ok := root.Attributes["http.status_code"].(float64); !ok || v != 200 {
 		t.Fatalf("attributes %#v", root.Attributes)
+	}
+	if child.Resource["service.version"] != "1.2.3" || child.Resource["deployment.environment.name"] != "staging" ||
+		child.Resource["service.name"] != service || child.Scope == nil || *child.Scope != (Scope{Name: "test", Version: "0.1.0"}) {
+		t.Fatalf("resource %v and scope %+v not kept", child.Resource, child.Scope)
 	}
 	var list []TraceSummary
 	getJSON(t, base+"/v1/traces?errors=true&service="+service, http.StatusOK, &list)
