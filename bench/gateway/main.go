@@ -60,7 +60,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 2, "measured rounds; targets alternate within each round")
 	flag.StringVar(&cores, "cores", "1,2", "CPU budgets to run, comma-separated (1 and/or 2)")
 	flag.StringVar(&only, "only", "", "targets to run (direct,plexus,nginx,haproxy,caddy); empty = all")
-	flag.BoolVar(&o.tracing, "tracing", false, "also run Plexus with tracing sampled at 100% and 1%")
+	flag.BoolVar(&o.tracing, "tracing", false, "also run Plexus with tracing sampled at 100%, at the shipped default (10%, parent-based) and at 1%; the baseline samples none")
 	flag.BoolVar(&o.profile, "profile", false, "also profile Plexus's gateway under wrk (1 core) and print the top of the CPU profile")
 	flag.BoolVar(&o.goproxy, "goproxy", false, "also run a bare net/http + httputil.ReverseProxy (the floor of a Go proxy)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs, access logs)")
@@ -186,7 +186,7 @@ func startTargets(ctx context.Context, ps *benchutil.Procs, o options, bin strin
 		start func() (*target, error)
 	}
 	starters := []starter{
-		{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, -1, "") }},
+		{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 0, "") }},
 		{"nginx", func() (*target, error) { return startNginx(ctx, ps, s, backend) }},
 		{"haproxy", func() (*target, error) { return startHAProxy(ctx, ps, s, backend) }},
 		{"caddy", func() (*target, error) { return startCaddy(ctx, ps, s, backend) }},
@@ -197,6 +197,9 @@ func startTargets(ctx context.Context, ps *benchutil.Procs, o options, bin strin
 	if o.tracing {
 		starters = append(starters,
 			starter{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 1, " trace100%") }},
+			starter{"plexus", func() (*target, error) {
+				return startPlexus(ctx, ps, s, bin, backend, -1, " trace-default")
+			}},
 			starter{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 0.01, " trace1%") }})
 	}
 	for _, st := range starters {

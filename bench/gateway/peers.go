@@ -172,9 +172,13 @@ http://%s {
 
 // plexusConfig is the configuration the benchmark runs Plexus with: P2C,
 // breaker, a rate limit far above the offered load, an access log file,
-// and tracing sampled at sample (negative: none; 0 would mean everything,
-// the shipped default).
+// and tracing sampled at sample: 0 none, 1 everything, a negative value
+// the shipped default (telemetry.DefaultSampleRatio: no sampleRatio key).
 func plexusConfig(sample float64) func(accessLog string) string {
+	telemetry := fmt.Sprintf("telemetry:\n  sampleRatio: %g\n", sample)
+	if sample < 0 {
+		telemetry = ""
+	}
 	return func(accessLog string) string {
 		return fmt.Sprintf(`gateway:
   strategy: p2c
@@ -183,9 +187,7 @@ func plexusConfig(sample float64) func(accessLog string) string {
   breaker: {failureThreshold: 5, failureRatio: 0.5, minRequests: 20, window: 10s, resetTimeout: 60s, halfOpenRequests: 3}
   rateLimit: {requests: 1000000000, per: 1s, burst: 1000000000, key: ip}
   accessLog: %s
-telemetry:
-  sampleRatio: %g
-`, accessLog, sample)
+%s`, accessLog, telemetry)
 	}
 }
 
