@@ -342,12 +342,12 @@ func legacyService(t *testing.T, tr *nodetest.Traffic) string {
 	}))
 	t.Cleanup(be.Close)
 	tr.Admin2xx(t, "PUT", "/v1/services/legacy/instances/legacy-1", fmt.Sprintf(`{"url":%q,"check":{"interval":"1h"}}`, be.URL))
-	waitFor(t, "the gateway sees legacy", func() bool { return getStatus(tr.Gateway+"/api/legacy/x") == http.StatusBadGateway })
+	nodetest.Eventually(t, "the gateway sees legacy", func() bool { return getStatus(tr.Gateway+"/api/legacy/x") == http.StatusBadGateway })
 	getStatus(tr.Gateway + "/api/legacy/x")
 	if code := getStatus(tr.Gateway + "/api/legacy/x"); code != http.StatusServiceUnavailable {
 		t.Fatalf("legacy's breaker should be open: %d", code)
 	}
-	waitFor(t, "legacy's reset timeout passes", func() bool {
+	nodetest.Eventually(t, "legacy's reset timeout passes", func() bool {
 		var bs []struct {
 			Service, Instance, State string
 			RetryAfter               *string
@@ -424,15 +424,4 @@ func getStatus(url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

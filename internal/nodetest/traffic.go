@@ -107,7 +107,7 @@ func (tr *Traffic) services(t testing.TB) {
 	}
 	tr.Admin2xx(t, "PUT", "/v1/services/ledger/instances/ledger-1",
 		fmt.Sprintf(`{"url":%q,"check":{"path":"/health","interval":"1h"}}`, ledger.URL))
-	eventually(t, func() bool {
+	Eventually(t, "the gateway sees shop and ledger", func() bool {
 		resp, err := http.Get(tr.Gateway + "/health")
 		if err != nil {
 			return false
@@ -117,7 +117,7 @@ func (tr *Traffic) services(t testing.TB) {
 			Services map[string]struct{ Healthy int } `json:"services"`
 		}
 		return json.NewDecoder(resp.Body).Decode(&h) == nil && h.Services["shop"].Healthy == 2 && h.Services["ledger"].Healthy == 1
-	}, "the gateway sees shop and ledger")
+	})
 }
 
 // requests sends successes and failures through the gateway, enough
@@ -165,11 +165,11 @@ func (tr *Traffic) queue(t testing.TB) {
 	}
 	tr.Admin2xx(t, "POST", q+"/ack", fmt.Sprintf(`{"receipts":[%q]}`, got.Messages[0].Receipt))
 	tr.Admin2xx(t, "POST", q+"/nack", fmt.Sprintf(`{"receipt":%q,"error":"card declined"}`, got.Messages[1].Receipt))
-	eventually(t, func() bool {
+	Eventually(t, "the nacked message is dead-lettered", func() bool {
 		var dl struct{ Messages []json.RawMessage }
 		tr.AdminJSON(t, "GET", q+"/dead-letters", "", &dl)
 		return len(dl.Messages) == 1
-	}, "the nacked message is dead-lettered")
+	})
 }
 
 // events appends events, subscribes a group that handles the first ones,
@@ -200,7 +200,7 @@ func (tr *Traffic) events(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func() bool { return sub.Position() >= 3 }, "the group handles the first events")
+	Eventually(t, "the group handles the first events", func() bool { return sub.Position() >= 3 })
 	if err := sub.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -258,9 +258,9 @@ func (tr *Traffic) Metrics(t testing.TB) string {
 	return string(b)
 }
 
-// eventually polls cond every 50ms for up to 20s (a generous bound for a
+// Eventually polls cond every 50ms for up to 20s (a generous bound for a
 // loaded machine) and fails the test with what when it never holds.
-func eventually(t testing.TB, cond func() bool, what string) {
+func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
