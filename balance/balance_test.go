@@ -336,6 +336,26 @@ func TestEWMA(t *testing.T) {
 
 var e1 = math.E
 
+// Cancel ends a request without touching the latency estimate.
+func TestCancelLeavesEWMA(t *testing.T) {
+	t.Parallel()
+	clk := &fakeClock{}
+	clk.add(time.Second)
+	e := NewEndpoint("a", 1)
+	clk.attach([]*Endpoint{e})
+	e.Begin()
+	e.End(10*time.Millisecond, true)
+	e.Begin()
+	clk.add(time.Hour / 3600) // the request takes a while: its client was slow
+	e.Cancel()
+	if e.InFlight() != 0 {
+		t.Fatalf("in-flight %d after Cancel, want 0", e.InFlight())
+	}
+	if got, want := e.EWMA(), time.Duration(float64(10*time.Millisecond)*decay(int64(time.Second))); absDur(got-want) > time.Microsecond {
+		t.Fatalf("EWMA %v after Cancel, want the earlier estimate decayed (%v)", got, want)
+	}
+}
+
 func TestDecay(t *testing.T) {
 	t.Parallel()
 	for _, dt := range []time.Duration{0, time.Microsecond, time.Millisecond, 100 * time.Millisecond, DecayTime / 64, time.Second, DecayTime, time.Hour} {

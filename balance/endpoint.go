@@ -76,6 +76,11 @@ func (e *Endpoint) End(latency time.Duration, ok bool) {
 	e.observe(int64(latency), ok)
 }
 
+// Cancel ends a request begun with Begin without observing its latency:
+// for requests whose time went to their own client (a slow upload), which
+// says nothing about the endpoint.
+func (e *Endpoint) Cancel() { e.inflight.Add(-1) }
+
 // ewmaAt returns the EWMA decayed to time now (ns on the monotonic clock).
 func (e *Endpoint) ewmaAt(now int64) int64 {
 	v := e.ewma.Load()

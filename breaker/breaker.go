@@ -138,8 +138,14 @@ func OnStateChange(f func(name string, from, to State)) Option {
 }
 
 // Ticket is the permission to make one call, returned by Allow and handed
-// back to Done. The zero Ticket is never valid.
-type Ticket struct{ gen uint64 }
+// back to Done (or Release). The zero Ticket is never valid.
+type Ticket struct {
+	gen   uint64
+	probe bool
+}
+
+// Probe reports that the ticket holds one of the half-open probe slots.
+func (t Ticket) Probe() bool { return t.probe }
 
 // Info is a breaker's state for listings and Retry-After.
 type Info struct {

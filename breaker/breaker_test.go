@@ -484,3 +484,43 @@ func BenchmarkAllowOpen(b *testing.B) {
 		_, _ = br.Allow()
 	}
 }
+
+// A ticket whose call said nothing about the backend is released: a probe
+// slot comes free for another probe, and no result is counted either way.
+func TestReleaseFreesProbeSlotWithoutAVerdict(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	b := New("x", Config{FailureThreshold: 1, ResetTimeout: time.Second, HalfOpenRequests: 1}, WithClock(clk))
+	closed, err := b.Allow()
+	if err != nil || closed.Probe() {
+		t.Fatalf("closed Allow: probe %v err %v; want a non-probe ticket", closed.Probe(), err)
+	}
+	b.Release(closed) // nothing held, nothing counted
+	if in := b.Info(); in.Requests != 0 || b.State() != Closed {
+		t.Fatalf("releasing a closed ticket counted a result: %+v", in)
+	}
+	call(t, b, false) // opens
+	clk.Advance(2 * time.Second)
+	probe, err := b.Allow()
+	if err != nil || !probe.Probe() || b.State() != HalfOpen {
+		t.Fatalf("half-open Allow: probe %v err %v state %v", probe.Probe(), err, b.State())
+	}
+	if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
+		t.Fatalf("second probe admitted with HalfOpenRequests 1: %v", err)
+	}
+	b.Release(probe)
+	if b.State() != HalfOpen {
+		t.Fatalf("Release changed the state to %v", b.State())
+	}
+	next, err := b.Allow()
+	if err != nil || !next.Probe() {
+		t.Fatalf("after Release the slot is still taken: %v", err)
+	}
+	if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
+		t.Fatalf("a second probe admitted while the freed slot is taken again: %v", err)
+	}
+	b.Done(next, true)
+	if b.State() != Closed {
+		t.Fatalf("state %v after a successful probe, want closed", b.State())
+	}
+}

@@ -13,7 +13,8 @@
 // Allow and Done, and the window is a ring of buckets aged lazily.
 //
 // Every Allow that succeeds returns a Ticket that must be handed back to Done
-// with the result. A ticket carries the breaker's generation, which changes
+// with the result, or to Release when the call says nothing about the
+// backend (its own caller failed). A ticket carries the breaker's generation, which changes
 // on every state change, so results of requests admitted before a change (a
 // slow request finishing after the breaker opened) are ignored.
 package breaker

@@ -43,9 +43,24 @@ func (b *Breaker) Allow() (Ticket, error) {
 		}
 	}
 	b.probes++
-	t := Ticket{gen: b.gen}
+	t := Ticket{gen: b.gen, probe: true}
 	b.unlockAndNotify(ch[:nch])
 	return t, nil
+}
+
+// Release hands back a ticket whose call says nothing about the backend
+// (the caller gave up, or its own client failed): no result is recorded,
+// and a half-open probe slot it held is freed for another probe. Like Done,
+// call it once per ticket.
+func (b *Breaker) Release(t Ticket) {
+	if !t.probe {
+		return // a closed-state ticket holds nothing
+	}
+	b.mu.Lock()
+	if t.gen == b.gen && b.state == HalfOpen && b.probes > 0 {
+		b.probes--
+	}
+	b.mu.Unlock()
 }
 
 // Done reports the result of the call admitted with t. Results of tickets
