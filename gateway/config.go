@@ -64,6 +64,9 @@ type Config struct {
 	// UpstreamIdleTimeout closes idle upstream connections; keep it below the
 	// backends' keep-alive timeout (Node.js: 5s). Default 4s.
 	UpstreamIdleTimeout httpx.Duration `yaml:"upstreamIdleTimeout"`
+	// Paths loosens the strict handling of request paths (encoded slashes,
+	// backslashes, empty segments) for upstreams known to need it.
+	Paths PathConfig `yaml:"paths"`
 	// Services holds per-service overrides of the keys above.
 	Services map[string]ServiceConfig `yaml:"services"`
 	// Routes are matched before /api/{service}/.
@@ -324,7 +327,7 @@ func (rc *RouteConfig) validate(i int) error {
 	if p == "" && rc.Match.Host == "" {
 		return invalid("%s.match: give a pathPrefix or a host", at)
 	}
-	if p != "" && (!strings.HasPrefix(p, "/") || hasDotSegment(p) || strings.ContainsAny(p, "?#% \t\r\n")) {
+	if p != "" && (!strings.HasPrefix(p, "/") || hasDotSegment(p) || strings.ContainsAny(p, "?#%\\ \t\r\n")) {
 		return invalid("%s.match.pathPrefix %q: want an absolute path without . or .. segments, query or escapes", at, p)
 	}
 	if h := rc.Match.Host; h != "" && !hostRE.MatchString(h) {

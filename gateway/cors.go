@@ -88,6 +88,7 @@ func (c *cors) handle(ex *exchange) bool {
 		h[hdrVary] = varyPreflight
 		if allow == nil {
 			ex.status = http.StatusForbidden
+			ex.beforeHead()
 			httpx.WriteProblem(ex.w, httpx.NewProblem(http.StatusForbidden, "cors-origin-refused",
 				fmt.Sprintf("origin %q is not allowed", truncate(origin[0], 200))))
 			return true
@@ -102,6 +103,7 @@ func (c *cors) handle(ex *exchange) bool {
 			h[hdrMaxAge] = c.maxAge
 		}
 		ex.status = http.StatusNoContent
+		ex.beforeHead()
 		ex.w.WriteHeader(http.StatusNoContent)
 		return true
 	}

@@ -47,12 +47,38 @@ func errTooLarge(limit int64) *httpx.Problem {
 		fmt.Sprintf("request body is larger than %d bytes", limit)).With("maxBodyBytes", limit)
 }
 
+// errBadBody is the problem of a client body that could not be read: 413
+// over the limit, 408 too slow, 400 malformed (a broken chunked encoding)
+// or cut short.
 func errBadBody(err error) *httpx.Problem {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return errTooLarge(mbe.Limit)
 	}
+	var te interface{ Timeout() bool }
+	if errors.As(err, &te) && te.Timeout() {
+		return errBodyTimeout()
+	}
 	return httpx.NewProblem(http.StatusBadRequest, "bad-body", "reading the request body failed: "+err.Error())
+}
+
+func errBodyTimeout() *httpx.Problem {
+	return httpx.NewProblem(http.StatusRequestTimeout, "body-timeout",
+		"the request body did not arrive in time; nothing was charged to the service")
+}
+
+// bodyProblem is the answer when the client caused a request to fail:
+// its body broke or was too slow (bodyErr), or the timeout ran out while
+// the gateway waited for it. A client that went away gets nothing
+// (problem writes nothing for it).
+func (g *Gateway) bodyProblem(ex *exchange, f *forwarding, bodyErr error) *httpx.Problem {
+	if bodyErr != nil {
+		return errBadBody(bodyErr)
+	}
+	if errors.Is(f.cause(), errClientSlow) {
+		return errBodyTimeout()
+	}
+	return httpx.NewProblem(499, "client-gone", "the client went away")
 }
 
 func errNoRoute(method, path string) *httpx.Problem {
@@ -60,9 +86,28 @@ func errNoRoute(method, path string) *httpx.Problem {
 		fmt.Sprintf("no route for %s %s: use /api/{service}/… or a configured route", method, truncate(path, 200)))
 }
 
-func errBadPath(path string) *httpx.Problem {
+func errBadPath(path, why string) *httpx.Problem {
 	return httpx.NewProblem(http.StatusBadRequest, "bad-path",
-		fmt.Sprintf("path %q has . or .. segments", truncate(path, 200)))
+		fmt.Sprintf("path %q is refused: %s", truncate(path, 200), why))
+}
+
+// errUnknownService answers for a name the registry has never had an
+// instance of: a client mistake, not an outage (no Retry-After).
+func errUnknownService(service string) *httpx.Problem {
+	return httpx.NewProblem(http.StatusNotFound, "unknown-service",
+		fmt.Sprintf("no service named %q is registered", service)).With("service", service)
+}
+
+// errProbeBodyTooLarge answers a request that cannot be a half-open
+// breaker's probe: its body would have to stream in before the upstream
+// is known to be back.
+func errProbeBodyTooLarge(service string, info breaker.Info) *httpx.Problem {
+	secs := ceilSeconds(info.RetryAfter)
+	p := httpx.NewProblem(http.StatusServiceUnavailable, "circuit-open",
+		fmt.Sprintf("Circuit breaker is HALF-OPEN for service: %s; until it closes it takes only requests with bodies of at most %d bytes",
+			service, maxBufferedBody)).With("service", service).With("retryAfter", secs)
+	p.RetryAfter = secs
+	return p
 }
 
 func errRateLimited(retryAfter time.Duration) *httpx.Problem {
@@ -73,13 +118,9 @@ func errRateLimited(retryAfter time.Duration) *httpx.Problem {
 	return p
 }
 
-// upstreamProblem maps a failed try to 504 (timeout), 413 or 400 (the
-// client's body) or 502 (anything else).
+// upstreamProblem maps a try the upstream failed to 504 (timeout) or 502
+// (anything else).
 func (g *Gateway) upstreamProblem(ex *exchange, ctx context.Context, err error, timeout time.Duration) *httpx.Problem {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return errTooLarge(mbe.Limit)
-	}
 	if errors.Is(context.Cause(ctx), errUpstreamTimeout) {
 		p := httpx.NewProblem(http.StatusGatewayTimeout, "upstream-timeout",
 			fmt.Sprintf("service %s did not answer within %s", ex.service, timeout)).With("service", ex.service)
@@ -103,10 +144,11 @@ func (g *Gateway) problem(ex *exchange, err error) {
 		p = httpx.NewProblem(http.StatusInternalServerError, "internal", "internal error")
 	}
 	ex.status = p.Status
-	if ex.r.Context().Err() != nil {
+	if p.Status == 499 || ex.clientGone() {
 		ex.status = 499
 		return
 	}
+	ex.beforeHead()
 	httpx.WriteProblem(ex.w, p)
 }
 

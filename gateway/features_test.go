@@ -299,7 +299,7 @@ func TestAccessLogAndMetrics(t *testing.T) {
 	if got := testCounter(t, h.g.metrics.requests.WithLabelValues("svc", "api", "POST", "200")); got != 1 {
 		t.Errorf("requests_total{svc,api,POST,200} = %v", got)
 	}
-	if got := testCounter(t, h.g.metrics.requests.WithLabelValues("unknown", "api", "GET", "503")); got != 1 {
+	if got := testCounter(t, h.g.metrics.requests.WithLabelValues("unknown", "api", "GET", "404")); got != 1 {
 		t.Errorf("unknown services are not bucketed: %v", got)
 	}
 	mfs, err := reg.Gather()

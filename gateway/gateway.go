@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/plexushq/plexus/internal/httpguard"
 	"github.com/plexushq/plexus/registry"
 )
 
@@ -61,6 +62,15 @@ type Options struct {
 	// of the upstream's spans. Nil: no spans; traceparent is still
 	// propagated, or created when the client sent none.
 	TracerProvider trace.TracerProvider
+	// BodyIdleTimeout is the longest wait for the next bytes of a request
+	// body: a client slower than that gets 408 and its connection closed,
+	// and nothing is charged to the upstream. Default 60s (nginx's
+	// client_body_timeout).
+	BodyIdleTimeout time.Duration
+	// SendIdleTimeout is the longest wait for a client to take the next
+	// bytes of an answer; then its connection is closed. Default 60s
+	// (nginx's send_timeout).
+	SendIdleTimeout time.Duration
 }
 
 // Gateway is an http.Handler serving the gateway listener.
@@ -75,6 +85,8 @@ type Gateway struct {
 	metrics  *metrics
 	logs     *accessFiles
 	upgrades upgrades
+	bodyIdle time.Duration
+	sendIdle time.Duration
 
 	reloadMu sync.Mutex
 	stop     chan struct{}
@@ -96,6 +108,8 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	if g.clock == nil {
 		g.clock = realClock{}
 	}
+	lim := httpguard.Limits{BodyIdleTimeout: opts.BodyIdleTimeout, SendIdleTimeout: opts.SendIdleTimeout}.WithDefaults()
+	g.bodyIdle, g.sendIdle = lim.BodyIdleTimeout, lim.SendIdleTimeout
 	if opts.TracerProvider != nil {
 		g.tracer = opts.TracerProvider.Tracer("github.com/plexushq/plexus/gateway")
 	}

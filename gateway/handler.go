@@ -7,14 +7,19 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plexushq/plexus/internal/httpguard"
 )
 
 // exchange is the state of one request as it passes through the gateway;
 // exchanges are pooled, so nothing may keep one after ServeHTTP returns.
 type exchange struct {
 	c        *compiled
+	g        *Gateway
 	w        http.ResponseWriter
 	r        *http.Request
+	rc       http.ResponseController
+	body     *httpguard.Body // the client's body once the gateway reads it; nil before and without one
 	start    time.Time
 	reqID    []string // shared by the answer and the upstream request
 	peer     netip.Addr
@@ -39,8 +44,16 @@ var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 // /api/{service}/… and CORS preflights.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := exchanges.Get().(*exchange)
-	*ex = exchange{c: g.cfg.Load(), w: w, r: r, start: time.Now(), route: "none", svcLabel: "none"}
+	*ex = exchange{c: g.cfg.Load(), g: g, w: w, r: r, rc: *http.NewResponseController(w), start: time.Now(),
+		route: "none", svcLabel: "none"}
+	// Every answer of this request must be taken by the client within the
+	// send idle timeout from now or from its previous write; this also
+	// replaces a deadline the connection's previous request left.
+	ex.extendWrite()
 	abort := g.serve(ex)
+	if ex.body != nil {
+		ex.body.Detach()
+	}
 	g.finish(ex)
 	*ex = exchange{}
 	exchanges.Put(ex)
@@ -68,29 +81,79 @@ func (g *Gateway) serve(ex *exchange) bool {
 	if c.cors != nil && c.cors.handle(ex) {
 		return false // preflight answered
 	}
-	path := r.URL.Path
-	if path == "/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+	if r.URL.Path == "/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		ex.route = "health"
 		g.health(ex)
 		return false
 	}
 	escaped := r.URL.EscapedPath()
-	if hasDotSegment(escaped) {
-		g.problem(ex, errBadPath(escaped))
+	path, why := normalizePath(escaped, c.src.Paths)
+	if why != "" {
+		g.problem(ex, errBadPath(escaped, why))
 		return false
 	}
-	rt, rest := matchRoute(c.routes, r.Host, r.Method, escaped)
+	rt, rest := matchRoute(c.routes, r.Host, r.Method, path)
 	var name string
 	if rt != nil {
 		name, ex.route = rt.service, rt.name
-	} else if svc, apiRest, ok := splitAPIPath(escaped); ok {
+	} else if svc, apiRest, ok := splitAPIPath(path); ok {
 		name, rest, ex.route = svc, apiRest, "api"
 	} else {
-		g.problem(ex, errNoRoute(r.Method, path))
+		g.problem(ex, errNoRoute(r.Method, r.URL.Path))
 		return false
 	}
 	ex.service = name
 	return g.proxy(ex, rt, name, rest)
+}
+
+// beforeHead prepares the head of an answer of the gateway's own: the
+// connection closes after it when the request was chunked or its body is
+// left unread (httpguard.MustClose), the unread rest of the body is given
+// up on, and the client gets a fresh send idle timeout.
+func (ex *exchange) beforeHead() {
+	ex.beforeRelay()
+	ex.abandonBody()
+}
+
+// beforeRelay prepares the head of an upstream's answer: like beforeHead,
+// but a body still being sent upstream is left to finish (or to its idle
+// timeout).
+func (ex *exchange) beforeRelay() {
+	unread := httpguard.HasBody(ex.r) && (ex.body == nil || !ex.body.Complete())
+	if httpguard.MustClose(ex.r, unread) {
+		httpguard.SetClose(ex.w.Header())
+	}
+	ex.extendWrite()
+}
+
+// abandonBody ends the wait for a body the gateway answers without
+// reading (or without reading to its end): net/http would otherwise try to
+// read the rest of it after the answer, however slowly it comes.
+func (ex *exchange) abandonBody() {
+	if !httpguard.HasBody(ex.r) {
+		return
+	}
+	if ex.body != nil {
+		if !ex.body.Complete() {
+			ex.body.Expire()
+		}
+		return
+	}
+	_ = ex.rc.SetReadDeadline(time.Now())
+}
+
+// clientGone reports that the client went away. net/http also cancels the
+// request's context when reading its body fails (a body idle timeout); that
+// client is still there to be told 408.
+func (ex *exchange) clientGone() bool {
+	return ex.r.Context().Err() != nil && (ex.body == nil || ex.body.Err() == nil)
+}
+
+// extendWrite gives the client the send idle timeout from now to take
+// the next bytes of the answer. Writers that cannot have deadlines are
+// left alone.
+func (ex *exchange) extendWrite() {
+	_ = ex.rc.SetWriteDeadline(time.Now().Add(ex.g.sendIdle))
 }
 
 // finish records the request in metrics and the access log.

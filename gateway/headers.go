@@ -50,6 +50,7 @@ var hopHeaders = map[string]bool{
 	"Trailer":             true,
 	"Transfer-Encoding":   true,
 	"Upgrade":             true,
+	"Http2-Settings":      true, // only meaningful with Upgrade: h2c, which is never forwarded
 }
 
 var (
@@ -88,10 +89,12 @@ func contains(list []string, s string) bool {
 }
 
 // upgradeType returns the protocol a request or response asks to switch to
-// ("websocket"), or "" when it is not an upgrade.
+// ("websocket"), or "" when it is not an upgrade. An upgrade to h2c is
+// never one: a tunnel of cleartext HTTP/2 to an upstream would carry
+// requests past the gateway's routing, limits and logs (h2c smuggling).
 func upgradeType(h http.Header) string {
 	up := h[hdrUpgrade]
-	if len(up) == 0 || !headerHasToken(h[hdrConnection], "upgrade") {
+	if len(up) == 0 || !headerHasToken(h[hdrConnection], "upgrade") || headerHasToken(up, "h2c") {
 		return ""
 	}
 	return up[0]

@@ -31,5 +31,6 @@ func (g *Gateway) health(ex *exchange) {
 	}
 	ex.status = http.StatusOK
 	ex.w.Header().Set("Cache-Control", "no-store")
+	ex.beforeHead()
 	httpx.WriteJSON(ex.w, http.StatusOK, body)
 }

@@ -56,7 +56,8 @@ func TestProxyFaithfulBytes(t *testing.T) {
 		{"binary POST", "POST", "/api/svc/upload", binary, "/upload"},
 		{"10 MB PUT", "PUT", "/api/svc/big", big[:10<<20-1024], "/big"},
 		{"query kept", "GET", "/api/svc/search?q=a+b&x=%2F&x=2&empty=", nil, "/search?q=a+b&x=%2F&x=2&empty="},
-		{"escaped path kept", "GET", "/api/svc/a%2Fb/c%20d", nil, "/a%2Fb/c%20d"},
+		{"escaped path kept", "GET", "/api/svc/a%3Fb/c%20d", nil, "/a%3Fb/c%20d"},
+		{"escaped unreserved decoded", "GET", "/api/svc/%7euser/%41", nil, "/~user/A"},
 		{"GET with body", "GET", "/api/svc/q", []byte(`{"filter":1}`), "/q"},
 		{"no rest", "GET", "/api/svc", nil, "/"},
 		{"form body", "POST", "/api/svc/form", []byte("a=1&b=%20x"), "/form"},
@@ -241,7 +242,8 @@ func TestProxyClientErrors(t *testing.T) {
 			r.URL.Opaque = "/api/svc/../admin"
 			return r
 		}(), 400, "bad-path"},
-		{"503 unknown service", mustReq(t, "GET", h.url+"/api/nope/x", nil), 503, "no-healthy-instance"},
+		{"404 unknown service", mustReq(t, "GET", h.url+"/api/nope/x", nil), 404, "unknown-service"},
+		{"400 encoded slash", mustReq(t, "GET", h.url+"/api/svc/a%2Fb", nil), 400, "bad-path"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

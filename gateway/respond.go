@@ -37,12 +37,13 @@ func (g *Gateway) respond(ex *exchange, ctx context.Context, timer *time.Timer, 
 		}
 		h["Trailer"] = []string{strings.Join(keys, ", ")}
 	}
+	ex.beforeRelay()
 	ex.w.WriteHeader(resp.StatusCode)
 	ex.status = resp.StatusCode
 	if flush {
-		_ = http.NewResponseController(ex.w).Flush()
+		_ = ex.rc.Flush()
 	}
-	n, rerr, werr := copyBody(ex.w, resp.Body, flush)
+	n, rerr, werr := copyBody(ex, resp.Body, flush)
 	ex.bytes = n
 	for k, v := range resp.Trailer {
 		h[k] = v
@@ -106,12 +107,14 @@ func isEventStream(h http.Header) bool {
 		(len(v) == len(es) || v[len(es)] == ';' || v[len(es)] == ' ' || v[len(es)] == '\t')
 }
 
-// copyBody copies src to w, flushing after each write when asked. It
+// copyBody copies src to the client, flushing after each write when
+// asked, and giving the client the send idle timeout for every write. It
 // returns the bytes written and the read and write errors apart.
-func copyBody(w http.ResponseWriter, src io.Reader, flush bool) (n int64, rerr, werr error) {
+func copyBody(ex *exchange, src io.Reader, flush bool) (n int64, rerr, werr error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
+	w := ex.w
 	var fl http.Flusher
 	if flush {
 		fl, _ = w.(http.Flusher)
@@ -119,6 +122,7 @@ func copyBody(w http.ResponseWriter, src io.Reader, flush bool) (n int64, rerr, 
 	for {
 		nr, err := src.Read(buf)
 		if nr > 0 {
+			ex.extendWrite()
 			nw, ew := w.Write(buf[:nr])
 			n += int64(nw)
 			if ew != nil {

@@ -12,6 +12,7 @@ import (
 type route struct {
 	name     string // metrics and log label
 	prefix   string // "" or without trailing slash ("/" becomes "")
+	segs     int    // segments in prefix
 	anyPath  bool   // pathPrefix "/" or none: every path matches
 	host     string // lower case, "" = any
 	wildcard bool   // host is "*.domain": host holds ".domain"
@@ -34,7 +35,7 @@ func compileRoutes(rcs []RouteConfig, limiterOf func(i int, rc *RouteConfig) *li
 			timeout: rc.Timeout.D(), methods: rc.Match.Methods,
 		}
 		p := strings.TrimRight(rc.Match.PathPrefix, "/")
-		rt.prefix, rt.anyPath = p, p == ""
+		rt.prefix, rt.anyPath, rt.segs = p, p == "", strings.Count(p, "/")
 		if rt.name == "" {
 			rt.name = rc.Match.PathPrefix
 			if rt.name == "" {
@@ -62,17 +63,20 @@ func compileRoutes(rcs []RouteConfig, limiterOf func(i int, rc *RouteConfig) *li
 
 // matchRoute finds the first route matching the request and returns it with
 // the path the upstream gets (the prefix stripped when the route says so).
-// path is the request's escaped path.
+// path is the request's normalised escaped path (normalizePath); prefixes
+// are compared with its matchForm, so an escaped character matches the
+// same route as the character itself.
 func matchRoute(rs []*route, host, method, path string) (*route, string) {
 	if len(rs) == 0 || path == "" || path[0] != '/' { // "OPTIONS *" matches no route
 		return nil, ""
 	}
 	host = hostOnly(host)
+	mpath := matchForm(path)
 	for _, rt := range rs {
 		if rt.host != "" && !rt.matchHost(host) {
 			continue
 		}
-		rest, ok := rt.matchPath(path)
+		rest, ok := rt.matchPath(path, mpath)
 		if !ok || !rt.matchMethod(method) {
 			continue
 		}
@@ -88,24 +92,44 @@ func (rt *route) matchHost(host string) bool {
 	return strings.EqualFold(host, rt.host)
 }
 
-func (rt *route) matchPath(path string) (string, bool) {
+// matchPath matches the prefix against mpath, the match form of path, and
+// returns the path the upstream gets, cut from path: both have their
+// slashes at the same segments.
+func (rt *route) matchPath(path, mpath string) (string, bool) {
 	if rt.anyPath {
 		return path, true
 	}
-	if !strings.HasPrefix(path, rt.prefix) {
+	if !strings.HasPrefix(mpath, rt.prefix) {
 		return "", false
 	}
-	rest := path[len(rt.prefix):]
-	if rest != "" && rest[0] != '/' {
+	tail := mpath[len(rt.prefix):]
+	if tail != "" && tail[0] != '/' {
 		return "", false // /users must not match /usersx
 	}
 	if !rt.strip {
 		return path, true
 	}
+	rest := tail
+	if mpath != path {
+		rest = path[segmentEnd(path, rt.segs):]
+	}
 	if rest == "" {
 		rest = "/"
 	}
 	return rest, true
+}
+
+// segmentEnd returns the index where the first n segments of p end.
+func segmentEnd(p string, n int) int {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' {
+			if n == 0 {
+				return i
+			}
+			n--
+		}
+	}
+	return len(p)
 }
 
 func (rt *route) matchMethod(m string) bool {
@@ -174,36 +198,4 @@ func validServiceName(s string) bool {
 		}
 	}
 	return true
-}
-
-// hasDotSegment reports "." or ".." path segments (also percent-encoded),
-// which could climb out of an upstream's base path.
-func hasDotSegment(p string) bool {
-	for len(p) > 0 {
-		i := strings.IndexByte(p, '/')
-		var seg string
-		if i < 0 {
-			seg, p = p, ""
-		} else {
-			seg, p = p[:i], p[i+1:]
-		}
-		if isDotSegment(seg) {
-			return true
-		}
-	}
-	return false
-}
-
-func isDotSegment(seg string) bool {
-	switch len(seg) {
-	case 1:
-		return seg == "."
-	case 2:
-		return seg == ".."
-	case 3, 4, 5, 6:
-		s := strings.ToLower(seg)
-		s = strings.ReplaceAll(s, "%2e", ".")
-		return s == "." || s == ".."
-	}
-	return false
 }

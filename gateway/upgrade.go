@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/plexushq/plexus/internal/httpx"
 )
@@ -87,6 +88,7 @@ func (g *Gateway) upgrade(ex *exchange, resp *http.Response) bool {
 			"protocol upgrades need HTTP/1.1 between the client and the gateway"))
 		return false
 	}
+	_ = conn.SetDeadline(time.Time{}) // a tunnel lives as long as its ends want
 	h := ex.w.Header()
 	copyResponseHeader(ex, h, resp.Header)
 	h[hdrConnection] = upgradeValue

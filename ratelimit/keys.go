@@ -24,7 +24,8 @@ const maxKeyValue = 128
 //   - "ip": the client IP (as resolved by the gateway, trusted proxies
 //     applied);
 //   - "ip+path" (also the empty spec, the original's behaviour): client IP
-//     and URL path;
+//     and URL path, folded (KeyPath) so that spellings which reach the same
+//     place share a bucket;
 //   - "header:NAME": the value of request header NAME; a request without it
 //     is keyed by its client IP;
 //   - "apikey": the token of "Authorization: Bearer TOKEN", else the
@@ -42,10 +43,11 @@ func KeyFunc(spec string) (func(r *http.Request, clientIP string) string, error)
 	case low == "ip+path" || low == "":
 		seed := maphash.MakeSeed()
 		return func(r *http.Request, ip string) string {
-			if p := r.URL.Path; len(p) <= maxKeyValue {
+			p := KeyPath(r.URL.Path)
+			if len(p) <= maxKeyValue {
 				return ip + " " + p
 			}
-			return prefixed(ip+" ", r.URL.Path, seed)
+			return prefixed(ip+" ", p, seed)
 		}, nil
 	case low == "apikey":
 		seed := maphash.MakeSeed()
@@ -73,6 +75,42 @@ func KeyFunc(spec string) (func(r *http.Request, clientIP string) string, error)
 		}, nil
 	}
 	return nil, fmt.Errorf("%w %q (want ip, ip+path, header:NAME or apikey)", ErrBadKeySpec, spec)
+}
+
+// KeyPath folds a decoded URL path into the form ip+path keys use: ASCII
+// letters in lower case, repeated slashes merged, no trailing slash, so that
+// /login, /LOGIN, /login/ and //login, which most upstreams serve alike,
+// draw from one bucket instead of each getting a fresh one. A path already
+// in that form is returned as it is, without allocating.
+func KeyPath(p string) string {
+	if keyPathFolded(p) {
+		return p
+	}
+	b := make([]byte, 0, len(p))
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c == '/' && len(b) > 0 && b[len(b)-1] == '/' {
+			continue
+		}
+		b = append(b, c)
+	}
+	if len(b) > 1 && b[len(b)-1] == '/' {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}
+
+func keyPathFolded(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if 'A' <= c && c <= 'Z' || c == '/' && (i+1 < len(p) && p[i+1] == '/' || i == len(p)-1 && i > 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // bearer returns the token of an "Authorization: Bearer TOKEN" value.

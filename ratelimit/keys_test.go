@@ -92,3 +92,42 @@ func FuzzKeyFunc(f *testing.F) {
 		}
 	})
 }
+
+// Spellings of one path that upstreams commonly serve alike share an
+// ip+path bucket; different paths do not.
+func TestKeyPathFolds(t *testing.T) {
+	f, _ := KeyFunc("ip+path")
+	key := func(p string) string { return f(httptest.NewRequest("GET", "http://gw"+p, nil), "192.0.2.1") }
+	want := key("/api/svc/login")
+	for _, p := range []string{"/api/svc/LOGIN", "/api/svc/login/", "//api//svc/Login//", "/api/svc/l%6Fgin", "/API/svc/login"} {
+		if got := key(p); got != want {
+			t.Errorf("%s keyed %q, want %q", p, got, want)
+		}
+	}
+	for _, p := range []string{"/api/svc/logout", "/api/svc/login/x", "/"} {
+		if key(p) == want {
+			t.Errorf("%s shares the bucket of /api/svc/login", p)
+		}
+	}
+	if KeyPath("/") != "/" || KeyPath("") != "" {
+		t.Errorf("root folded to %q, empty to %q", KeyPath("/"), KeyPath(""))
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = KeyPath("/api/svc/login") }); n != 0 {
+		t.Errorf("a folded path allocates %v times", n)
+	}
+}
+
+func FuzzKeyPath(f *testing.F) {
+	for _, s := range []string{"/a/B//c/", "/", "", "//", "/LOGIN/", "/a%2Fb"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		k := KeyPath(p)
+		if KeyPath(k) != k || len(k) > len(p) {
+			t.Fatalf("%q folded to %q, then to %q", p, k, KeyPath(k))
+		}
+		if strings.Contains(k, "//") || strings.ContainsAny(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") || len(k) > 1 && strings.HasSuffix(k, "/") {
+			t.Fatalf("%q folded to %q", p, k)
+		}
+	})
+}
