@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/plexushq/plexus/internal/httpguard"
 	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/web"
 )
@@ -28,22 +29,43 @@ func (n *Node) setupAdmin() {
 	n.admin.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 }
 
-// adminHandler puts the token check and panic recovery in front of the
-// admin mux.
+// adminHandler puts the token check, the request-body idle timeout and
+// panic recovery in front of the admin mux. A request without the token is
+// answered at once, without reading its body.
 func (n *Node) adminHandler() http.Handler {
-	token := []byte("Bearer " + n.token)
+	token := []byte(n.token)
+	idle := n.cfg.limits().BodyIdleTimeout
 	return recoverer(n.log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !publicAdminPaths[r.URL.Path] && !isPublicUI(r.URL.Path) {
-			got := []byte(r.Header.Get("Authorization"))
-			if subtle.ConstantTimeCompare(got, token) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="plexus-admin"`)
-				httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnauthorized, "unauthorized",
-					"missing or wrong admin token: send Authorization: Bearer <token>"))
-				return
-			}
+		if !publicAdminPaths[r.URL.Path] && !isPublicUI(r.URL.Path) &&
+			subtle.ConstantTimeCompare([]byte(bearerToken(r.Header.Get("Authorization"))), token) != 1 {
+			httpguard.AbandonBody(w, r)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="plexus-admin"`)
+			httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnauthorized, "unauthorized",
+				"missing or wrong admin token: send Authorization: Bearer <token>"))
+			return
+		}
+		if httpguard.MustClose(r, false) {
+			httpguard.SetClose(w.Header()) // chunked: its Content-Length may have been dropped
+		}
+		if httpguard.HasBody(r) {
+			b := httpguard.NewBody(w, r.Body, idle)
+			defer b.Detach()
+			r = r.WithContext(r.Context()) // a copy: net/http keeps judging the original body
+			r.Body = b
 		}
 		n.admin.ServeHTTP(w, r)
 	}))
+}
+
+// bearerToken returns the credentials of an Authorization value with the
+// Bearer scheme, whose name is case-insensitive (RFC 9110 §11.1); "" for
+// any other scheme.
+func bearerToken(v string) string {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(cred)
 }
 
 // isPublicUI lets the dashboard's static files load without the token; the

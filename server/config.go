@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/internal/httpguard"
 )
 
 // Roles a node can run.
@@ -55,6 +56,18 @@ type Config struct {
 	TLSCert, TLSKey string
 	// ShutdownTimeout bounds a graceful stop. Default 15s.
 	ShutdownTimeout time.Duration
+	// ClientHeaderTimeout bounds reading a request's line and headers on
+	// both listeners; a slower client's connection is closed. Default 10s.
+	ClientHeaderTimeout time.Duration
+	// ClientBodyTimeout is the longest wait for the next bytes of a request
+	// body on both listeners; a client that stops sending gets 408 and its
+	// connection closed, and nothing is charged to an upstream. Default 60s
+	// (nginx's client_body_timeout).
+	ClientBodyTimeout time.Duration
+	// ClientSendTimeout is the longest wait for a client to take the next
+	// bytes of a gateway answer; then its connection is closed. Default 60s
+	// (nginx's send_timeout).
+	ClientSendTimeout time.Duration
 	// Version is reported by /health.
 	Version string
 	// Logger for the node. Default slog.Default().
@@ -79,6 +92,8 @@ func (c *Config) defaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 15 * time.Second
 	}
+	lim := c.limits()
+	c.ClientHeaderTimeout, c.ClientBodyTimeout, c.ClientSendTimeout = lim.ReadHeaderTimeout, lim.BodyIdleTimeout, lim.SendIdleTimeout
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -94,6 +109,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("unknown role %q: want some of %s", r, strings.Join(AllRoles, ","))
 		}
 	}
+	if c.ClientHeaderTimeout < 0 || c.ClientBodyTimeout < 0 || c.ClientSendTimeout < 0 {
+		return fmt.Errorf("client timeouts must not be negative")
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}
@@ -103,6 +121,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	return c.engineConfig().Validate()
+}
+
+// limits are the listeners' client limits.
+func (c *Config) limits() httpguard.Limits {
+	return httpguard.Limits{ReadHeaderTimeout: c.ClientHeaderTimeout, BodyIdleTimeout: c.ClientBodyTimeout,
+		SendIdleTimeout: c.ClientSendTimeout}.WithDefaults()
 }
 
 func (c *Config) has(role string) bool { return slices.Contains(c.Roles, role) }

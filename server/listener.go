@@ -9,8 +9,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
+	"github.com/plexushq/plexus/internal/httpguard"
 	"github.com/plexushq/plexus/internal/httpx"
 )
 
@@ -27,21 +27,21 @@ type listener struct {
 	log      *slog.Logger
 }
 
-func newListener(name, addr string, h http.Handler, tlsCfg *tls.Config, log *slog.Logger) (*listener, error) {
+// newListener binds addr and prepares its server with the client limits
+// every Plexus listener has (httpguard): a header timeout, a keep-alive
+// idle timeout and a header size limit; request bodies are bounded between
+// reads by the handlers (httpguard.Body), not by a ReadTimeout that would
+// cut long uploads.
+func newListener(name, addr string, h http.Handler, tlsCfg *tls.Config, lim httpguard.Limits, log *slog.Logger) (*listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s listener on %s: %w", name, addr, err)
 	}
 	l := &listener{name: name, ln: ln, stopping: make(chan struct{}), done: make(chan error, 1), log: log}
 	base := httpx.WithStopping(context.Background(), l.stopping)
-	l.srv = &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return base },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	l.srv = httpguard.NewServer(h, lim)
+	l.srv.BaseContext = func(net.Listener) context.Context { return base }
+	l.srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	if tlsCfg != nil {
 		// ServeTLS negotiates HTTP/2 (h2) and HTTP/1.1 over TLS.
 		l.srv.TLSConfig = tlsCfg
@@ -50,6 +50,13 @@ func newListener(name, addr string, h http.Handler, tlsCfg *tls.Config, log *slo
 }
 
 func (l *listener) Addr() string { return l.ln.Addr().String() }
+
+// loopback reports that the listener accepts connections from this host
+// only.
+func (l *listener) loopback() bool {
+	a, ok := l.ln.Addr().(*net.TCPAddr)
+	return ok && a.IP.IsLoopback()
+}
 
 func (l *listener) serve() {
 	go func() {

@@ -183,9 +183,14 @@ func (n *Node) setupMetrics() {
 }
 
 func (n *Node) startListeners() error {
-	ln, err := newListener("admin", n.cfg.AdminAddr, n.adminHandler(), nil, n.log)
+	lim := n.cfg.limits()
+	ln, err := newListener("admin", n.cfg.AdminAddr, n.adminHandler(), nil, lim, n.log)
 	if err != nil {
 		return err
+	}
+	if !ln.loopback() {
+		n.log.Warn("the admin listener is reachable from other hosts and has no TLS: the admin token and every admin "+
+			"call cross the network in clear text; bind it to 127.0.0.1 or put a TLS proxy in front", "addr", ln.Addr())
 	}
 	n.adminLn = ln
 	n.listeners = append(n.listeners, ln)
@@ -203,7 +208,7 @@ func (n *Node) startListeners() error {
 		if h == nil {
 			h = http.NotFoundHandler()
 		}
-		gl, err := newListener("gateway", n.cfg.GatewayAddr, h, tlsCfg, n.log)
+		gl, err := newListener("gateway", n.cfg.GatewayAddr, h, tlsCfg, lim, n.log)
 		if err != nil {
 			return err
 		}

@@ -13,15 +13,20 @@ import (
 	"time"
 )
 
-// startNode runs a node on loopback ports chosen by the kernel.
+// startNode runs a node on loopback ports chosen by the kernel (unless
+// cfg names an admin address) with a discarded log (unless cfg has one).
 func startNode(t *testing.T, cfg Config) *Node {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
 	cfg.GatewayAddr = "127.0.0.1:0"
-	cfg.AdminAddr = "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.AdminAddr == "" {
+		cfg.AdminAddr = "127.0.0.1:0"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

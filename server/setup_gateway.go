@@ -30,7 +30,9 @@ func (n *Node) setupGateway(ctx context.Context) error {
 		return err
 	}
 	log := n.log.With("component", "gateway")
-	g, err := gateway.New(cfg, gateway.Options{Discovery: n.regCache, Logger: log, Metrics: n.metrics, TracerProvider: n.tracer})
+	lim := n.cfg.limits()
+	g, err := gateway.New(cfg, gateway.Options{Discovery: n.regCache, Logger: log, Metrics: n.metrics, TracerProvider: n.tracer,
+		BodyIdleTimeout: lim.BodyIdleTimeout, SendIdleTimeout: lim.SendIdleTimeout})
 	if err != nil {
 		return fmt.Errorf("config gateway: %w", err)
 	}

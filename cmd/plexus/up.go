@@ -38,6 +38,9 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cfg.TLSCert, "tls-cert", "", "TLS certificate for the gateway listener (enables HTTP/2)")
 	fl.StringVar(&f.cfg.TLSKey, "tls-key", "", "TLS key for the gateway listener")
 	fl.DurationVar(&f.cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "bound on a graceful stop")
+	fl.DurationVar(&f.cfg.ClientHeaderTimeout, "client-header-timeout", 10*time.Second, "bound on reading a request's line and headers (both listeners)")
+	fl.DurationVar(&f.cfg.ClientBodyTimeout, "client-body-timeout", 60*time.Second, "longest wait for the next bytes of a request body (both listeners; then 408)")
+	fl.DurationVar(&f.cfg.ClientSendTimeout, "client-send-timeout", 60*time.Second, "longest wait for a client to take the next bytes of a gateway answer")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "json or text")
 }

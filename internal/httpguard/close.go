@@ -1,6 +1,9 @@
 package httpguard
 
-import "net/http"
+import (
+	"net/http"
+	"time"
+)
 
 var closeValue = []string{"close"}
 
@@ -26,4 +29,18 @@ func SetClose(h http.Header) { h["Connection"] = closeValue }
 // HasBody reports whether r comes with a body (declared or chunked).
 func HasBody(r *http.Request) bool {
 	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// AbandonBody is for an answer written without reading r's body (a
+// refusal): the connection closes after the answer, and net/http is kept
+// from waiting for the rest of the body first, however slowly it comes —
+// it reads what remains up to 256 KiB before closing otherwise.
+func AbandonBody(w http.ResponseWriter, r *http.Request) {
+	if !HasBody(r) {
+		return
+	}
+	if MustClose(r, true) {
+		SetClose(w.Header())
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
