@@ -130,16 +130,12 @@ func (ex *exchange) beforeRelay() {
 // reading (or without reading to its end): net/http would otherwise try to
 // read the rest of it after the answer, however slowly it comes.
 func (ex *exchange) abandonBody() {
-	if !httpguard.HasBody(ex.r) {
-		return
+	switch {
+	case ex.body == nil:
+		httpguard.AbandonBody(ex.w, ex.r)
+	case !ex.body.Complete():
+		ex.body.Expire()
 	}
-	if ex.body != nil {
-		if !ex.body.Complete() {
-			ex.body.Expire()
-		}
-		return
-	}
-	_ = ex.rc.SetReadDeadline(time.Now())
 }
 
 // clientGone reports that the client went away. net/http also cancels the

@@ -13,7 +13,6 @@ import (
 	"time"
 )
 
-
 // adminRaw sends raw bytes to the admin listener and returns the
 // connection and a reader of its answers.
 func adminRaw(t *testing.T, n *Node, raw string) (net.Conn, *bufio.Reader) {
