@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -67,6 +69,14 @@ func rawDial(t *testing.T, base string) (net.Conn, *bufio.Reader) {
 	return c, bufio.NewReader(c)
 }
 
+// closedSoon reports that the peer closes the connection within 20s
+// without sending more (a read deadline is not a close).
+func closedSoon(c net.Conn, br *bufio.Reader) bool {
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err := br.ReadByte()
+	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
 func rawAnswer(t *testing.T, c net.Conn, br *bufio.Reader) (*http.Response, string) {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
@@ -78,10 +88,9 @@ func rawAnswer(t *testing.T, c net.Conn, br *bufio.Reader) (*http.Response, stri
 	return resp, string(b)
 }
 
-// halfOpen starts a gateway with one instance whose breakers are opened by
-// a 500 and then moved past their reset timeout: the next request is the
-// one probe allowed.
-func halfOpen(t *testing.T) (*recorder, string, *Gateway, *manualClock) {
+// openBreaker starts a gateway with one instance whose breakers a 500 has
+// opened (manual clock, reset timeout 10s, one probe when half-open).
+func openBreaker(t *testing.T) (*recorder, string, *Gateway, *manualClock) {
 	rec, url := newRecorder(t)
 	clk := newClock()
 	cfg := Config{Timeout: httpx.Duration(time.Minute), Retries: &RetryConfig{Attempts: intp(0)},
@@ -90,6 +99,7 @@ func halfOpen(t *testing.T) (*recorder, string, *Gateway, *manualClock) {
 	disc := newDiscovery()
 	g, base := serveGateway(t, cfg, Options{Discovery: disc, Clock: clk}, httpguard.Limits{})
 	disc.set("svc", url)
+	disc.set("down", "http://127.0.0.1:1|unhealthy")
 	rec.setStatus(500)
 	c, br := rawDial(t, base)
 	_, _ = io.WriteString(c, "GET /api/svc/fail HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -100,8 +110,39 @@ func halfOpen(t *testing.T) (*recorder, string, *Gateway, *manualClock) {
 		t.Fatalf("breakers %+v, want open", st)
 	}
 	rec.setStatus(200)
+	return rec, base, g, clk
+}
+
+// halfOpen is openBreaker moved past the reset timeout: the next request
+// is the one probe allowed.
+func halfOpen(t *testing.T) (*recorder, string, *Gateway, *manualClock) {
+	rec, base, g, clk := openBreaker(t)
 	clk.Advance(11 * time.Second)
 	return rec, base, g, clk
+}
+
+// An open breaker and a service without a healthy instance are answered
+// before the body is read: no 100 Continue, the connection closed, even
+// though the body never completes.
+func TestRefusalsReadNoBody(t *testing.T) {
+	rec, base, _, _ := openBreaker(t)
+	for _, tc := range []struct{ target, typ string }{
+		{"/api/svc/upload", "circuit-open"},
+		{"/api/down/upload", "no-healthy-instance"},
+	} {
+		c, br := rawDial(t, base)
+		_, _ = io.WriteString(c, "POST "+tc.target+" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\nabc")
+		resp, body := rawAnswer(t, c, br)
+		if resp.StatusCode != 503 || !strings.Contains(body, tc.typ) || !resp.Close {
+			t.Fatalf("%s: %d close=%v %s; want 503 %s, closing, at once (a 100 would show here)", tc.target, resp.StatusCode, resp.Close, body, tc.typ)
+		}
+		if !closedSoon(c, br) {
+			t.Fatalf("%s: the connection stayed open", tc.target)
+		}
+	}
+	if rec.count("POST /upload") != 0 {
+		t.Fatal("a refused request reached the upstream")
+	}
 }
 
 // A slow upload while the breaker is half-open never takes the probe
