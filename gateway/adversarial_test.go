@@ -1,9 +1,8 @@
 package gateway
 
 import (
-	"context"
 	"io"
-	"log/slog"
+	"log"
 	"net"
 	"testing"
 	"time"
@@ -38,35 +37,21 @@ func TestAdversarial(t *testing.T) {
 // port, as the node does, and returns it with its base URL.
 func serveGateway(t *testing.T, cfg Config, opts Options, lim httpguard.Limits) (*Gateway, string) {
 	t.Helper()
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	g, err := New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	g := newStartedGateway(t, cfg, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httpguard.NewServer(g, lim)
-	srv.ErrorLog = slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug)
+	srv.ErrorLog = log.New(io.Discard, "", 0)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = srv.Serve(ln)
 	}()
-	t.Cleanup(func() {
+	t.Cleanup(func() { // before the gateway's Stop (cleanups run last first)
 		_ = srv.Close()
 		<-done
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := g.Stop(ctx); err != nil {
-			t.Errorf("gateway stop: %v", err)
-		}
 	})
 	return g, "http://" + ln.Addr().String()
 }

@@ -273,26 +273,33 @@ func TestClientFaultsChargeNothing(t *testing.T) {
 				}
 			}
 			waitIdle(t, g, "svc")
-			for _, st := range g.Breakers() {
-				if st.State != "closed" || st.Failures != 0 {
-					t.Errorf("breaker %+v: the client's fault was charged", st)
-				}
-			}
-			for name, c := range map[string]float64{
-				"ejections": testCounter(t, g.metrics.ejections.WithLabelValues("svc")),
-				"retries":   testCounter(t, g.metrics.retries.WithLabelValues("svc")),
-				"budget":    testCounter(t, g.metrics.budgetExhausted.WithLabelValues("svc")),
-			} {
-				if c != 0 {
-					t.Errorf("%s = %v, want 0", name, c)
-				}
-			}
-			for _, u := range g.serviceFor("svc").cur.Load().ups {
-				if u.ep.EWMA() != 0 || u.fails.Load() != 0 {
-					t.Errorf("instance %s: latency %v, %d failures observed from a client's fault", u.id, u.ep.EWMA(), u.fails.Load())
-				}
-			}
+			nothingCharged(t, g, "svc")
 		})
+	}
+}
+
+// nothingCharged checks that service's breakers saw no result, and that no
+// instance was ejected, retried away from, or observed.
+func nothingCharged(t *testing.T, g *Gateway, service string) {
+	t.Helper()
+	for _, st := range g.Breakers() {
+		if st.State != "closed" || st.Failures != 0 {
+			t.Errorf("breaker %+v: the client's fault was charged", st)
+		}
+	}
+	for name, c := range map[string]float64{
+		"ejections": testCounter(t, g.metrics.ejections.WithLabelValues(service)),
+		"retries":   testCounter(t, g.metrics.retries.WithLabelValues(service)),
+		"budget":    testCounter(t, g.metrics.budgetExhausted.WithLabelValues(service)),
+	} {
+		if c != 0 {
+			t.Errorf("%s = %v, want 0", name, c)
+		}
+	}
+	for _, u := range g.serviceFor(service).cur.Load().ups {
+		if u.ep.EWMA() != 0 || u.fails.Load() != 0 {
+			t.Errorf("instance %s: latency %v, %d failures observed from a client's fault", u.id, u.ep.EWMA(), u.fails.Load())
+		}
 	}
 }
 

@@ -110,6 +110,21 @@ func startGateway(t *testing.T, cfg Config, opts Options) *harness {
 	if opts.Discovery == nil {
 		opts.Discovery = newDiscovery()
 	}
+	g := newStartedGateway(t, cfg, opts)
+	srv := httptest.NewServer(g)
+	t.Cleanup(func() { // before the gateway's Stop (cleanups run last first)
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	h := &harness{g: g, srv: srv, url: srv.URL}
+	h.disc, _ = opts.Discovery.(*staticDiscovery)
+	return h
+}
+
+// newStartedGateway builds and starts a gateway (quiet log by default) and
+// stops it when the test ends, after every later cleanup.
+func newStartedGateway(t *testing.T, cfg Config, opts Options) *Gateway {
+	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -120,19 +135,14 @@ func startGateway(t *testing.T, cfg Config, opts Options) *harness {
 	if err := g.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(g)
 	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := g.Stop(ctx); err != nil {
 			t.Errorf("gateway stop: %v", err)
 		}
 	})
-	h := &harness{g: g, srv: srv, url: srv.URL}
-	h.disc, _ = opts.Discovery.(*staticDiscovery)
-	return h
+	return g
 }
 
 // backend starts a loopback HTTP server.

@@ -2,13 +2,13 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -102,33 +102,21 @@ func TestAdminBearerSchemeCaseInsensitive(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // An admin listener other hosts can reach, without TLS, is warned about
 // at start; a loopback one is not.
 func TestAdminNonLoopbackWarns(t *testing.T) {
 	for addr, warn := range map[string]bool{"127.0.0.1:0": false, "0.0.0.0:0": true} {
-		var logs syncBuffer
-		startNode(t, Config{AdminToken: testToken, AdminAddr: addr, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-		got := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "admin listener is reachable from other hosts")
+		logFile := filepath.Join(t.TempDir(), "node.log")
+		f, err := os.Create(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		startNode(t, Config{AdminToken: testToken, AdminAddr: addr, Logger: slog.New(slog.NewTextHandler(f, nil))})
+		logs, _ := os.ReadFile(logFile)
+		got := strings.Contains(string(logs), "level=WARN") && strings.Contains(string(logs), "admin listener is reachable from other hosts")
 		if got != warn {
-			t.Errorf("admin on %s: warned %v, want %v\n%s", addr, got, warn, logs.String())
+			t.Errorf("admin on %s: warned %v, want %v\n%s", addr, got, warn, logs)
 		}
 	}
 }
