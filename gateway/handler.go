@@ -14,19 +14,21 @@ import (
 // exchange is the state of one request as it passes through the gateway;
 // exchanges are pooled, so nothing may keep one after ServeHTTP returns.
 type exchange struct {
-	c        *compiled
-	g        *Gateway
-	w        http.ResponseWriter
-	r        *http.Request
-	rc       http.ResponseController
-	body     *httpguard.Body // the client's body once the gateway reads it; nil before and without one
-	start    time.Time
-	reqID    []string // shared by the answer and the upstream request
-	peer     netip.Addr
-	peerStr  string
-	clientIP string
-	trusted  bool
-	corsVary bool // Vary: Origin was set by CORS
+	c               *compiled
+	g               *Gateway
+	w               http.ResponseWriter
+	r               *http.Request
+	rc              http.ResponseController
+	noWriteDeadline bool            // the writer cannot have deadlines (tests' recorders)
+	fwd             forwarding      // the request's state across its tries (proxy)
+	body            *httpguard.Body // the client's body once the gateway reads it; nil before and without one
+	start           time.Time
+	reqID           []string // shared by the answer and the upstream request
+	peer            netip.Addr
+	peerStr         string
+	clientIP        string
+	trusted         bool
+	corsVary        bool // Vary: Origin was set by CORS
 
 	service  string // as requested
 	svcLabel string // bounded: the name when the registry knows it, else "unknown"
@@ -149,7 +151,12 @@ func (ex *exchange) clientGone() bool {
 // the next bytes of the answer. Writers that cannot have deadlines are
 // left alone.
 func (ex *exchange) extendWrite() {
-	_ = ex.rc.SetWriteDeadline(time.Now().Add(ex.g.sendIdle))
+	if ex.noWriteDeadline {
+		return
+	}
+	if err := ex.rc.SetWriteDeadline(time.Now().Add(ex.g.sendIdle)); err != nil {
+		ex.noWriteDeadline = true
+	}
 }
 
 // finish records the request in metrics and the access log.

@@ -158,7 +158,8 @@ func (p *pool) allClosed() bool {
 // the read is ended at once and the cause is errClientSlow (408, nothing
 // charged); otherwise the upstream ran out of time (errUpstreamTimeout).
 func (g *Gateway) newForwarding(ex *exchange, rt *route, set *settings, p *pool, rb *reqBody, rest string) *forwarding {
-	f := &forwarding{timeout: set.timeout, picker: p.picker, rb: rb, rest: rest}
+	f := &ex.fwd // pooled with the exchange: no allocation per request
+	*f = forwarding{timeout: set.timeout, picker: p.picker, rb: rb, rest: rest}
 	if rt != nil && rt.timeout > 0 {
 		f.timeout = rt.timeout
 	}
