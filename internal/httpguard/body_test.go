@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type result struct {
 	data             string
 	err              error
-	complete, waited bool
+	complete bool
 }
 
 // serveBody runs a server whose handler reads the whole guarded body and
