@@ -18,8 +18,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // result is what a handler learnt reading a guarded body.
 type result struct {
-	data             string
-	err              error
+	data     string
+	err      error
 	complete bool
 }
 
