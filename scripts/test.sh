@@ -34,3 +34,9 @@ export PLEXUS_REQUIRE_PROMTOOL=1
 
 step "go test -race"
 go test -race -count=1 -timeout 12m ./...
+
+# The container test (images, compose topology): installs and starts a
+# docker engine when root; skipped with a message otherwise, unless
+# PLEXUS_REQUIRE_DOCKER=1 (CI sets it).
+step "container test (scripts/test-deploy.sh)"
+./scripts/test-deploy.sh

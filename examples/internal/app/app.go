@@ -16,6 +16,11 @@ import (
 	"github.com/plexushq/plexus/service"
 )
 
+// Version is the examples' version, stamped at build time with
+// -ldflags "-X github.com/plexushq/plexus/examples/internal/app.Version=…"
+// (scripts/image.sh); it is registered with each instance.
+var Version = "dev"
+
 // Config configures one example service.
 type Config struct {
 	// Addr to listen on (--addr, ADDR).
@@ -103,7 +108,19 @@ func (c Config) Service(name string) (service.Config, error) {
 		log = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", name)
 	}
 	return service.Config{Name: name, ID: c.ID, Addr: c.Addr, AdvertiseURL: adv, RegistryURL: c.AdminURL,
-		Token: c.Token, Version: "example", DrainDelay: c.DrainDelay, Logger: log, OnReady: c.OnReady}, nil
+		Token: c.Token, Version: Version, DrainDelay: c.DrainDelay, Logger: log, OnReady: c.OnReady}, nil
+}
+
+// InstanceHeader names the instance that answered a request; the
+// container test counts answers per replica with it.
+const InstanceHeader = "X-Instance-Id"
+
+// Tag sets InstanceHeader to id on every answer of h.
+func Tag(id string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(InstanceHeader, id)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // WriteJSON answers v with status code.

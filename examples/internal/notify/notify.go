@@ -72,7 +72,7 @@ func Run(ctx context.Context, cfg app.Config) error {
 		defer close(done)
 		n.consume(cctx)
 	}()
-	err = s.Run(ctx, mux)
+	err = s.Run(ctx, app.Tag(s.Config().ID, mux))
 	stopConsumer()
 	<-done
 	return err

@@ -76,7 +76,7 @@ func Run(ctx context.Context, cfg app.Config) error {
 	mux.HandleFunc("POST /orders", o.create)
 	mux.HandleFunc("GET /orders", o.list)
 	mux.HandleFunc("GET /orders/{id}", o.get)
-	return s.Run(ctx, mux)
+	return s.Run(ctx, app.Tag(s.Config().ID, mux))
 }
 
 func (o *orders) create(w http.ResponseWriter, r *http.Request) {

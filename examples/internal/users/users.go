@@ -49,7 +49,11 @@ func Run(ctx context.Context, cfg app.Config) error {
 		return err
 	}
 	st := &store{users: map[string]User{}, events: eventstore.NewClient(cfg.AdminURL, cfg.Token, nil)}
-	return service.Run(ctx, sc, st.handler())
+	s, err := service.New(ctx, sc)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx, app.Tag(s.Config().ID, st.handler()))
 }
 
 func (st *store) handler() http.Handler {
