@@ -90,27 +90,7 @@ func (n *notifier) handleSent(w http.ResponseWriter, _ *http.Request) {
 // was handled (at least once); one that cannot be decoded is nacked, and
 // after the queue's retry attempts it lands in notifications.dlq.
 func (n *notifier) consume(ctx context.Context) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		msgs, err := n.q.Receive(ctx, orders.Queue, n.consumer, 10, 10*time.Second)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			n.log.Warn("receive failed", "queue", orders.Queue, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		for _, m := range msgs {
-			n.handle(m)
-		}
-	}
+	n.q.Consume(ctx, n.log, orders.Queue, n.consumer, n.handle)
 }
 
 func (n *notifier) handle(m qhttp.Delivery) {

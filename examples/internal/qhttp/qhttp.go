@@ -75,9 +75,23 @@ func qpath(queue, rest string) string { return "/v1/queues/" + url.PathEscape(qu
 // Ensure creates the queue with default options unless it exists; an
 // existing queue's options are left as they are.
 func (c *Client) Ensure(ctx context.Context, queue string) error {
+	return c.EnsureWith(ctx, queue, Options{})
+}
+
+// Options are the queue options the examples set (the queue API's names;
+// zero values take the node's defaults).
+type Options struct {
+	RetryAttempts int    `json:"retryAttempts,omitempty"`
+	RetryDelay    string `json:"retryDelay,omitempty"`
+	RetryBackoff  string `json:"retryBackoff,omitempty"`
+}
+
+// EnsureWith creates the queue with opts unless it exists; an existing
+// queue's options are left as they are.
+func (c *Client) EnsureWith(ctx context.Context, queue string, opts Options) error {
 	err := c.do(ctx, http.MethodGet, qpath(queue, ""), nil, nil)
 	if IsStatus(err, http.StatusNotFound) {
-		return c.do(ctx, http.MethodPut, qpath(queue, ""), struct{}{}, nil)
+		return c.do(ctx, http.MethodPut, qpath(queue, ""), opts, nil)
 	}
 	return err
 }
