@@ -45,16 +45,16 @@ func RunWith(ctx context.Context, cfg app.Config, wrap func(Events) Events) erro
 		return err
 	}
 	sg := New(ev, q)
-	log := s.Config().Logger
+	log, id := s.Config().Logger, s.Config().ID
 	// The worker stops when the server has drained (Run returns), so a
 	// step in progress finishes or is nacked.
 	wctx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		q.Consume(wctx, log, Queue, s.Config().ID, func(m qhttp.Delivery) { sg.deliver(wctx, log, q, m) })
+		q.Consume(wctx, log, Queue, id, func(m qhttp.Delivery) { sg.deliver(wctx, log, q, m) })
 	}()
-	err = s.Run(ctx, app.Tag(s.Config().ID, sg.handler()))
+	err = s.Run(ctx, app.Tag(id, sg.handler()))
 	stopWorker()
 	<-done
 	return err
