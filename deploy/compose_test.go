@@ -14,7 +14,7 @@ import (
 )
 
 // topology is the core profile of docker-compose.yml: service → replicas.
-var topology = map[string]int{"user-service": 3, "order-service": 2, "notification-service": 1}
+var topology = map[string]int{"user-service": 3, "order-service": 2, "notification-service": 1, "order-saga": 1}
 
 // TestCompose brings the core profile of deploy/docker-compose.yml up from
 // the images scripts/image.sh built, and checks what a user relies on:
@@ -43,6 +43,7 @@ func TestCompose(t *testing.T) {
 	report(t, "compose up to every replica registered and healthy: %s", time.Since(start).Round(100*time.Millisecond))
 
 	userID := orderEndToEnd(t, admin, gw)
+	sagaEndToEnd(t, gw)
 	t.Run("KillOneUserService", func(t *testing.T) { killUnderLoad(t, c, admin, gw, userID) })
 	t.Run("RestartPlexus", func(t *testing.T) { restartKeepsData(t, c, token) })
 }
@@ -86,7 +87,7 @@ func waitTopology(t *testing.T, c *compose, admin, gw api) {
 		}
 	}
 	eventually(t, 2*time.Minute, "every container healthy", func() bool {
-		for _, svc := range []string{"plexus", "user-service", "order-service", "notification-service"} {
+		for _, svc := range []string{"plexus", "user-service", "order-service", "notification-service", "order-saga"} {
 			for _, id := range c.containers(svc) {
 				if s := inspect(t, id, "{{.State.Health.Status}}"); s != "healthy" {
 					return false
@@ -170,6 +171,41 @@ func orderEndToEnd(t *testing.T, admin, gw api) string {
 		t.Fatalf("sent %+v, want exactly order-%s", sent, ord.ID)
 	}
 	return u.ID
+}
+
+// sagaEndToEnd runs two orders through the saga container: one is
+// confirmed, one the user cannot pay is compensated and cancelled.
+func sagaEndToEnd(t *testing.T, gw api) {
+	t.Helper()
+	gw.must(t, "POST", "/api/order-saga/stock/book", map[string]any{"quantity": 5, "price": 1250}, nil, http.StatusOK)
+	gw.must(t, "POST", "/api/order-saga/accounts/ada/credits", map[string]any{"amount": 3000}, nil, http.StatusOK)
+	for _, o := range []struct {
+		id, status string
+	}{{"saga-1", "confirmed"}, {"saga-2", "cancelled"}} { // 2 × 12.50 twice: the second finds 5.00 left
+		gw.must(t, "POST", "/api/order-saga/orders", map[string]any{"id": o.id, "userId": "ada", "sku": "book", "quantity": 2}, nil, http.StatusAccepted)
+		var got struct {
+			Status  string   `json:"status"`
+			History []string `json:"history"`
+		}
+		eventually(t, 30*time.Second, "saga order "+o.id+" settles", func() bool {
+			code, _, _ := gw.do("GET", "/api/order-saga/orders/"+o.id, nil, &got)
+			return code == http.StatusOK && (got.Status == "confirmed" || got.Status == "cancelled")
+		})
+		if got.Status != o.status {
+			t.Fatalf("saga order %s: %s %v, want %s", o.id, got.Status, got.History, o.status)
+		}
+	}
+	var acc struct {
+		Balance int64 `json:"balance"`
+	}
+	gw.must(t, "GET", "/api/order-saga/accounts/ada", nil, &acc, http.StatusOK)
+	var st struct {
+		Reserved int `json:"reserved"`
+	}
+	gw.must(t, "GET", "/api/order-saga/stock/book", nil, &st, http.StatusOK)
+	if acc.Balance != 500 || st.Reserved != 2 {
+		t.Fatalf("after the saga: balance %d, reserved %d; want 500 and 2", acc.Balance, st.Reserved)
+	}
 }
 
 // load sends GET requests through the gateway from a few workers until

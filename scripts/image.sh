@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-EXAMPLES=(user-service order-service notification-service)
+EXAMPLES=(user-service order-service notification-service order-saga order-projector)
 
 tag="" version="" examples=0 prefix=plexus arch="" bindir=""
 while [ $# -gt 0 ]; do

@@ -27,10 +27,11 @@ if [ -f scripts/test-deps.sh ]; then
   bash scripts/test-deps.sh
 fi
 
-# The dashboard and monitoring tests must not skip themselves when the
-# browser or promtool is missing.
+# The dashboard, monitoring and examples' tests must not skip themselves
+# when the browser, promtool or PostgreSQL is missing.
 export PLEXUS_REQUIRE_BROWSER=1
 export PLEXUS_REQUIRE_PROMTOOL=1
+export PLEXUS_REQUIRE_POSTGRES=1
 
 step "go test -race"
 go test -race -count=1 -timeout 12m ./...
