@@ -31,6 +31,32 @@ func (s *Saga) handler() http.Handler {
 // placed by whichever instance takes the message. A client that retries
 // with the same id places one order.
 func (s *Saga) placeOrder(w http.ResponseWriter, r *http.Request) {
+	c, code, detail := DecodeOrder(r)
+	if code != 0 {
+		app.Problem(w, code, detail)
+		return
+	}
+	st, err := s.LoadStock(r.Context(), c.SKU)
+	if err != nil {
+		app.Problem(w, http.StatusServiceUnavailable, "event store: "+err.Error())
+		return
+	}
+	if st.Version == 0 {
+		app.Problem(w, http.StatusUnprocessableEntity, "unknown item: "+c.SKU)
+		return
+	}
+	if _, err := s.q.Publish(r.Context(), Queue, qhttp.Message{ID: c.MessageID(), Payload: c}); err != nil {
+		app.Problem(w, http.StatusServiceUnavailable, "queue: "+err.Error())
+		return
+	}
+	w.Header().Set("Location", "/orders/"+c.OrderID)
+	app.WriteJSON(w, http.StatusAccepted, map[string]string{"id": c.OrderID, "status": "pending"})
+}
+
+// DecodeOrder reads a POST /orders body into the saga's first step; on
+// bad input it answers the status (400 undecodable, 422 invalid values)
+// and why.
+func DecodeOrder(r *http.Request) (Command, int, string) {
 	var in struct {
 		ID       string `json:"id"`
 		UserID   string `json:"userId"`
@@ -38,32 +64,16 @@ func (s *Saga) placeOrder(w http.ResponseWriter, r *http.Request) {
 		Quantity int    `json:"quantity"`
 	}
 	if err := app.ReadJSON(r, &in); err != nil {
-		app.Problem(w, http.StatusBadRequest, "body: "+err.Error())
-		return
+		return Command{}, http.StatusBadRequest, "body: " + err.Error()
 	}
 	if in.ID == "" {
 		in.ID = newID()
 	}
 	if !validID(in.ID) || !validID(in.UserID) || !validID(in.SKU) || in.Quantity <= 0 || in.Quantity > 1000 {
-		app.Problem(w, http.StatusUnprocessableEntity, "id, userId and sku must be names of at most 64 characters ([a-zA-Z0-9._-]) and quantity 1 to 1000")
-		return
+		return Command{}, http.StatusUnprocessableEntity,
+			"id, userId and sku must be names of at most 64 characters ([a-zA-Z0-9._-]) and quantity 1 to 1000"
 	}
-	st, err := s.LoadStock(r.Context(), in.SKU)
-	if err != nil {
-		app.Problem(w, http.StatusServiceUnavailable, "event store: "+err.Error())
-		return
-	}
-	if st.Version == 0 {
-		app.Problem(w, http.StatusUnprocessableEntity, "unknown item: "+in.SKU)
-		return
-	}
-	c := Command{Step: StepPlace, OrderID: in.ID, UserID: in.UserID, SKU: in.SKU, Quantity: in.Quantity}
-	if _, err := s.q.Publish(r.Context(), Queue, qhttp.Message{ID: c.MessageID(), Payload: c}); err != nil {
-		app.Problem(w, http.StatusServiceUnavailable, "queue: "+err.Error())
-		return
-	}
-	w.Header().Set("Location", "/orders/"+in.ID)
-	app.WriteJSON(w, http.StatusAccepted, map[string]string{"id": in.ID, "status": "pending"})
+	return Command{Step: StepPlace, OrderID: in.ID, UserID: in.UserID, SKU: in.SKU, Quantity: in.Quantity}, 0, ""
 }
 
 func (s *Saga) getOrder(w http.ResponseWriter, r *http.Request) {
@@ -158,4 +168,3 @@ func newID() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
