@@ -4,6 +4,8 @@
 package app
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -121,6 +123,13 @@ func Tag(id string, h http.Handler) http.Handler {
 		w.Header().Set(InstanceHeader, id)
 		h.ServeHTTP(w, r)
 	})
+}
+
+// NewID is a random 12-hex-digit id (users, orders).
+func NewID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // WriteJSON answers v with status code.

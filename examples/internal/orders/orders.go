@@ -7,8 +7,6 @@ package orders
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -107,7 +105,7 @@ func (o *orders) create(w http.ResponseWriter, r *http.Request) {
 		app.Problem(w, http.StatusBadGateway, "user-service: "+err.Error())
 		return
 	}
-	ord := Order{ID: newID(), UserID: u.ID, Item: in.Item, Quantity: in.Quantity, CreatedAt: time.Now().UTC()}
+	ord := Order{ID: app.NewID(), UserID: u.ID, Item: in.Item, Quantity: in.Quantity, CreatedAt: time.Now().UTC()}
 	// The message id is the order id: a retried publish is stored once.
 	if _, err := o.q.Publish(r.Context(), Queue, qhttp.Message{ID: "order-" + ord.ID,
 		Payload: Notification{Type: "order.created", Order: ord, Email: u.Email}}); err != nil {
@@ -141,10 +139,4 @@ func (o *orders) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	app.WriteJSON(w, http.StatusOK, v)
-}
-
-func newID() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -1,8 +1,6 @@
 package saga
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 
 	"github.com/plexushq/plexus/eventstore"
@@ -67,7 +65,7 @@ func DecodeOrder(r *http.Request) (Command, int, string) {
 		return Command{}, http.StatusBadRequest, "body: " + err.Error()
 	}
 	if in.ID == "" {
-		in.ID = newID()
+		in.ID = app.NewID()
 	}
 	if !validID(in.ID) || !validID(in.UserID) || !validID(in.SKU) || in.Quantity <= 0 || in.Quantity > 1000 {
 		return Command{}, http.StatusUnprocessableEntity,
@@ -161,10 +159,4 @@ func (s *Saga) getAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	app.WriteJSON(w, http.StatusOK, a)
-}
-
-func newID() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -7,8 +7,6 @@ package users
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -88,7 +86,7 @@ func (st *store) create(w http.ResponseWriter, r *http.Request) {
 		app.Problem(w, http.StatusUnprocessableEntity, "name and a valid email are required")
 		return
 	}
-	u := User{ID: newID(), Name: in.Name, Email: in.Email, CreatedAt: time.Now().UTC()}
+	u := User{ID: app.NewID(), Name: in.Name, Email: in.Email, CreatedAt: time.Now().UTC()}
 	data, _ := json.Marshal(u)
 	// The event first: a user exists once its creation is stored durably.
 	if _, err := st.events.Append(r.Context(), StreamOf(u.ID), eventstore.NoStream,
@@ -148,10 +146,4 @@ func (st *store) load(ctx context.Context, id string) (User, bool, error) {
 		st.mu.Unlock()
 	}
 	return u, found, nil
-}
-
-func newID() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
