@@ -21,8 +21,10 @@ import (
 	"time"
 )
 
-// images names the images scripts/test-deploy.sh built.
-type images struct{ prefix, tag string }
+// images names the images scripts/test-deploy.sh built, and run the
+// names of what the test creates (the script removes them too when the
+// test is interrupted).
+type images struct{ prefix, tag, run string }
 
 func imagesFromEnv(t *testing.T) images {
 	t.Helper()
@@ -34,7 +36,11 @@ func imagesFromEnv(t *testing.T) images {
 	if prefix == "" {
 		prefix = "plexus"
 	}
-	return images{prefix: prefix, tag: tag}
+	run := os.Getenv("PLEXUS_DEPLOY_RUN")
+	if run == "" {
+		run = "plexusdt" + randomHex(4)
+	}
+	return images{prefix: prefix, tag: tag, run: run}
 }
 
 func (im images) plexus() string { return im.prefix + ":" + im.tag }
@@ -91,7 +97,7 @@ func newCompose(t *testing.T, im images, token string) *compose {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &compose{t: t, cmd: cmd, project: "plexusdt" + randomHex(4), file: file, env: []string{
+	c := &compose{t: t, cmd: cmd, project: im.run, file: file, env: []string{
 		"PLEXUS_ADMIN_TOKEN=" + token,
 		"PLEXUS_IMAGE_PREFIX=" + im.prefix,
 		"PLEXUS_TAG=" + im.tag,

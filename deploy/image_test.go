@@ -74,7 +74,7 @@ func TestImage(t *testing.T) {
 
 	// Start to ready: a fresh container, read-only root file system, an
 	// empty volume that the node (user 65532) must be able to write.
-	name := "plexusdt-image-" + randomHex(4)
+	name := im.run + "-image"
 	vol := name + "-data"
 	t.Cleanup(func() {
 		_, _ = tryRun(time.Minute, nil, "docker", "rm", "-f", "-v", name)

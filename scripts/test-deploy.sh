@@ -24,9 +24,23 @@ skip() {
   exit 0
 }
 
-started_dockerd="" tag="deploytest-$$-$(date +%s)"
+# One run at a time on a machine: runs share the engine, and the run that
+# started dockerd stops it at its end.
+exec 9>/tmp/plexus-test-deploy.lock
+if ! flock -w 900 9; then
+  echo "test-deploy: FAIL: another run held /tmp/plexus-test-deploy.lock for 15 minutes" >&2
+  exit 1
+fi
+
+compose=docker-compose started_dockerd="" tag="deploytest-$$-$(date +%s)" run="plexusdt$$"
 cleanup() {
   set +e
+  # What the Go test removes itself, also when it was interrupted.
+  if docker info >/dev/null 2>&1; then
+    PLEXUS_ADMIN_TOKEN=cleanup $compose -p "$run" -f deploy/docker-compose.yml down -v --remove-orphans -t 5 >/dev/null 2>&1
+    docker rm -f -v "$run-image" >/dev/null 2>&1
+    docker volume rm "$run-image-data" >/dev/null 2>&1
+  fi
   for img in $(docker images -q --filter "reference=plexus*:$tag" 2>/dev/null | sort -u); do
     docker rmi -f "$img" >/dev/null 2>&1
   done
@@ -53,16 +67,21 @@ install_docker() {
 }
 
 start_dockerd() {
-  local log
+  local log pidfile
   log=$(mktemp /tmp/plexus-dockerd.XXXXXX.log)
+  pidfile=$(mktemp /tmp/plexus-dockerd.XXXXXX.pid)
   echo "test-deploy: starting dockerd (log $log)" >&2
-  dockerd >"$log" 2>&1 &
-  started_dockerd=$!
+  # In a session of its own: a Ctrl-C of this script must not stop the
+  # engine before the cleanup has removed what the run made.
+  setsid dockerd --pidfile "$pidfile" >"$log" 2>&1 </dev/null &
   for _ in $(seq 1 150); do
-    docker info >/dev/null 2>&1 && return 0
-    kill -0 "$started_dockerd" 2>/dev/null || break
+    if docker info >/dev/null 2>&1; then
+      started_dockerd=$(cat "$pidfile")
+      return 0
+    fi
     sleep 0.2
   done
+  started_dockerd=$(cat "$pidfile" 2>/dev/null)
   tail -20 "$log" >&2
   return 1
 }
@@ -78,16 +97,16 @@ fi
 
 compose="docker compose"
 docker compose version >/dev/null 2>&1 || compose=docker-compose
-export PLEXUS_COMPOSE=$compose PLEXUS_DEPLOY_TAG=$tag PLEXUS_DEPLOY_PREFIX=plexus
+export PLEXUS_COMPOSE=$compose PLEXUS_DEPLOY_TAG=$tag PLEXUS_DEPLOY_PREFIX=plexus PLEXUS_DEPLOY_RUN=$run
 echo "test-deploy: $(docker version --format 'engine {{.Server.Version}}'), $($compose version --short 2>/dev/null || $compose version | head -1)" >&2
 
 echo "test-deploy: building images :$tag" >&2
-timeout 600 scripts/image.sh --examples --tag "$tag" --version "deploytest"
+timeout --foreground 600 scripts/image.sh --examples --tag "$tag" --version "deploytest"
 
 go vet -tags deploy ./deploy/
 out=$(mktemp)
 status=0
-timeout 900 go test -tags deploy -count=1 -timeout 12m -v -run 'TestImage|TestCompose' ./deploy/ >"$out" 2>&1 || status=$?
+timeout --foreground 900 go test -tags deploy -count=1 -timeout 12m -v -run 'TestImage|TestCompose' ./deploy/ >"$out" 2>&1 || status=$?
 grep -E '^ *(--- |PASS|FAIL|ok )' "$out" || true
 if [ "$status" -ne 0 ]; then
   cat "$out"
