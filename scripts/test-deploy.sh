@@ -32,8 +32,9 @@ if ! flock -w 900 9; then
   exit 1
 fi
 
-compose=docker-compose started_dockerd="" tag="deploytest-$$-$(date +%s)" run="plexusdt$$"
+compose=docker-compose started_dockerd="" dockerd_log="" tag="deploytest-$$-$(date +%s)" run="plexusdt$$"
 cleanup() {
+  local rc=$?
   set +e
   # What the Go test removes itself, also when it was interrupted.
   if docker info >/dev/null 2>&1; then
@@ -49,6 +50,8 @@ cleanup() {
     kill "$started_dockerd" 2>/dev/null
     for _ in $(seq 1 100); do kill -0 "$started_dockerd" 2>/dev/null || break; sleep 0.2; done
   fi
+  # The engine's log is kept only when the run failed.
+  if [ "$rc" -eq 0 ] && [ -n "$dockerd_log" ]; then rm -f "$dockerd_log"; fi
 }
 trap cleanup EXIT
 
@@ -70,6 +73,7 @@ start_dockerd() {
   local log pidfile
   log=$(mktemp /tmp/plexus-dockerd.XXXXXX.log)
   pidfile=$(mktemp /tmp/plexus-dockerd.XXXXXX.pid)
+  dockerd_log=$log
   echo "test-deploy: starting dockerd (log $log)" >&2
   # In a session of its own: a Ctrl-C of this script must not stop the
   # engine before the cleanup has removed what the run made.
