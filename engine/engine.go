@@ -21,7 +21,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Sync modes for the embedded file store.
+// Sync modes for the embedded file store. Besides these two, Config.Sync
+// takes a Go duration ("100ms", "1s"): the fsync interval.
 const (
 	// SyncInterval lets the operating system write data to disk and forces an
 	// fsync every two minutes (nats-server's default). A process crash (kill -9)
@@ -32,6 +33,10 @@ const (
 	// acknowledged is lost even on power loss, at roughly a tenth of the
 	// publish rate.
 	SyncAlways = "always"
+	// DefaultSyncInterval is the fsync interval of SyncInterval.
+	DefaultSyncInterval = 2 * time.Minute
+	// DefaultDiskReserve is the free space the embedded engine keeps.
+	DefaultDiskReserve = 64 << 20
 )
 
 // Config says how to reach the engine. The zero value runs an embedded
@@ -45,8 +50,24 @@ type Config struct {
 	// Listen exposes the embedded server on host:port for other nodes and
 	// tools. Empty means no network listener at all (in-process only).
 	Listen string
-	// Sync is SyncInterval (default) or SyncAlways; embedded only.
+	// Sync is SyncInterval (default), SyncAlways, or a Go duration between
+	// 1ms and 2m ("100ms", "1s"): how often the embedded store fsyncs, which
+	// bounds what a power loss can take. Embedded only.
 	Sync string
+	// DiskReserve is the free space the embedded engine keeps on its data
+	// dir's file system: below it, writes that add data are refused with
+	// ErrStorageFull and Status reports the engine not writable, before the
+	// disk is really full (a write that hits a full disk stops the stream
+	// until JetStream is restarted). Default DefaultDiskReserve; negative
+	// turns the guard off.
+	DiskReserve int64
+	// CheckInterval is how often the engine checks that it can accept
+	// writes (disk space, JetStream and stream health). Default 1s.
+	CheckInterval time.Duration
+	// Lock is the data dir's lock, taken earlier with LockDataDir (a node
+	// takes it before it binds its ports). Nil: an embedded Start takes it.
+	// Stop releases it either way.
+	Lock *DirLock
 	// Replicas for the streams and buckets created on an external cluster.
 	// Default 1; use 3 on a 3- or 5-node cluster. Embedded always uses 1.
 	Replicas int
@@ -62,10 +83,8 @@ type Config struct {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	switch c.Sync {
-	case "", SyncInterval, SyncAlways:
-	default:
-		return fmt.Errorf("engine: sync %q: want %q or %q", c.Sync, SyncAlways, SyncInterval)
+	if _, _, err := ParseSync(c.Sync); err != nil {
+		return err
 	}
 	if c.Listen != "" {
 		if len(c.URLs) > 0 {
@@ -98,17 +117,43 @@ func (c *Config) defaults() {
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 10 * time.Second
 	}
+	if c.DiskReserve == 0 {
+		c.DiskReserve = DefaultDiskReserve
+	}
+	if c.CheckInterval <= 0 {
+		c.CheckInterval = time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 }
 
+// ParseSync reads a Config.Sync value: always reports SyncAlways, else
+// interval is the fsync interval.
+func ParseSync(s string) (interval time.Duration, always bool, err error) {
+	switch s {
+	case "", SyncInterval:
+		return DefaultSyncInterval, false, nil
+	case SyncAlways:
+		return 0, true, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < time.Millisecond || d > DefaultSyncInterval {
+		return 0, false, fmt.Errorf("engine: sync %q: want %q, %q or a duration from 1ms to 2m such as \"100ms\"", s, SyncAlways, SyncInterval)
+	}
+	return d, false, nil
+}
+
 // Engine is a running or connected JetStream engine.
 type Engine struct {
-	cfg Config
-	srv *server.Server // nil when external
-	nc  *nats.Conn
-	js  jetstream.JetStream
+	cfg   Config
+	srv   *server.Server // nil when external
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	lock  *DirLock
+	jsCfg server.JetStreamConfig // embedded: to restart JetStream after write errors
+
+	monitor
 }
 
 // Start starts the embedded server (or connects to the external one) and
@@ -118,16 +163,26 @@ func Start(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	cfg.defaults()
-	e := &Engine{cfg: cfg}
+	e := &Engine{cfg: cfg, lock: cfg.Lock}
 	if len(cfg.URLs) == 0 {
+		if e.lock == nil {
+			l, err := LockDataDir(cfg.DataDir)
+			if err != nil {
+				return nil, err
+			}
+			e.lock = l
+		}
 		if err := e.startEmbedded(); err != nil {
+			_ = e.lock.Release()
 			return nil, err
 		}
 	}
 	if err := e.connect(ctx); err != nil {
 		e.shutdownServer()
+		_ = e.lock.Release()
 		return nil, err
 	}
+	e.startMonitor(ctx)
 	return e, nil
 }
 
@@ -136,13 +191,15 @@ func (e *Engine) startEmbedded() error {
 	if err := os.MkdirAll(storeDir, 0o700); err != nil {
 		return fmt.Errorf("engine: data dir: %w", err)
 	}
+	interval, always, _ := ParseSync(e.cfg.Sync)
 	opts := &server.Options{
-		ServerName: e.cfg.Name,
-		JetStream:  true,
-		StoreDir:   storeDir,
-		DontListen: e.cfg.Listen == "",
-		NoSigs:     true,
-		SyncAlways: e.cfg.Sync == SyncAlways,
+		ServerName:   e.cfg.Name,
+		JetStream:    true,
+		StoreDir:     storeDir,
+		DontListen:   e.cfg.Listen == "",
+		NoSigs:       true,
+		SyncAlways:   always,
+		SyncInterval: interval,
 		// Plexus's own payloads are small; 8 MiB leaves room for batches.
 		MaxPayload: 8 << 20,
 	}
@@ -162,6 +219,12 @@ func (e *Engine) startEmbedded() error {
 		return errors.New("engine: embedded server did not become ready")
 	}
 	e.srv = srv
+	if c := srv.JetStreamConfig(); c != nil {
+		e.jsCfg = *c
+		// EnableJetStream puts its "jetstream" directory under the dir it
+		// is given, as the first start did.
+		e.jsCfg.StoreDir = filepath.Dir(c.StoreDir)
+	}
 	return nil
 }
 
@@ -225,20 +288,23 @@ func (e *Engine) ClientURL() string {
 	return e.cfg.URLs[0]
 }
 
-// Ready reports whether the connection is up and JetStream answers.
+// Ready reports whether the connection is up, JetStream answers and the
+// engine can accept writes (see Status); the error says why not and
+// matches ErrUnavailable or ErrStorageFull.
 func (e *Engine) Ready(ctx context.Context) error {
 	if e.nc == nil || !e.nc.IsConnected() {
-		return errors.New("engine: not connected")
+		return fmt.Errorf("%w: not connected", ErrUnavailable)
 	}
 	if _, err := e.js.AccountInfo(ctx); err != nil {
-		return fmt.Errorf("engine: jetstream: %w", err)
+		return fmt.Errorf("engine: jetstream: %w", Classify(err))
 	}
-	return nil
+	return e.Status().Err()
 }
 
 // Stop drains the connection and shuts the embedded server down, bounded by
 // ctx. It is safe to call more than once.
 func (e *Engine) Stop(ctx context.Context) error {
+	e.stopMonitor()
 	var errs []error
 	if e.nc != nil && !e.nc.IsClosed() {
 		done := make(chan struct{})
@@ -255,6 +321,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 	}
 	e.shutdownServer()
+	if err := e.lock.Release(); err != nil {
+		errs = append(errs, fmt.Errorf("engine: release data dir lock: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

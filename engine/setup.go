@@ -35,8 +35,9 @@ func (e *Engine) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (
 	}
 	s, err := e.js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("engine: stream %q: %w", cfg.Name, err)
+		return nil, fmt.Errorf("engine: stream %q: %w", cfg.Name, Classify(err))
 	}
+	e.ensuredStream(cfg.Name)
 	return s, nil
 }
 
@@ -51,7 +52,8 @@ func (e *Engine) EnsureKV(ctx context.Context, cfg jetstream.KeyValueConfig) (je
 		if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
 			return nil, fmt.Errorf("engine: bucket %q needs nats-server 2.11 or newer: %w", cfg.Bucket, err)
 		}
-		return nil, fmt.Errorf("engine: bucket %q: %w", cfg.Bucket, err)
+		return nil, fmt.Errorf("engine: bucket %q: %w", cfg.Bucket, Classify(err))
 	}
+	e.ensuredStream("KV_" + cfg.Bucket)
 	return kv, nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/plexushq/plexus/engine"
 )
 
@@ -43,4 +45,23 @@ func StartConfig(t testing.TB, cfg engine.Config) *engine.Engine {
 		_ = e.Stop(ctx)
 	})
 	return e
+}
+
+// StartExternal runs a NATS server with JetStream on a loopback port (a
+// stand-in for an external cluster a test can break: shut its JetStream
+// down, or the server itself) and an engine connected to it with cfg.
+func StartExternal(t testing.TB, cfg engine.Config) (*engine.Engine, *server.Server) {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("test NATS server did not start")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	cfg.URLs = []string{srv.ClientURL()}
+	return StartConfig(t, cfg), srv
 }

@@ -1,0 +1,15 @@
+//go:build unix
+
+package engine
+
+import "syscall"
+
+// diskFree is the space an unprivileged writer can still use on the file
+// system holding dir.
+func diskFree(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil //nolint:unconvert // field types differ between platforms
+}
