@@ -8,43 +8,74 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 )
 
 // DefaultMaxBody bounds admin request bodies unless a handler says otherwise.
 const DefaultMaxBody = 1 << 20
 
-// DecodeJSON reads one JSON value from r's body into dst, strictly: the
-// content type must be JSON (415), the body at most maxBytes (413, default
-// DefaultMaxBody), no unknown fields, no trailing data, no syntax or type
-// errors (400). The returned error is a *Problem ready for WriteProblem.
-func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, maxBytes int64) *Problem {
+// ReadBody reads a JSON request body, the one way every Plexus API does:
+// a content type, when given, must be JSON (415); the body is at most
+// maxBytes (413; default DefaultMaxBody).
+func ReadBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, *Problem) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBody
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || !(mt == "application/json" || (len(mt) > 5 && mt[len(mt)-5:] == "+json")) {
-			return NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type",
+		if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+			return nil, NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type",
 				fmt.Sprintf("content type %q is not application/json", ct))
 		}
 	}
-	body := http.MaxBytesReader(w, r.Body, maxBytes)
-	data, err := io.ReadAll(body)
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return NewProblem(http.StatusRequestEntityTooLarge, "body-too-large",
+			return nil, NewProblem(http.StatusRequestEntityTooLarge, "body-too-large",
 				fmt.Sprintf("request body is larger than %d bytes", maxBytes))
 		}
-		return NewProblem(http.StatusBadRequest, "bad-body", "reading request body: "+err.Error())
+		return nil, NewProblem(http.StatusBadRequest, "bad-body", "reading request body: "+err.Error())
+	}
+	return data, nil
+}
+
+// DecodeJSON reads one JSON value from r's body into dst, strictly: the
+// body as ReadBody reads it, then as DecodeJSONBytes decodes it. The
+// returned error is a *Problem ready for WriteProblem.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, maxBytes int64) *Problem {
+	data, p := ReadBody(w, r, maxBytes)
+	if p != nil {
+		return p
 	}
 	return DecodeJSONBytes(data, dst)
 }
 
-// DecodeJSONBytes is DecodeJSON's strict decoding of an already read body.
+// DecodeOptional is DecodeJSON for bodies that may be left out: an empty
+// body leaves dst as it is (all defaults).
+func DecodeOptional(w http.ResponseWriter, r *http.Request, dst any, maxBytes int64) *Problem {
+	data, p := ReadBody(w, r, maxBytes)
+	if p != nil {
+		return p
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	return DecodeJSONBytes(data, dst)
+}
+
+// DecodeJSONBytes is DecodeJSON's strict decoding of an already read body:
+// valid UTF-8 (JSON text is UTF-8, RFC 8259; a raw 0xff inside a string
+// would be stored and echoed as invalid JSON), no unknown fields, no
+// trailing data, no syntax or type errors (400).
 func DecodeJSONBytes(data []byte, dst any) *Problem {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return NewProblem(http.StatusBadRequest, "bad-json", "request body is empty; want a JSON object")
+	}
+	if !utf8.Valid(data) {
+		return NewProblem(http.StatusBadRequest, "bad-json",
+			fmt.Sprintf("request body is not valid UTF-8 (first bad byte at offset %d)", firstInvalidUTF8(data)))
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -55,6 +86,17 @@ func DecodeJSONBytes(data []byte, dst any) *Problem {
 		return NewProblem(http.StatusBadRequest, "bad-json", "request body has data after the JSON value")
 	}
 	return nil
+}
+
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
 func describeJSONError(err error) string {

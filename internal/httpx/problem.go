@@ -1,5 +1,8 @@
 // Package httpx holds the HTTP conventions every Plexus API shares: RFC 9457
-// problem answers, strict JSON decoding and JSON encoding.
+// problem answers and the one mapping of errors to them (errors.go), strict
+// request bodies (json.go), request deadlines (deadline.go), server-sent
+// events with heartbeats and write deadlines (sse.go) and the cap on
+// concurrent streams (slots.go).
 package httpx
 
 import (
@@ -19,9 +22,11 @@ type Problem struct {
 	Title  string `json:"title"`
 	Status int    `json:"status"`
 	Detail string `json:"detail,omitempty"`
-	// Extra members, e.g. "currentVersion" or "retryAfter".
+	// Extra members, e.g. "currentVersion".
 	Extra map[string]any `json:"-"`
-	// RetryAfter, when positive, is sent as the Retry-After header (seconds).
+	// RetryAfter, when positive, says in how many seconds a retry may
+	// succeed. It is sent twice, always together: as the Retry-After
+	// header and as the body's "retryAfter" member.
 	RetryAfter int `json:"-"`
 }
 
@@ -32,6 +37,12 @@ func NewProblem(status int, slug, detail string) *Problem {
 		typ = ProblemTypeBase + slug
 	}
 	return &Problem{Type: typ, Title: http.StatusText(status), Status: status, Detail: detail}
+}
+
+// Retry sets RetryAfter and returns p.
+func (p *Problem) Retry(seconds int) *Problem {
+	p.RetryAfter = seconds
+	return p
 }
 
 // With adds an extra member and returns p.
@@ -60,6 +71,11 @@ func (p *Problem) MarshalJSON() ([]byte, error) {
 	if p.Detail != "" {
 		m["detail"] = p.Detail
 	}
+	if p.RetryAfter > 0 {
+		m["retryAfter"] = p.RetryAfter
+	} else {
+		delete(m, "retryAfter")
+	}
 	return json.Marshal(m)
 }
 
@@ -79,6 +95,7 @@ func (p *Problem) UnmarshalJSON(b []byte) error {
 	take("title", &p.Title)
 	take("status", &p.Status)
 	take("detail", &p.Detail)
+	take("retryAfter", &p.RetryAfter)
 	if len(m) > 0 {
 		p.Extra = make(map[string]any, len(m))
 		for k, v := range m {
@@ -90,7 +107,9 @@ func (p *Problem) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// WriteProblem sends p as application/problem+json.
+// WriteProblem sends p as application/problem+json, with the Retry-After
+// header when p has a retry hint. It does not log: handlers send errors
+// through Errors.Write, which logs every 5xx once.
 func WriteProblem(w http.ResponseWriter, p *Problem) {
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
@@ -112,7 +131,8 @@ func Error(w http.ResponseWriter, status int, detail string) {
 }
 
 // WriteError sends err as a problem: a *Problem anywhere in its chain keeps
-// its status; anything else is a 500 whose detail is not leaked.
+// its status; anything else is a 500 whose detail is not leaked. Prefer
+// Errors.Write, which also maps engine failures and logs.
 func WriteError(w http.ResponseWriter, err error) {
 	var p *Problem
 	if errors.As(err, &p) {
