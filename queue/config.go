@@ -48,6 +48,10 @@ const (
 
 const maxBackoff = 15 * time.Minute
 
+// DefaultMaxQueues caps the number of queues (dead-letter queues included)
+// unless Options.MaxQueues says otherwise.
+const DefaultMaxQueues = 1000
+
 // ValidName reports whether s is a valid queue name (API.md).
 func ValidName(s string) bool { return apiname.Valid(s) }
 

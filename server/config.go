@@ -13,6 +13,8 @@ import (
 
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/httpguard"
+	"github.com/plexushq/plexus/internal/httpx"
+	"github.com/plexushq/plexus/queue"
 )
 
 // Roles a node can run.
@@ -50,8 +52,23 @@ type Config struct {
 	NATSCreds string
 	// NATSReplicas for streams on an external cluster (default 1).
 	NATSReplicas int
-	// Sync is "interval" (default) or "always".
+	// Sync is "interval" (default), "always", or a duration such as "100ms":
+	// how often the embedded store fsyncs (engine.ParseSync).
 	Sync string
+	// DiskReserve is the free space the embedded engine keeps on its data
+	// dir's file system; below it writes that add data answer 507 and the
+	// node is not ready. Default engine.DefaultDiskReserve; negative: off.
+	DiskReserve int64
+	// RequestTimeout bounds the engine calls made for one admin API request;
+	// a request that runs out answers 503 with Retry-After. Default 5s.
+	RequestTimeout time.Duration
+	// MaxStreams caps the concurrent server-sent-event streams (event
+	// subscriptions and registry watches) of the node; past it they answer
+	// 503 with Retry-After. Default 1000.
+	MaxStreams int
+	// MaxQueues caps the number of queues (dead-letter queues included);
+	// creating one more answers 409. Default 1000.
+	MaxQueues int
 	// TLSCert and TLSKey enable TLS (and HTTP/2) on the gateway listener.
 	TLSCert, TLSKey string
 	// ShutdownTimeout bounds a graceful stop. Default 15s.
@@ -100,6 +117,15 @@ func (c *Config) defaults() {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = httpx.DefaultRequestTimeout
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = httpx.DefaultMaxStreams
+	}
+	if c.MaxQueues <= 0 {
+		c.MaxQueues = queue.DefaultMaxQueues
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -133,15 +159,20 @@ func (c *Config) has(role string) bool { return slices.Contains(c.Roles, role) }
 
 func (c *Config) engineConfig() engine.Config {
 	return engine.Config{
-		DataDir:   c.DataDir,
-		URLs:      c.NATS,
-		Listen:    c.NATSListen,
-		Sync:      c.Sync,
-		Replicas:  c.NATSReplicas,
-		CredsFile: c.NATSCreds,
-		Logger:    c.Logger,
+		DataDir:     c.DataDir,
+		URLs:        c.NATS,
+		Listen:      c.NATSListen,
+		Sync:        c.Sync,
+		DiskReserve: c.DiskReserve,
+		Replicas:    c.NATSReplicas,
+		CredsFile:   c.NATSCreds,
+		Logger:      c.Logger,
 	}
 }
+
+// embedded reports whether the node runs its own engine (and so owns the
+// data dir's store).
+func (c *Config) embedded() bool { return len(c.NATS) == 0 }
 
 // ParseRoles reads a comma-separated role list.
 func ParseRoles(s string) ([]string, error) {

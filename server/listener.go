@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,16 +26,12 @@ type listener struct {
 	log      *slog.Logger
 }
 
-// newListener binds addr and prepares its server with the client limits
-// every Plexus listener has (httpguard): a header timeout, a keep-alive
-// idle timeout and a header size limit; request bodies are bounded between
-// reads by the handlers (httpguard.Body), not by a ReadTimeout that would
-// cut long uploads.
-func newListener(name, addr string, h http.Handler, tlsCfg *tls.Config, lim httpguard.Limits, log *slog.Logger) (*listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s listener on %s: %w", name, addr, err)
-	}
+// newListener serves h on ln, a port the node bound before it opened the
+// store (Node.bindPorts), with the client limits every Plexus listener has
+// (httpguard): a header timeout, a keep-alive idle timeout and a header
+// size limit; request bodies are bounded between reads by the handlers
+// (httpguard.Body), not by a ReadTimeout that would cut long uploads.
+func newListener(name string, ln net.Listener, h http.Handler, tlsCfg *tls.Config, lim httpguard.Limits, log *slog.Logger) *listener {
 	l := &listener{name: name, ln: ln, stopping: make(chan struct{}), done: make(chan error, 1), log: log}
 	base := httpx.WithStopping(context.Background(), l.stopping)
 	l.srv = httpguard.NewServer(h, lim)
@@ -46,7 +41,7 @@ func newListener(name, addr string, h http.Handler, tlsCfg *tls.Config, lim http
 		// ServeTLS negotiates HTTP/2 (h2) and HTTP/1.1 over TLS.
 		l.srv.TLSConfig = tlsCfg
 	}
-	return l, nil
+	return l
 }
 
 func (l *listener) Addr() string { return l.ln.Addr().String() }

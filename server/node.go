@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/registry"
 )
 
@@ -50,9 +52,12 @@ type Node struct {
 	gateway http.Handler // set by the gateway role
 
 	comps     []namedComponent
+	lock      *engine.DirLock          // the data dir's lock (embedded engine)
+	bound     map[string]net.Listener // ports bound before the store is opened, by listener name
 	listeners []*listener
 	adminLn   *listener
 	gatewayLn *listener
+	slots     *httpx.Slots // caps the node's concurrent SSE streams
 	health    map[string]func(context.Context) any
 	ready     atomic.Bool
 	started   time.Time
@@ -76,12 +81,17 @@ func New(cfg Config) (*Node, error) {
 		log:    cfg.Logger,
 		admin:  http.NewServeMux(),
 		health: map[string]func(context.Context) any{},
+		bound:  map[string]net.Listener{},
+		slots:  httpx.NewSlots(cfg.MaxStreams),
 	}
 	return n, nil
 }
 
 // Start starts the engine, the components of the configured roles and the
-// listeners. On error everything started so far is stopped again.
+// listeners. Before it opens the store it takes the data dir's lock (an
+// embedded engine) and binds its ports, so a second process on the same
+// dir, or a start on a busy port, fails at once and touches nothing. On
+// error everything started so far is stopped again.
 func (n *Node) Start(ctx context.Context) (err error) {
 	n.started = time.Now()
 	defer func() {
@@ -94,12 +104,23 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.file, err = LoadFile(n.cfg.ConfigFile); err != nil {
 		return err
 	}
+	if n.cfg.embedded() {
+		if n.lock, err = engine.LockDataDir(n.cfg.DataDir); err != nil {
+			return err
+		}
+	}
 	if err = n.setupToken(); err != nil {
 		return err
 	}
-	if n.eng, err = engine.Start(ctx, n.cfg.engineConfig()); err != nil {
+	if err = n.bindPorts(); err != nil {
 		return err
 	}
+	ecfg := n.cfg.engineConfig()
+	ecfg.Lock = n.lock
+	if n.eng, err = engine.Start(ctx, ecfg); err != nil {
+		return err
+	}
+	n.lock = nil // the engine releases it now
 	n.setupMetrics()
 	n.setupAdmin()
 	if err = n.setupComponents(ctx); err != nil {
@@ -182,12 +203,33 @@ func (n *Node) setupMetrics() {
 	n.metrics.MustRegister(info, nodeCollector{n})
 }
 
+// bindPorts binds the admin listener and, with the gateway role, the
+// gateway listener, before the store is opened.
+func (n *Node) bindPorts() error {
+	addrs := [][2]string{{"admin", n.cfg.AdminAddr}}
+	if n.cfg.has(RoleGateway) {
+		addrs = append(addrs, [2]string{"gateway", n.cfg.GatewayAddr})
+	}
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a[1])
+		if err != nil {
+			return fmt.Errorf("%s listener on %s: %w", a[0], a[1], err)
+		}
+		n.bound[a[0]] = ln
+	}
+	return nil
+}
+
+// adminWriteTimeout bounds writing one admin answer: the request's own
+// deadline plus room for a large body to a slow reader. Streams and long
+// polls move it on themselves.
+func (n *Node) adminWriteTimeout() time.Duration {
+	return n.cfg.RequestTimeout + 30*time.Second
+}
+
 func (n *Node) startListeners() error {
 	lim := n.cfg.limits()
-	ln, err := newListener("admin", n.cfg.AdminAddr, n.adminHandler(), nil, lim, n.log)
-	if err != nil {
-		return err
-	}
+	ln := newListener("admin", n.take("admin"), httpx.WriteTimeout(n.adminWriteTimeout(), n.adminHandler()), nil, lim, n.log)
 	if !ln.loopback() {
 		n.log.Warn("the admin listener is reachable from other hosts and has no TLS: the admin token and every admin "+
 			"call cross the network in clear text; bind it to 127.0.0.1 or put a TLS proxy in front", "addr", ln.Addr())
@@ -208,10 +250,7 @@ func (n *Node) startListeners() error {
 		if h == nil {
 			h = http.NotFoundHandler()
 		}
-		gl, err := newListener("gateway", n.cfg.GatewayAddr, h, tlsCfg, lim, n.log)
-		if err != nil {
-			return err
-		}
+		gl := newListener("gateway", n.take("gateway"), h, tlsCfg, lim, n.log)
 		n.gatewayLn = gl
 		n.listeners = append(n.listeners, gl)
 	}
@@ -221,11 +260,22 @@ func (n *Node) startListeners() error {
 	return nil
 }
 
+// take hands a bound port over to its listener.
+func (n *Node) take(name string) net.Listener {
+	ln := n.bound[name]
+	delete(n.bound, name)
+	return ln
+}
+
 // Stop drains the listeners, stops the components in reverse order and
 // closes the engine, all bounded by ctx. It is safe to call more than once.
 func (n *Node) Stop(ctx context.Context) error {
 	n.stopOnce.Do(func() {
 		n.ready.Store(false)
+		for name, ln := range n.bound { // bound, never served (a failed start)
+			_ = ln.Close()
+			delete(n.bound, name)
+		}
 		lerrs := make([]error, len(n.listeners))
 		var wg sync.WaitGroup
 		for i, l := range n.listeners {
@@ -248,6 +298,9 @@ func (n *Node) Stop(ctx context.Context) error {
 			if err := n.eng.Stop(ctx); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if err := n.lock.Release(); err != nil { // taken, engine never started
+			errs = append(errs, err)
 		}
 		n.stopErr = errors.Join(errs...)
 	})

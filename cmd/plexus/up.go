@@ -12,15 +12,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/server"
 )
 
 // nodeFlags are the flags of `up` and `serve` (API.md).
 type nodeFlags struct {
-	cfg       server.Config
-	nats      string
-	logLevel  string
-	logFormat string
+	cfg         server.Config
+	nats        string
+	logLevel    string
+	logFormat   string
+	diskReserve string
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command) {
@@ -34,7 +36,11 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cfg.NATSListen, "nats-listen", "", "expose the embedded engine on host:port for other nodes")
 	fl.StringVar(&f.cfg.NATSCreds, "nats-creds", "", "credentials file for the external NATS")
 	fl.IntVar(&f.cfg.NATSReplicas, "nats-replicas", 1, "replicas of streams and buckets on an external cluster")
-	fl.StringVar(&f.cfg.Sync, "sync", "interval", "embedded store durability: always (fsync each write) or interval")
+	fl.StringVar(&f.cfg.Sync, "sync", "interval", "embedded store durability: always (fsync each write), interval (fsync every 2m) or a fsync interval such as 100ms or 1s")
+	fl.StringVar(&f.diskReserve, "disk-reserve", "64MiB", "free space the embedded engine keeps on its disk: below it writes answer 507 and /ready fails (0: off)")
+	fl.DurationVar(&f.cfg.RequestTimeout, "request-timeout", 5*time.Second, "bound on the engine calls of one admin API request (then 503 with Retry-After)")
+	fl.IntVar(&f.cfg.MaxStreams, "max-streams", 1000, "concurrent server-sent-event streams per node (event subscriptions, registry watches)")
+	fl.IntVar(&f.cfg.MaxQueues, "max-queues", 1000, "number of queues, dead-letter queues included")
 	fl.StringVar(&f.cfg.TLSCert, "tls-cert", "", "TLS certificate for the gateway listener (enables HTTP/2)")
 	fl.StringVar(&f.cfg.TLSKey, "tls-key", "", "TLS key for the gateway listener")
 	fl.DurationVar(&f.cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "bound on a graceful stop")
@@ -106,6 +112,12 @@ func runNode(ctx context.Context, f *nodeFlags) error {
 	slog.SetDefault(log)
 	f.cfg.Logger = log
 	f.cfg.Version = version
+	if f.cfg.DiskReserve, err = engine.ParseSize(f.diskReserve); err != nil {
+		return fmt.Errorf("--disk-reserve: %w", err)
+	}
+	if f.cfg.DiskReserve == 0 {
+		f.cfg.DiskReserve = -1 // "0": no reserve (the engine reads 0 as its default)
+	}
 	if f.nats != "" {
 		for _, u := range strings.Split(f.nats, ",") {
 			if u = strings.TrimSpace(u); u != "" {
