@@ -52,7 +52,7 @@ type Node struct {
 	gateway http.Handler // set by the gateway role
 
 	comps     []namedComponent
-	lock      *engine.DirLock          // the data dir's lock (embedded engine)
+	lock      *engine.DirLock         // the data dir's lock (embedded engine)
 	bound     map[string]net.Listener // ports bound before the store is opened, by listener name
 	listeners []*listener
 	adminLn   *listener
