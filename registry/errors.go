@@ -67,15 +67,13 @@ func notFound(service, id string) error {
 	return fmt.Errorf("%w: instance %q of service %q", ErrNotFound, id, service)
 }
 
-// Problem maps a registry error to its RFC 9457 answer; this is the one
-// place where registry errors meet HTTP status codes.
-func Problem(err error) *httpx.Problem {
-	var p *httpx.Problem
+// problem maps the registry's own errors to their RFC 9457 answers; it is
+// the domain half of the API's httpx.Errors (engine failures and the rest
+// are mapped there). Nil for errors it does not know.
+func problem(err error) *httpx.Problem {
 	var ve *ValidationError
 	var ne *NameError
 	switch {
-	case errors.As(err, &p):
-		return p
 	case errors.As(err, &ne):
 		return httpx.NewProblem(http.StatusBadRequest, "bad-name", ne.Error()).With("field", ne.Kind)
 	case errors.As(err, &ve):
@@ -83,11 +81,7 @@ func Problem(err error) *httpx.Problem {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExpired):
 		return httpx.NewProblem(http.StatusNotFound, "not-found", err.Error())
 	case errors.Is(err, ErrConflict), errors.Is(err, ErrStaleCheck):
-		p := httpx.NewProblem(http.StatusConflict, "conflict", err.Error())
-		p.RetryAfter = 1
-		return p
-	default:
-		return httpx.NewProblem(http.StatusServiceUnavailable, "engine-unavailable",
-			"registry store unavailable; try again").With("retryAfter", 1)
+		return httpx.NewProblem(http.StatusConflict, "conflict", err.Error()).Retry(httpx.RetryBusy)
 	}
+	return nil
 }

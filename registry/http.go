@@ -1,8 +1,8 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -15,15 +15,28 @@ type APIConfig struct {
 	// KeepAlive is the interval of comment lines on an idle watch stream.
 	// Default 15s.
 	KeepAlive time.Duration
+	// RequestTimeout bounds the engine calls of one request; past it the
+	// answer is 503 with Retry-After. Default 5s.
+	RequestTimeout time.Duration
+	// Streams caps concurrent watch streams (a node shares one limiter
+	// between its APIs). Nil: no cap.
+	Streams StreamLimiter
 	// Logger for failed requests. Default slog.Default().
 	Logger *slog.Logger
 }
 
+// StreamLimiter caps concurrent long-lived answers. Acquire takes a slot
+// without waiting, or returns the error to answer with.
+type StreamLimiter interface {
+	Acquire() (release func(), err error)
+}
+
 // API serves the registry endpoints of API.md. Handlers are thin: decode,
-// call the Store, encode; errors go through Problem.
+// call the Store, encode; errors go through the API's httpx.Errors.
 type API struct {
 	store *Store
 	cfg   APIConfig
+	errs  httpx.Errors
 }
 
 // NewAPI returns the HTTP API over store.
@@ -34,11 +47,13 @@ func NewAPI(store *Store, cfg APIConfig) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &API{store: store, cfg: cfg}
+	return &API{store: store, cfg: cfg, errs: httpx.Errors{Log: cfg.Logger, Domain: problem}}
 }
 
 // Mount registers the routes with handle (e.g. a ServeMux's Handle).
+// Every route but the watch stream runs under the request deadline.
 func (a *API) Mount(handle func(pattern string, h http.Handler)) {
+	handle("GET /v1/watch", http.HandlerFunc(a.watch))
 	for pattern, h := range map[string]http.HandlerFunc{
 		"PUT /v1/services/{service}/instances/{id}":           a.register,
 		"GET /v1/services/{service}/instances/{id}":           a.getInstance,
@@ -47,10 +62,9 @@ func (a *API) Mount(handle func(pattern string, h http.Handler)) {
 		"PUT /v1/services/{service}/instances/{id}/status":    a.setStatus,
 		"GET /v1/services":             a.listServices,
 		"GET /v1/services/{service}":   a.getService,
-		"GET /v1/watch":                a.watch,
 		"POST /admin/register-service": a.registerLegacy,
 	} {
-		handle(pattern, h)
+		handle(pattern, httpx.Deadline(a.cfg.RequestTimeout, h))
 	}
 }
 
@@ -63,11 +77,7 @@ func (a *API) Handler() http.Handler {
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	p := Problem(err)
-	if p.Status >= 500 {
-		a.cfg.Logger.Error("registry request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	httpx.WriteProblem(w, p)
+	a.errs.Write(w, r, err)
 }
 
 func (a *API) register(w http.ResponseWriter, r *http.Request) {
@@ -105,13 +115,14 @@ func (a *API) registerLegacy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body.Instance == nil {
-		httpx.WriteProblem(w, Problem(invalid("instance", "is required: {id, url, weight?}")).With("error", "instance is required"))
+		httpx.WriteProblem(w, problem(invalid("instance", "is required: {id, url, weight?}")).With("error", "instance is required"))
 		return
 	}
 	_, _, err := a.store.Register(r.Context(), body.ServiceName, body.Instance.ID, &body.Instance.Registration)
 	if err != nil {
-		p := Problem(err)
-		httpx.WriteProblem(w, p.With("error", p.Detail))
+		// The original's answer carries the message as "error" too.
+		p := a.errs.Problem(err)
+		a.fail(w, r, p.With("error", p.Detail))
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"success": true, "message": "Service registered"})
@@ -219,46 +230,40 @@ type Snapshot struct {
 // watch streams the registry as server-sent events: one "snapshot" event
 // with every live instance, then "put" and "delete" events (data: an
 // Event), and a comment line when idle. It ends when the client goes, the
-// server shuts down, or the watch fails.
+// server shuts down, a write fails or times out, or the watch fails.
 func (a *API) watch(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	wt, initial, err := a.store.Watch(ctx, r.URL.Query().Get("service"))
+	release, err := a.acquire()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	defer release()
+	sctx, cancel := context.WithTimeout(r.Context(), httpx.RequestTimeout(a.cfg.RequestTimeout))
+	wt, initial, err := a.store.Watch(sctx, r.URL.Query().Get("service"))
+	cancel()
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	defer wt.Stop()
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	sse := &sseWriter{w: w, rc: http.NewResponseController(w)}
+	sse, ctx := httpx.StartSSE(w, r, httpx.SSEConfig{Heartbeat: a.cfg.KeepAlive, Comment: "keepalive"})
+	defer sse.Close()
 	if initial == nil {
 		initial = []*Instance{}
 	}
-	if err := sse.event("snapshot", 0, Snapshot{Instances: initial}); err != nil {
+	if send(sse, "snapshot", 0, Snapshot{Instances: initial}) != nil {
 		return
 	}
-	keep := time.NewTicker(a.cfg.KeepAlive)
-	defer keep.Stop()
-	stopping := httpx.Stopping(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-stopping:
-			return
-		case <-keep.C:
-			if sse.comment("keepalive") != nil {
-				return
-			}
 		case e, ok := <-wt.updates():
 			if !ok {
 				return
 			}
 			if ev, ok := toEvent(e); ok {
-				if sse.event(string(ev.Type), ev.Revision, ev) != nil {
+				if send(sse, string(ev.Type), ev.Revision, ev) != nil {
 					return
 				}
 			}
@@ -266,36 +271,21 @@ func (a *API) watch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// sseWriter writes server-sent events, each bounded by a write deadline
-// so a stuck client cannot hold the stream forever.
-type sseWriter struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+func (a *API) acquire() (func(), error) {
+	if a.cfg.Streams == nil {
+		return func() {}, nil
+	}
+	return a.cfg.Streams.Acquire()
 }
 
-const sseWriteTimeout = 10 * time.Second
-
-func (s *sseWriter) event(name string, id uint64, v any) error {
+func send(sse *httpx.SSE, name string, id uint64, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	sid := ""
 	if id > 0 {
-		_, err = fmt.Fprintf(s.w, "event: %s\nid: %d\ndata: %s\n\n", name, id, b)
-	} else {
-		_, err = fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", name, b)
+		sid = httpx.ID(id)
 	}
-	if err != nil {
-		return err
-	}
-	return s.rc.Flush()
-}
-
-func (s *sseWriter) comment(text string) error {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
-	if _, err := fmt.Fprintf(s.w, ": %s\n\n", text); err != nil {
-		return err
-	}
-	return s.rc.Flush()
+	return sse.Event(name, sid, b)
 }

@@ -49,6 +49,7 @@ type Store struct {
 	markerTTL time.Duration
 	now       func() time.Time
 	log       *slog.Logger
+	writable  func() error // the engine's storage gate (engine.Writable)
 }
 
 // OpenStore creates or updates the registry bucket on eng and returns a
@@ -83,6 +84,7 @@ func OpenStore(ctx context.Context, eng *engine.Engine, cfg StoreConfig) (*Store
 		markerTTL: cfg.MarkerTTL,
 		now:       cfg.Now,
 		log:       cfg.Logger,
+		writable:  eng.Writable,
 	}, nil
 }
 
@@ -190,11 +192,17 @@ func isCASConflict(err error) bool {
 // same id. It reports whether the instance is new. A (re-)registration
 // starts the instance healthy with fresh check counters, as the original
 // did; it keeps registeredAt and the last check of the instance it
-// replaces. An invalid registration changes nothing.
+// replaces. An invalid registration changes nothing. While the engine's
+// storage is full it is refused with engine.ErrStorageFull (heartbeats,
+// status changes and deregistrations, which replace or remove a key, go
+// on in the engine's reserve).
 func (s *Store) Register(ctx context.Context, service, id string, reg *Registration) (*Instance, bool, error) {
 	inst, err := reg.Normalize(service, id)
 	if err != nil {
 		return nil, false, err
+	}
+	if err := s.writable(); err != nil {
+		return nil, false, fmt.Errorf("registry: register %s/%s: %w", service, id, err)
 	}
 	for range casAttempts {
 		cur, rev, err := s.load(ctx, service, id)

@@ -84,8 +84,8 @@ func FuzzRegistration(f *testing.F) {
 			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrBadName) {
 				t.Fatalf("error %v is neither ErrInvalid nor ErrBadName", err)
 			}
-			if p := Problem(err); p.Status != 400 && p.Status != 422 {
-				t.Fatalf("problem status %d for %v", p.Status, err)
+			if p := problem(err); p == nil || p.Status != 400 && p.Status != 422 {
+				t.Fatalf("problem %+v for %v", p, err)
 			}
 			return
 		}

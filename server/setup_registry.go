@@ -28,7 +28,8 @@ func (n *Node) setupRegistry(ctx context.Context) error {
 		return out
 	})
 	if n.cfg.has(RoleControl) {
-		registry.NewAPI(store, registry.APIConfig{Logger: log}).Mount(n.handleAdmin)
+		registry.NewAPI(store, registry.APIConfig{Logger: log, RequestTimeout: n.cfg.RequestTimeout,
+			Streams: n.slots}).Mount(n.handleAdmin)
 	}
 	if n.cfg.has(RoleChecker) {
 		ccfg := registry.CheckerConfig{Metrics: n.metrics, Logger: log}

@@ -16,9 +16,7 @@ const DefaultRequestTimeout = 5 * time.Second
 // it is willing to. d <= 0 means DefaultRequestTimeout. Streams and long
 // polls set their own bounds and are not wrapped.
 func Deadline(d time.Duration, h http.Handler) http.Handler {
-	if d <= 0 {
-		d = DefaultRequestTimeout
-	}
+	d = RequestTimeout(d)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
@@ -42,4 +40,12 @@ func WriteTimeout(d time.Duration, h http.Handler) http.Handler {
 // poll that may wait longer than the listener's write bound).
 func ExtendWrite(w http.ResponseWriter, d time.Duration) {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
+}
+
+// RequestTimeout is d, or DefaultRequestTimeout when d <= 0.
+func RequestTimeout(d time.Duration) time.Duration {
+	if d <= 0 {
+		return DefaultRequestTimeout
+	}
+	return d
 }

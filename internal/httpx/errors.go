@@ -84,8 +84,8 @@ func (e Errors) log(r *http.Request, p *Problem, err error) {
 	}
 	level := slog.LevelError
 	switch {
-	case r.Context().Err() != nil:
-		level = slog.LevelDebug // the client left; nothing went wrong here
+	case errors.Is(r.Context().Err(), context.Canceled):
+		level = slog.LevelDebug // the client left (or the node is stopping)
 	case p.Status == http.StatusServiceUnavailable:
 		level = slog.LevelWarn // temporary, answered with a retry hint
 	}

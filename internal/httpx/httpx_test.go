@@ -172,8 +172,9 @@ func TestSlotsCap(t *testing.T) {
 	s := NewSlots(2)
 	r1, p1 := s.Acquire()
 	_, p2 := s.Acquire()
-	_, p3 := s.Acquire()
-	if p1 != nil || p2 != nil || p3 == nil || p3.Status != 503 || p3.RetryAfter != RetryBusy || s.InUse() != 2 {
+	_, err := s.Acquire()
+	var p3 *Problem
+	if !errors.As(err, &p3) || p1 != nil || p2 != nil || p3.Status != 503 || p3.RetryAfter != RetryBusy || s.InUse() != 2 {
 		t.Fatalf("%v %v %+v in use %d", p1, p2, p3, s.InUse())
 	}
 	r1()

@@ -26,9 +26,9 @@ func NewSlots(n int) *Slots {
 }
 
 // Acquire takes a slot without waiting. When none is free it returns a
-// 503 problem with a retry hint; otherwise call release when the stream
+// 503 *Problem with a retry hint; otherwise call release when the stream
 // ends. A nil *Slots allows everything.
-func (s *Slots) Acquire() (release func(), p *Problem) {
+func (s *Slots) Acquire() (release func(), err error) {
 	if s == nil {
 		return func() {}, nil
 	}
