@@ -9,11 +9,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plexushq/plexus/engine"
 )
 
 // AppendResult says where an append's events landed.
@@ -32,13 +36,14 @@ type AppendResult struct {
 	Duplicate bool `json:"-"`
 }
 
-// Engine error codes the append path understands.
+// Engine error codes the append path understands, as nats.go and
+// nats-server export them.
 const (
-	errCodeWrongLastSeq      = 10071
-	errCodeWrongLastSeqConst = 10164
-	errCodeBatchDuplicate    = 10201
-	errCodeMsgTooLarge       = 10054
-	errCodeBatchInflight     = 10210
+	errCodeWrongLastSeq      = jetstream.JSErrCodeStreamWrongLastSequence
+	errCodeWrongLastSeqConst = jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	errCodeMsgTooLarge       = jetstream.JSErrCodeStreamMessageExceedsMaximum
+	errCodeBatchDuplicate    = jetstream.ErrorCode(server.JSAtomicPublishContainsDuplicateMessageErr)
+	errCodeBatchInflight     = jetstream.ErrorCode(server.JSAtomicPublishTooManyInflight)
 )
 
 // maxAnyRetries bounds the retries of an AnyVersion append that keeps
@@ -49,11 +54,7 @@ type pubAck struct {
 	Stream    string `json:"stream"`
 	Seq       uint64 `json:"seq"`
 	Duplicate bool   `json:"duplicate,omitempty"`
-	Error     *struct {
-		Code        int    `json:"code"`
-		ErrCode     int    `json:"err_code"`
-		Description string `json:"description"`
-	} `json:"error,omitempty"`
+	Error     *jetstream.APIError `json:"error,omitempty"`
 }
 
 // Append stores events at the end of stream, atomically: all or none. The
@@ -88,8 +89,11 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 	if err != nil {
 		return AppendResult{}, err
 	}
-	// No default deadline here: publish bounds a context that cannot end
-	// itself, and the reads below get one each.
+	if err := s.eng.Writable(); err != nil {
+		return AppendResult{}, fmt.Errorf("eventstore: append to %q: %w", stream, err)
+	}
+	// The reads and the publish below each get the store's deadline when
+	// ctx has none.
 	for attempt := 0; ; attempt++ {
 		cur, err := s.base(ctx, stream, expected)
 		if err != nil {
@@ -101,7 +105,7 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 			return AppendResult{}, err
 		}
 		if ack.Error != nil {
-			switch ack.Error.ErrCode {
+			switch ack.Error.ErrorCode {
 			case errCodeWrongLastSeq, errCodeWrongLastSeqConst:
 				s.versions.drop(stream)
 				if expected == AnyVersion && attempt < maxAnyRetries {
@@ -115,7 +119,7 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 			case errCodeMsgTooLarge:
 				return AppendResult{}, invalidf("stream %q: an event is larger than the engine accepts", stream)
 			}
-			return AppendResult{}, fmt.Errorf("eventstore: append to %q: engine error %d: %s", stream, ack.Error.ErrCode, ack.Error.Description)
+			return AppendResult{}, fmt.Errorf("eventstore: append to %q: %w", stream, engine.Classify(ack.Error))
 		}
 		if ack.Duplicate {
 			return s.duplicate(ctx, stream, ack.Seq, events)
@@ -287,7 +291,9 @@ func (s *Store) publish(ctx context.Context, msgs []*nats.Msg) (pubAck, error) {
 		// timer per append.
 		resp, err = s.nc.RequestMsg(msgs[len(msgs)-1], s.cfg.RequestTimeout)
 	} else {
-		resp, err = s.nc.RequestMsgWithContext(ctx, msgs[len(msgs)-1])
+		rctx, cancel := s.withTimeout(ctx)
+		resp, err = s.nc.RequestMsgWithContext(rctx, msgs[len(msgs)-1])
+		cancel()
 	}
 	if err != nil {
 		return pubAck{}, publishErr(err)
@@ -331,5 +337,5 @@ func publishErr(err error) error {
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return invalidf("an event is larger than the engine's maximum message size")
 	}
-	return fmt.Errorf("eventstore: publish: %w", err)
+	return fmt.Errorf("eventstore: publish: %w", engine.Classify(err))
 }

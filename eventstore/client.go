@@ -109,6 +109,9 @@ func (c *Client) Tail(ctx context.Context, q Query, fn func(Envelope) error) err
 		if n > 0 {
 			delay = 250 * time.Millisecond
 		}
+		if p != nil && p.RetryAfter > 0 { // a busy or recovering node says when
+			delay = max(delay, time.Duration(p.RetryAfter)*time.Second)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -118,6 +121,7 @@ func (c *Client) Tail(ctx context.Context, q Query, fn func(Envelope) error) err
 	}
 }
 
+// fnError carries the caller's fn error out of a consuming loop.
 type fnError struct{ err error }
 
 func (e fnError) Error() string { return e.err.Error() }

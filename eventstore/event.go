@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Limits of one append.
@@ -124,12 +125,12 @@ func (e *Event) Validate() error {
 		e.Data = json.RawMessage("null")
 	} else if len(e.Data) > MaxEventBytes {
 		return invalidf("event %q: data is %d bytes, more than %d", e.Type, len(e.Data), MaxEventBytes)
-	} else if !json.Valid(e.Data) {
-		return invalidf("event %q: data is not valid JSON", e.Type)
+	} else if !json.Valid(e.Data) || !utf8.Valid(e.Data) {
+		return invalidf("event %q: data is not valid JSON (UTF-8)", e.Type)
 	}
 	if len(bytes.TrimSpace(e.Metadata)) > 0 && !bytes.Equal(bytes.TrimSpace(e.Metadata), []byte("null")) {
 		var buf bytes.Buffer
-		if err := json.Compact(&buf, e.Metadata); err != nil || buf.Len() == 0 || buf.Bytes()[0] != '{' {
+		if err := json.Compact(&buf, e.Metadata); err != nil || buf.Len() == 0 || buf.Bytes()[0] != '{' || !utf8.Valid(buf.Bytes()) {
 			return invalidf("event %q: metadata must be a JSON object", e.Type)
 		}
 		if buf.Len() > MaxMetadataBytes {

@@ -23,8 +23,21 @@ type APIConfig struct {
 	MaxBodyBytes int64
 	// Heartbeat is the interval of SSE comment lines. Default 15s.
 	Heartbeat time.Duration
-	// Logger for unexpected errors. Default: the store's.
+	// RequestTimeout bounds the engine calls of one request (and the
+	// set-up of a subscription); past it the answer is 503 with
+	// Retry-After. Default 5s.
+	RequestTimeout time.Duration
+	// Streams caps concurrent subscriptions (a node shares one limiter
+	// between its APIs). Nil: no cap.
+	Streams StreamLimiter
+	// Logger for failed requests. Default: the store's.
 	Logger *slog.Logger
+}
+
+// StreamLimiter caps concurrent long-lived answers. Acquire takes a slot
+// without waiting, or returns the error to answer with.
+type StreamLimiter interface {
+	Acquire() (release func(), err error)
 }
 
 // API serves the Events endpoints of API.md and the parked-event
@@ -33,6 +46,7 @@ type API struct {
 	store *Store
 	cfg   APIConfig
 	log   *slog.Logger
+	errs  httpx.Errors
 }
 
 // NewAPI returns the HTTP API of store.
@@ -47,11 +61,13 @@ func NewAPI(store *Store, cfg APIConfig) *API {
 	if log == nil {
 		log = store.log
 	}
-	return &API{store: store, cfg: cfg, log: log}
+	return &API{store: store, cfg: cfg, log: log, errs: httpx.Errors{Log: log, Domain: problem}}
 }
 
 // Mount registers the routes with handle (e.g. an http.ServeMux's Handle).
+// Every route but the subscription stream runs under the request deadline.
 func (a *API) Mount(handle func(pattern string, h http.Handler)) {
+	handle("GET /v1/events/subscribe", http.HandlerFunc(a.subscribe))
 	for pattern, h := range map[string]http.HandlerFunc{
 		"POST /v1/streams/{stream}/events":                       a.appendEvents,
 		"GET /v1/streams/{stream}/events":                        a.readStream,
@@ -59,13 +75,12 @@ func (a *API) Mount(handle func(pattern string, h http.Handler)) {
 		"PUT /v1/streams/{stream}/snapshot":                      a.putSnapshot,
 		"GET /v1/streams/{stream}/snapshot":                      a.getSnapshot,
 		"GET /v1/events":                                         a.readAll,
-		"GET /v1/events/subscribe":                               a.subscribe,
 		"GET /v1/subscriptions":                                  a.groups,
 		"GET /v1/subscriptions/{group}/parked":                   a.parkedList,
 		"POST /v1/subscriptions/{group}/parked/{position}/retry": a.parkedRetry,
 		"DELETE /v1/subscriptions/{group}/parked/{position}":     a.parkedSkip,
 	} {
-		handle(pattern, h)
+		handle(pattern, httpx.Deadline(a.cfg.RequestTimeout, h))
 	}
 }
 
@@ -114,7 +129,7 @@ func (a *API) appendEvents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, p := readBody(w, r, a.cfg.MaxBodyBytes)
+	body, p := httpx.ReadBody(w, r, a.cfg.MaxBodyBytes)
 	if p != nil {
 		httpx.WriteProblem(w, p)
 		return
@@ -324,31 +339,31 @@ func (a *API) parkedSkip(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// fail maps a store error to its problem answer.
+// fail answers err: the store's errors through problem, the engine's and
+// the rest through the shared mapping (5xx logged once there).
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	a.errs.Write(w, r, err)
+}
+
+// problem maps the store's own errors to their answers; nil for the rest.
+func problem(err error) *httpx.Problem {
 	var ce *ConflictError
 	switch {
 	case errors.As(err, &ce):
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusConflict, "version-conflict", ce.Error()).
-			With("currentVersion", ce.Current).With("expectedVersion", ce.Expected))
+		return httpx.NewProblem(http.StatusConflict, "version-conflict", ce.Error()).
+			With("currentVersion", ce.Current).With("expectedVersion", ce.Expected)
 	case errors.Is(err, ErrStreamNotFound):
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusNotFound, "stream-not-found", err.Error()))
+		return httpx.NewProblem(http.StatusNotFound, "stream-not-found", err.Error())
 	case errors.Is(err, ErrNotFound):
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusNotFound, "not-found", err.Error()))
+		return httpx.NewProblem(http.StatusNotFound, "not-found", err.Error())
 	case errors.Is(err, ErrInvalid):
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid", err.Error()))
+		return httpx.NewProblem(http.StatusUnprocessableEntity, "invalid", err.Error())
 	case errors.Is(err, ErrRejected):
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "rejected", err.Error()))
+		return httpx.NewProblem(http.StatusUnprocessableEntity, "rejected", err.Error())
 	case errors.Is(err, ErrBusy):
-		p := httpx.NewProblem(http.StatusServiceUnavailable, "busy", err.Error())
-		p.RetryAfter = 1
-		httpx.WriteProblem(w, p)
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusServiceUnavailable, "unavailable", "the event store did not answer in time"))
-	default:
-		a.log.Error("events: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		httpx.WriteError(w, err)
+		return httpx.NewProblem(http.StatusServiceUnavailable, "busy", err.Error()).Retry(httpx.RetryBusy)
 	}
+	return nil
 }
 
 func pathStream(w http.ResponseWriter, r *http.Request) (string, bool) {
@@ -369,14 +384,6 @@ func pathParked(w http.ResponseWriter, r *http.Request) (string, uint64, bool) {
 		return "", 0, false
 	}
 	return group, pos, true
-}
-
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *httpx.Problem) {
-	var raw json.RawMessage
-	if p := httpx.DecodeJSON(w, r, &raw, limit); p != nil {
-		return nil, p
-	}
-	return raw, nil
 }
 
 // queryReader parses query parameters, keeping the first error.

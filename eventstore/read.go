@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/plexushq/plexus/engine"
 )
 
 // Read limits.
@@ -276,7 +278,7 @@ func (s *Store) getOne(ctx context.Context, req getRequest) (*nats.Msg, error) {
 	body, _ := json.Marshal(req)
 	m, err := s.nc.RequestWithContext(ctx, s.getSubj, body)
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: read: %w", err)
+		return nil, fmt.Errorf("eventstore: read: %w", engine.Classify(err))
 	}
 	switch st := m.Header.Get(hdrStatus); st {
 	case "":
@@ -304,7 +306,7 @@ func (s *Store) getBatch(ctx context.Context, req getRequest, fn func(Envelope))
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return fmt.Errorf("eventstore: read: %w", err)
+			return fmt.Errorf("eventstore: read: %w", engine.Classify(err))
 		}
 		switch st := m.Header.Get(hdrStatus); st {
 		case "":

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/plexushq/plexus/engine"
 )
 
 // MaxSnapshotBytes bounds a snapshot's state.
@@ -61,6 +63,9 @@ func (s *Store) SaveSnapshot(ctx context.Context, stream string, snap Snapshot) 
 			return err
 		}
 	}
+	if err := s.eng.Writable(); err != nil {
+		return fmt.Errorf("eventstore: snapshot of %q: %w", stream, err)
+	}
 	snap.Timestamp = time.Now().UTC()
 	return s.putSnapshot(ctx, stream, snap)
 }
@@ -88,19 +93,22 @@ func (s *Store) putSnapshot(ctx context.Context, stream string, snap Snapshot) e
 		old, err := s.snapshots.Get(ctx, stream)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			if _, err = s.snapshots.Create(ctx, stream, b); err == nil {
-				return nil
-			}
+			_, err = s.snapshots.Create(ctx, stream, b)
 		case err != nil:
-			return fmt.Errorf("eventstore: snapshot of %q: %w", stream, err)
+			return fmt.Errorf("eventstore: snapshot of %q: %w", stream, engine.Classify(err))
 		default:
 			var cur Snapshot
 			if json.Unmarshal(old.Value(), &cur) == nil && cur.Version > snap.Version {
 				return nil
 			}
-			if _, err = s.snapshots.Update(ctx, stream, b, old.Revision()); err == nil {
-				return nil
-			}
+			_, err = s.snapshots.Update(ctx, stream, b, old.Revision())
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) &&
+			!errors.Is(err, &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}) {
+			return fmt.Errorf("eventstore: snapshot of %q: %w", stream, engine.Classify(err))
 		}
 	}
 	return fmt.Errorf("eventstore: snapshot of %q: concurrent writers", stream)
@@ -117,7 +125,7 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string) (Snapshot, erro
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Snapshot{}, fmt.Errorf("%w: no snapshot of %q", ErrNotFound, stream)
 	} else if err != nil {
-		return Snapshot{}, fmt.Errorf("eventstore: snapshot of %q: %w", stream, err)
+		return Snapshot{}, fmt.Errorf("eventstore: snapshot of %q: %w", stream, engine.Classify(err))
 	}
 	var snap Snapshot
 	if err := json.Unmarshal(e.Value(), &snap); err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/plexushq/plexus/internal/httpx"
@@ -13,8 +12,11 @@ import (
 
 // subscribe serves GET /v1/events/subscribe as server-sent events: the
 // stored events from fromPosition (or after Last-Event-ID), then live
-// ones. Each event's SSE id is its position; comment lines keep idle
-// connections alive; the stream ends when the server shuts down.
+// ones. Each event's SSE id is its position. The stream takes one of the
+// node's stream slots (503 with a retry hint when none is free), holds at
+// most TailBuffer events ahead of the client, and ends — removing its
+// engine consumer at once — when the client goes, a write fails or times
+// out, or the server shuts down.
 func (a *API) subscribe(w http.ResponseWriter, r *http.Request) {
 	q, p := parseQuery(r)
 	if p != nil {
@@ -29,79 +31,44 @@ func (a *API) subscribe(w http.ResponseWriter, r *http.Request) {
 		}
 		q.FromPosition, q.Since, q.OnlyNew = pos+1, time.Time{}, false
 	}
-	rc := http.NewResponseController(w)
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	var mu sync.Mutex // the heartbeat and the events share the writer
-	var wg sync.WaitGroup
-	started := false
-	ready := func() {
-		h := w.Header()
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Accel-Buffering", "no")
-		w.WriteHeader(http.StatusOK)
-		_ = rc.Flush()
-		started = true
-		wg.Add(1)
-		go a.heartbeat(ctx, r, w, rc, &mu, cancel, &wg)
+	release, err := a.acquire()
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
-	buf := make([]byte, 0, 1024)
-	err := a.store.tail(ctx, q, ready, func(e Envelope) error {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		buf = append(buf[:0], "id: "...)
-		buf = strconv.AppendUint(buf, e.Position, 10)
-		buf = append(buf, "\ndata: "...)
-		buf = append(buf, b...)
-		buf = append(buf, "\n\n"...)
-		mu.Lock()
-		defer mu.Unlock()
-		if _, err := w.Write(buf); err != nil {
-			return err
-		}
-		return rc.Flush()
-	})
-	cancel()
-	wg.Wait()
-	if !started {
+	defer release()
+	tctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	var sse *httpx.SSE
+	ready := func() {
+		var sctx context.Context
+		sse, sctx = httpx.StartSSE(w, r, httpx.SSEConfig{Heartbeat: a.cfg.Heartbeat})
+		context.AfterFunc(sctx, cancel) // the stream ended (write failed, shutdown): end the tail
+	}
+	err = a.store.tail(tctx, q, tailOpts{ready: ready, setup: httpx.RequestTimeout(a.cfg.RequestTimeout)},
+		func(e Envelope) error {
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			return sse.Event("", httpx.ID(e.Position), b)
+		})
+	if sse == nil {
 		if err == nil {
-			err = ctx.Err()
+			err = r.Context().Err()
 		}
 		a.fail(w, r, err)
 		return
 	}
+	sse.Close()
 	if err != nil && r.Context().Err() == nil {
 		a.log.Debug("events: SSE subscription ended", "err", err)
 	}
 }
 
-// heartbeat writes a comment line every Heartbeat and ends the stream
-// (cancel) when the server begins shutting down or a write fails.
-func (a *API) heartbeat(ctx context.Context, r *http.Request, w http.ResponseWriter, rc *http.ResponseController,
-	mu *sync.Mutex, cancel context.CancelFunc, wg *sync.WaitGroup) {
-	defer wg.Done()
-	defer cancel()
-	t := time.NewTicker(a.cfg.Heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-httpx.Stopping(r.Context()):
-			return
-		case <-t.C:
-			mu.Lock()
-			_, err := w.Write([]byte(": heartbeat\n\n"))
-			if err == nil {
-				err = rc.Flush()
-			}
-			mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
+func (a *API) acquire() (func(), error) {
+	if a.cfg.Streams == nil {
+		return func() {}, nil
 	}
+	return a.cfg.Streams.Acquire()
 }

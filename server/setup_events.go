@@ -21,7 +21,8 @@ func (n *Node) setupEvents(context.Context) error {
 	if err := n.metrics.Register(eventstore.NewCollector(store)); err != nil {
 		return fmt.Errorf("events metrics: %w", err)
 	}
-	eventstore.NewAPI(store, eventstore.APIConfig{Logger: log}).Mount(n.handleAdmin)
+	eventstore.NewAPI(store, eventstore.APIConfig{Logger: log, RequestTimeout: n.cfg.RequestTimeout,
+		Streams: n.slots}).Mount(n.handleAdmin)
 	n.addHealth("events", func(ctx context.Context) any {
 		st, err := store.Stats(ctx)
 		if err != nil {
