@@ -51,9 +51,9 @@ const (
 const maxAnyRetries = 16
 
 type pubAck struct {
-	Stream    string `json:"stream"`
-	Seq       uint64 `json:"seq"`
-	Duplicate bool   `json:"duplicate,omitempty"`
+	Stream    string              `json:"stream"`
+	Seq       uint64              `json:"seq"`
+	Duplicate bool                `json:"duplicate,omitempty"`
 	Error     *jetstream.APIError `json:"error,omitempty"`
 }
 
