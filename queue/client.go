@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,16 @@ type Options struct {
 	ConfigRefresh time.Duration
 	// Replicas for queue streams and the options bucket. Default 1.
 	Replicas int
+	// RequestTimeout bounds engine calls made without a deadline of the
+	// caller's (ledger writes of a receive, acks' flush). Default 5s.
+	RequestTimeout time.Duration
+	// MaxQueues caps the number of queues, dead-letter queues included;
+	// creating one more is ErrTooManyQueues. Default DefaultMaxQueues.
+	MaxQueues int
+	// Writable, when set, is asked before every write that adds messages
+	// (publish, redrive, create); its error refuses the write. A node
+	// passes its engine's Writable (engine.ErrStorageFull on a full disk).
+	Writable func() error
 }
 
 func (o *Options) defaults() {
@@ -62,6 +73,15 @@ func (o *Options) defaults() {
 	if o.TracerProvider == nil {
 		o.TracerProvider = noop.NewTracerProvider()
 	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 5 * time.Second
+	}
+	if o.MaxQueues <= 0 {
+		o.MaxQueues = DefaultMaxQueues
+	}
+	if o.Writable == nil {
+		o.Writable = func() error { return nil }
+	}
 }
 
 // Client is the queue semantics on JetStream: it creates queues, publishes,
@@ -71,6 +91,7 @@ type Client struct {
 	js      jetstream.JetStream
 	nc      *nats.Conn
 	kv      jetstream.KeyValue
+	ledger  jetstream.Stream // the delivery ledger (ledger.go)
 	key     []byte
 	opts    Options
 	log     *slog.Logger
@@ -121,6 +142,12 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, er
 	}
 	if c.key, err = c.receiptKey(ctx); err != nil {
 		return nil, err
+	}
+	if err := c.ensureLedger(ctx); err != nil {
+		return nil, err
+	}
+	if c.ledger, err = js.Stream(ctx, LedgerStream); err != nil {
+		return nil, fmt.Errorf("queue: delivery ledger: %w", engine.Classify(err))
 	}
 	c.metrics = newMetrics(opts.Registerer)
 	return c, nil
@@ -177,6 +204,9 @@ type qstate struct {
 	sizeMu sync.Mutex
 	sizeAt time.Time
 	size   int64
+	// pubMu lets one publisher of this client at a time check the size
+	// and publish while the queue is near its maxSize (size.go).
+	pubMu sync.Mutex
 
 	// counter deltas not yet flushed to the engine
 	published, processed, failed, deadLettered atomic.Int64
@@ -309,16 +339,21 @@ func (c *Client) CreateQueue(ctx context.Context, name string, cfg Config) (info
 	if err := cfg.Validate(name); err != nil {
 		return nil, false, err
 	}
-	if cfg.DeadLetterOf == "" {
-		if err := c.ensureDLQ(ctx, cfg.DeadLetterQueue, name); err != nil {
-			return nil, false, err
-		}
-	}
 	rec := record{Config: cfg, Levels: 1}
 	old, getErr := c.kv.Get(ctx, name)
 	created = errors.Is(getErr, jetstream.ErrKeyNotFound)
 	if getErr != nil && !created {
-		return nil, false, fmt.Errorf("queue %q: %w", name, getErr)
+		return nil, false, fmt.Errorf("queue %q: %w", name, engine.Classify(getErr))
+	}
+	if created {
+		if err := c.roomForQueue(ctx, name, &cfg); err != nil {
+			return nil, false, err
+		}
+	}
+	if cfg.DeadLetterOf == "" {
+		if err := c.ensureDLQ(ctx, cfg.DeadLetterQueue, name); err != nil {
+			return nil, false, err
+		}
 	}
 	if !created {
 		var prev record
@@ -345,6 +380,28 @@ func (c *Client) CreateQueue(ctx context.Context, name string, cfg Config) (info
 	}
 	info, err = c.info(ctx, q)
 	return info, created, err
+}
+
+// roomForQueue refuses a new queue (and the dead-letter queue it brings)
+// past Options.MaxQueues, or while the engine's storage is full. Nodes
+// creating queues at the same moment can pass the cap by those creations.
+func (c *Client) roomForQueue(ctx context.Context, name string, cfg *Config) error {
+	if err := c.opts.Writable(); err != nil {
+		return fmt.Errorf("queue %q: %w", name, err)
+	}
+	names, err := c.Names(ctx)
+	if err != nil {
+		return err
+	}
+	need := 1
+	if cfg.DeadLetterOf == "" && !slices.Contains(names, cfg.DeadLetterQueue) {
+		need++
+	}
+	if len(names)+need > c.opts.MaxQueues {
+		return fmt.Errorf("%w: queue %q: %d queues exist, the limit is %d (dead-letter queues included)",
+			ErrTooManyQueues, name, len(names), c.opts.MaxQueues)
+	}
+	return nil
 }
 
 // ensureDLQ creates the dead-letter queue of owner unless it exists.
@@ -415,6 +472,9 @@ func (c *Client) DeleteQueue(ctx context.Context, name string) error {
 		return fmt.Errorf("queue %q: delete: %w", name, err)
 	}
 	_ = c.kv.Delete(ctx, statsKeyPrefix+name)
+	if err := c.forgetLedger(ctx, n); err != nil {
+		return err
+	}
 	if err := c.kv.Delete(ctx, name); err != nil {
 		return fmt.Errorf("queue %q: delete options: %w", name, err)
 	}

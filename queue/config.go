@@ -48,6 +48,17 @@ const (
 
 const maxBackoff = 15 * time.Minute
 
+// RetryNow as a Config.RetryDelay retries a failed message at once. The
+// zero RetryDelay means the default (5s), so the HTTP API and the
+// configuration file turn an explicit "retryDelay": "0s" into RetryNow.
+const RetryNow = httpx.Duration(-1)
+
+// Bounds of a visibility timeout (a queue's or one receive's).
+const (
+	minVisibility = 100 * time.Millisecond
+	maxVisibility = 12 * time.Hour
+)
+
 // DefaultMaxQueues caps the number of queues (dead-letter queues included)
 // unless Options.MaxQueues says otherwise.
 const DefaultMaxQueues = 1000
@@ -65,7 +76,8 @@ type Config struct {
 	// RetryAttempts is how many deliveries a message gets before it is
 	// dead-lettered with max_attempts_reached. Default 3.
 	RetryAttempts int `json:"retryAttempts,omitempty" yaml:"retryAttempts"`
-	// RetryDelay is the wait before a failed message is delivered again. Default 5s.
+	// RetryDelay is the wait before a failed message is delivered again.
+	// Default 5s; RetryNow retries at once (in JSON and YAML: "0s").
 	RetryDelay httpx.Duration `json:"retryDelay,omitempty" yaml:"retryDelay"`
 	// RetryBackoff is BackoffFixed (default) or BackoffExponential.
 	RetryBackoff string `json:"retryBackoff,omitempty" yaml:"retryBackoff"`
@@ -126,7 +138,7 @@ func (c *Config) Validate(name string) error {
 	if c.RetryAttempts < 1 || c.RetryAttempts > 1000 {
 		bad("retryAttempts", "%d: want 1 to 1000", c.RetryAttempts)
 	}
-	if c.RetryDelay.D() < 0 || c.RetryDelay.D() > 24*time.Hour {
+	if c.RetryDelay != RetryNow && (c.RetryDelay.D() < 0 || c.RetryDelay.D() > 24*time.Hour) {
 		bad("retryDelay", "%s: want 0 to 24h", c.RetryDelay.D())
 	}
 	if c.RetryBackoff != BackoffFixed && c.RetryBackoff != BackoffExponential {
@@ -142,15 +154,23 @@ func (c *Config) Validate(name string) error {
 			bad("deadLetterQueue", "a queue cannot be its own dead-letter queue")
 		}
 	}
-	if v := c.VisibilityTimeout.D(); v < 100*time.Millisecond || v > 12*time.Hour {
-		bad("visibilityTimeout", "%s: want 100ms to 12h", v)
+	if v := c.VisibilityTimeout.D(); v < minVisibility || v > maxVisibility {
+		bad("visibilityTimeout", "%s: want %s to %s", v, minVisibility, maxVisibility)
 	}
 	return errors.Join(errs...)
 }
 
+// retryDelay is RetryDelay with RetryNow read as 0.
+func (c *Config) retryDelay() time.Duration {
+	if c.RetryDelay == RetryNow {
+		return 0
+	}
+	return c.RetryDelay.D()
+}
+
 // backoff is the delay before the retry that follows failed attempt n (1-based).
 func (c *Config) backoff(n int, jitter func() float64) time.Duration {
-	d := c.RetryDelay.D()
+	d := c.retryDelay()
 	if c.RetryBackoff != BackoffExponential || d <= 0 {
 		return d
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/plexushq/plexus/engine"
 )
 
 // DeadLetter is a message that left its queue without being processed.
@@ -66,9 +68,11 @@ func (c *Client) deadLetter(ctx context.Context, q *qstate, src source, reason s
 	if err := c.addLevel(ctx, dq, prio); err != nil {
 		return err
 	}
-	if err := c.reserve(ctx, dq, 1); err != nil {
+	release, err := c.reserve(ctx, dq, 1)
+	if err != nil {
 		return err
 	}
+	defer release()
 	h := make(nats.Header, len(src.header)+8)
 	for k, v := range src.header {
 		if !strings.HasPrefix(k, "Nats-") {
@@ -89,8 +93,12 @@ func (c *Client) deadLetter(ctx context.Context, q *qstate, src source, reason s
 	if lastErr != "" {
 		h[hdrDLError] = []string{oneLine(lastErr)}
 	}
-	if _, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: dq.n.ready[prio], Header: h, Data: src.data}); err != nil {
-		return fmt.Errorf("dead-letter queue %q: publish: %w", dq.n.queue, err)
+	ack, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: dq.n.ready[prio], Header: h, Data: src.data})
+	if err != nil {
+		return fmt.Errorf("dead-letter queue %q: publish: %w", dq.n.queue, engine.Classify(err))
+	}
+	if ack.Duplicate { // another node (or an earlier try) dead-lettered it: count it once
+		return nil
 	}
 	c.published(dq, 1)
 	q.deadLettered.Add(1)
@@ -105,66 +113,6 @@ func oneLine(s string) string {
 		s = s[:4096]
 	}
 	return s
-}
-
-// reserve makes room for n more messages in q: within maxSize nothing
-// happens; beyond it the overflow policy rejects (ErrQueueFull) or
-// dead-letters the oldest ready messages with reason overflow. The size is
-// read from the engine when a cached estimate is stale or near the limit.
-func (c *Client) reserve(ctx context.Context, q *qstate, n int) error {
-	cfg := q.cfg.Load()
-	limit := int64(cfg.MaxSize)
-	q.sizeMu.Lock()
-	size, fresh := q.size, time.Since(q.sizeAt) < 250*time.Millisecond
-	q.sizeMu.Unlock()
-	if fresh && size+int64(n) <= limit*9/10 {
-		return nil
-	}
-	si, err := q.stream.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("queue %q: size: %w", q.n.queue, err)
-	}
-	size = int64(si.State.Msgs)
-	q.sizeMu.Lock()
-	q.size, q.sizeAt = size, time.Now()
-	q.sizeMu.Unlock()
-	over := size + int64(n) - limit
-	if over <= 0 {
-		return nil
-	}
-	if cfg.Overflow == OverflowReject || int64(n) > limit {
-		c.metrics.rejected.WithLabelValues(q.n.queue).Inc()
-		return fmt.Errorf("%w: queue %q: max size %d reached", ErrQueueFull, q.n.queue, cfg.MaxSize)
-	}
-	for range over {
-		if err := c.dropOldest(ctx, q); err != nil {
-			return err
-		}
-	}
-	q.sizeMu.Lock()
-	q.size -= over
-	q.sizeMu.Unlock()
-	return nil
-}
-
-// dropOldest dead-letters the oldest ready message with reason overflow.
-func (c *Client) dropOldest(ctx context.Context, q *qstate) error {
-	raw, err := q.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(q.n.readyAll))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		// Only delayed messages fill the queue: nothing ready to drop.
-		return fmt.Errorf("%w: queue %q: max size %d reached by delayed messages", ErrQueueFull, q.n.queue, q.cfg.Load().MaxSize)
-	}
-	if err != nil {
-		return fmt.Errorf("queue %q: overflow: %w", q.n.queue, err)
-	}
-	src := source{subject: raw.Subject, header: raw.Header, data: raw.Data, seq: raw.Sequence}
-	if err := c.deadLetter(ctx, q, src, ReasonOverflow, 0, ""); err != nil {
-		return fmt.Errorf("queue %q: overflow: %w", q.n.queue, err)
-	}
-	if err := q.stream.DeleteMsg(ctx, raw.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("queue %q: overflow: %w", q.n.queue, err)
-	}
-	return nil
 }
 
 // DeadLetters lists up to limit dead letters of queue (oldest first).
@@ -253,6 +201,9 @@ func (c *Client) Redrive(ctx context.Context, queue string, ids []string) (int, 
 	if err != nil {
 		return 0, err
 	}
+	if err := c.opts.Writable(); err != nil {
+		return 0, fmt.Errorf("queue %q: redrive: %w", queue, err)
+	}
 	want := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		want[id] = true
@@ -265,9 +216,11 @@ func (c *Client) Redrive(ctx context.Context, queue string, ids []string) (int, 
 		if err := c.addLevel(ctx, q, d.Priority); err != nil {
 			return false, err
 		}
-		if err := c.reserve(ctx, q, 1); err != nil {
+		release, err := c.reserve(ctx, q, 1)
+		if err != nil {
 			return false, err
 		}
+		defer release()
 		h := make(nats.Header, len(d.Headers)+3)
 		for k, v := range d.Headers {
 			h[k] = []string{v}

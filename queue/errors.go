@@ -23,6 +23,12 @@ var (
 	// ErrReceiptExpired: the receipt's visibility timeout ended (the
 	// message may be with another receiver now); receive it again.
 	ErrReceiptExpired = errors.New("receipt expired")
+	// ErrReceiptStale: the receipt belongs to an older delivery of the
+	// message: it was nacked (or acked) with it already, or delivered
+	// again since. Nothing was changed.
+	ErrReceiptStale = errors.New("receipt stale")
+	// ErrTooManyQueues: creating the queue would pass Options.MaxQueues.
+	ErrTooManyQueues = errors.New("too many queues")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("queue client closed")
 )
@@ -48,29 +54,31 @@ func invalidMsg(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidMessage, fmt.Sprintf(format, a...))
 }
 
-// problem maps domain errors to HTTP problems in one place.
+// problem maps the queue's own errors to HTTP problems; it is the domain
+// half of the API's httpx.Errors (engine failures and the rest are mapped
+// there). Nil for errors it does not know.
 func problem(err error) *httpx.Problem {
-	var p *httpx.Problem
 	var nf *NotFoundError
 	var ce *ConfigError
 	switch {
-	case errors.As(err, &p):
-		return p
 	case errors.As(err, &nf):
 		return httpx.NewProblem(http.StatusNotFound, "queue-not-found", nf.Error()).With("queue", nf.Queue)
 	case errors.As(err, &ce):
 		return httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-queue-config", err.Error())
 	case errors.Is(err, ErrQueueFull):
 		return httpx.NewProblem(http.StatusInsufficientStorage, "queue-full", err.Error())
+	case errors.Is(err, ErrTooManyQueues):
+		return httpx.NewProblem(http.StatusConflict, "too-many-queues", err.Error())
 	case errors.Is(err, ErrInvalidName):
 		return httpx.NewProblem(http.StatusBadRequest, "invalid-name", err.Error())
 	case errors.Is(err, ErrInvalidMessage):
 		return httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-message", err.Error())
 	case errors.Is(err, ErrReceiptExpired):
 		return httpx.NewProblem(http.StatusConflict, "receipt-expired", err.Error())
+	case errors.Is(err, ErrReceiptStale):
+		return httpx.NewProblem(http.StatusConflict, "receipt-stale", err.Error())
 	case errors.Is(err, ErrInvalidReceipt):
 		return httpx.NewProblem(http.StatusBadRequest, "invalid-receipt", err.Error())
-	default:
-		return httpx.NewProblem(http.StatusInternalServerError, "internal", "internal error")
 	}
+	return nil
 }

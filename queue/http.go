@@ -1,16 +1,12 @@
 package queue
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/plexushq/plexus/internal/httpx"
 )
@@ -25,14 +21,28 @@ const (
 
 // configRequest is the body of PUT /v1/queues/{queue}.
 type configRequest struct {
-	MaxSize           int            `json:"maxSize"`
-	Overflow          string         `json:"overflow"`
-	RetryAttempts     int            `json:"retryAttempts"`
-	RetryDelay        httpx.Duration `json:"retryDelay"`
+	MaxSize           int             `json:"maxSize"`
+	Overflow          string          `json:"overflow"`
+	RetryAttempts     int             `json:"retryAttempts"`
+	RetryDelay        *httpx.Duration `json:"retryDelay"` // given as 0: retry at once
 	RetryBackoff      string         `json:"retryBackoff"`
 	TTL               httpx.Duration `json:"ttl"`
 	DeadLetterQueue   string         `json:"deadLetterQueue"`
 	VisibilityTimeout httpx.Duration `json:"visibilityTimeout"`
+}
+
+// config is the Config the request asks for; an explicit "retryDelay":
+// "0s" is RetryNow (left out, it is the default).
+func (r *configRequest) config() Config {
+	cfg := Config{MaxSize: r.MaxSize, Overflow: r.Overflow, RetryAttempts: r.RetryAttempts,
+		RetryBackoff: r.RetryBackoff, TTL: r.TTL, DeadLetterQueue: r.DeadLetterQueue, VisibilityTimeout: r.VisibilityTimeout}
+	if r.RetryDelay != nil {
+		cfg.RetryDelay = *r.RetryDelay
+		if cfg.RetryDelay == 0 {
+			cfg.RetryDelay = RetryNow
+		}
+	}
+	return cfg
 }
 
 // publishItem is one message of POST /v1/queues/{queue}/messages.
@@ -120,8 +130,10 @@ type wireMessage struct {
 	LastError           string            `json:"lastError,omitempty"`
 }
 
+// wirePayload embeds b when it is JSON text (valid UTF-8 included: a Go
+// publisher may have stored any bytes), else sends it as a string.
 func wirePayload(b []byte) json.RawMessage {
-	if json.Valid(b) {
+	if json.Valid(b) && utf8.Valid(b) {
 		return b
 	}
 	s, _ := json.Marshal(string(b))
@@ -151,38 +163,4 @@ func queryLimit(r *http.Request, def, max int) (int, *httpx.Problem) {
 		return 0, httpx.NewProblem(http.StatusBadRequest, "bad-query", fmt.Sprintf("limit %q: want 1 to %d", s, max))
 	}
 	return n, nil
-}
-
-// readBody reads a JSON request body (415 wrong type, 413 too large).
-func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, *httpx.Problem) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
-			return nil, httpx.NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type",
-				fmt.Sprintf("content type %q is not application/json", ct))
-		}
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, httpx.NewProblem(http.StatusRequestEntityTooLarge, "body-too-large",
-				fmt.Sprintf("request body is larger than %d bytes", maxBytes))
-		}
-		return nil, httpx.NewProblem(http.StatusBadRequest, "bad-body", "reading request body: "+err.Error())
-	}
-	return b, nil
-}
-
-// decodeOptional decodes a JSON body into dst strictly; an empty body
-// leaves dst as it is (all defaults).
-func decodeOptional(w http.ResponseWriter, r *http.Request, dst any) *httpx.Problem {
-	b, p := readBody(w, r, httpx.DefaultMaxBody)
-	if p != nil {
-		return p
-	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil
-	}
-	return httpx.DecodeJSONBytes(b, dst)
 }

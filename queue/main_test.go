@@ -4,12 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/enginetest"
 )
 
@@ -37,14 +39,28 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	eng := enginetest.Start(t)
+	return newFixtureOn(t, enginetest.Start(t), nil)
+}
+
+func newFixtureOpts(t *testing.T, opt func(*Options)) *fixture {
+	t.Helper()
+	return newFixtureOn(t, enginetest.Start(t), opt)
+}
+
+// newFixtureOn runs a client on eng with the test options, changed by opt.
+func newFixtureOn(t *testing.T, eng *engine.Engine, opt func(*Options)) *fixture {
+	t.Helper()
 	clk := &clock{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	c, err := New(ctx, eng.JetStream(), Options{
+	o := Options{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: clk.now,
 		PollInterval: 50 * time.Millisecond, ConfigRefresh: time.Millisecond,
-	})
+	}
+	if opt != nil {
+		opt(&o)
+	}
+	c, err := New(ctx, eng.JetStream(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,4 +118,22 @@ func (f *fixture) server() *httptest.Server {
 	srv := httptest.NewServer(s.Handler())
 	f.t.Cleanup(srv.Close)
 	return srv
+}
+
+func httptestServer(t *testing.T, s *Service) string {
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// doRaw sends req and returns the status, headers and body.
+func doRaw(t *testing.T, req *http.Request) (int, http.Header, []byte) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
 }

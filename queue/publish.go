@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plexushq/plexus/engine"
 )
 
 // Message is what a producer publishes.
@@ -198,23 +200,31 @@ func (c *Client) PublishBatch(ctx context.Context, queue string, msgs []Message)
 }
 
 func (c *Client) publish(ctx context.Context, q *qstate, msgs []Message) ([]string, error) {
+	if err := c.opts.Writable(); err != nil {
+		return nil, fmt.Errorf("queue %q: publish: %w", q.n.queue, err)
+	}
 	for i := range msgs {
 		if err := c.addLevel(ctx, q, msgs[i].Priority); err != nil {
 			return nil, err
 		}
 	}
-	if err := c.reserve(ctx, q, len(msgs)); err != nil {
+	release, err := c.reserve(ctx, q, len(msgs))
+	if err != nil {
 		return nil, err
 	}
+	defer release()
 	now := c.opts.Now()
 	ids := make([]string, len(msgs))
 	if len(msgs) == 1 {
 		nm := c.build(ctx, q, &msgs[0], now)
 		ids[0] = nm.Header[hdrID][0]
-		if _, err := c.js.PublishMsg(ctx, nm); err != nil {
-			return nil, fmt.Errorf("queue %q: publish: %w", q.n.queue, err)
+		ack, err := c.js.PublishMsg(ctx, nm)
+		if err != nil {
+			return nil, fmt.Errorf("queue %q: publish: %w", q.n.queue, engine.Classify(err))
 		}
-		c.published(q, 1)
+		if !ack.Duplicate {
+			c.published(q, 1)
+		}
 		return ids, nil
 	}
 	futs := make([]jetstream.PubAckFuture, len(msgs))
@@ -235,12 +245,14 @@ func (c *Client) publish(ctx context.Context, q *qstate, msgs []Message) ([]stri
 			continue
 		}
 		select {
-		case <-f.Ok():
-			stored++
+		case ack := <-f.Ok():
+			if !ack.Duplicate {
+				stored++
+			}
 		case err := <-f.Err():
-			errs = append(errs, fmt.Errorf("message %d: %w", i, err))
+			errs = append(errs, fmt.Errorf("message %d: %w", i, engine.Classify(err)))
 		case <-ctx.Done():
-			errs = append(errs, ctx.Err())
+			errs = append(errs, engine.Classify(ctx.Err()))
 		}
 		if ctx.Err() != nil {
 			break
@@ -280,13 +292,15 @@ func (f *Future) Wait(ctx context.Context) error {
 		return f.err
 	}
 	select {
-	case <-f.paf.Ok():
-		f.c.published(f.q, 1)
+	case ack := <-f.paf.Ok():
+		if !ack.Duplicate {
+			f.c.published(f.q, 1)
+		}
 		f.done = true
 		return nil
 	case err := <-f.paf.Err():
 		f.done = true
-		f.err = fmt.Errorf("queue %q: publish: %w", f.q.n.queue, err)
+		f.err = fmt.Errorf("queue %q: publish: %w", f.q.n.queue, engine.Classify(err))
 		return f.err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -302,14 +316,19 @@ func (c *Client) PublishAsync(ctx context.Context, queue string, m Message) *Fut
 		err = m.Validate()
 	}
 	if err == nil {
-		err = c.addLevel(ctx, q, m.Priority)
+		err = c.opts.Writable()
 	}
 	if err == nil {
-		err = c.reserve(ctx, q, 1)
+		err = c.addLevel(ctx, q, m.Priority)
+	}
+	release := func() {}
+	if err == nil {
+		release, err = c.reserve(ctx, q, 1)
 	}
 	if err != nil {
 		return &Future{err: err}
 	}
+	defer release()
 	nm := c.build(ctx, q, &m, c.opts.Now())
 	f := &Future{id: nm.Header[hdrID][0], q: q, c: c}
 	f.paf, f.err = c.js.PublishMsgAsync(nm)

@@ -2,20 +2,13 @@ package queue
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Delivery is a received message. Acknowledge it with its Receipt (HTTP,
@@ -32,6 +25,7 @@ type Delivery struct {
 
 	msg    *nats.Msg
 	header nats.Header
+	seq    uint64 // stream sequence
 }
 
 // ReceiveOptions bound one Receive call.
@@ -42,69 +36,18 @@ type ReceiveOptions struct {
 	Wait time.Duration
 	// Consumer names the receiver for the consumer statistics. Optional.
 	Consumer string
+	// VisibilityTimeout is how long the messages stay invisible to other
+	// receivers, 100ms to 12h. Default: the queue's. It holds for these
+	// deliveries only (extend renews it with the same length).
+	VisibilityTimeout time.Duration
 	// Stop, when closed, ends the wait early (server shutdown).
 	Stop <-chan struct{}
 }
 
-// doorbell wakes waiting receivers when a message is published into a
-// ready subject. It subscribes only while someone waits, so idle queues
-// cost nothing; redeliveries and fired delays are caught by polling.
-type doorbell struct {
-	nc      *nats.Conn
-	subject string
-
-	mu      sync.Mutex
-	ch      chan struct{}
-	sub     *nats.Subscription
-	waiters int
-	closed  bool
-}
-
-func newDoorbell(nc *nats.Conn, subject string) *doorbell {
-	return &doorbell{nc: nc, subject: subject, ch: make(chan struct{})}
-}
-
-// arm registers a waiter and returns the channel closed at the next publish.
-func (b *doorbell) arm() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.waiters++
-	if b.sub == nil && !b.closed {
-		b.sub, _ = b.nc.Subscribe(b.subject, func(*nats.Msg) { b.ring() })
-	}
-	return b.ch
-}
-
-func (b *doorbell) ring() {
-	b.mu.Lock()
-	close(b.ch)
-	b.ch = make(chan struct{})
-	b.mu.Unlock()
-}
-
-func (b *doorbell) disarm() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.waiters--
-	if b.waiters == 0 && b.sub != nil {
-		_ = b.sub.Unsubscribe()
-		b.sub = nil
-	}
-}
-
-func (b *doorbell) close() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.closed = true
-	if b.sub != nil {
-		_ = b.sub.Unsubscribe()
-		b.sub = nil
-	}
-}
-
 // Receive takes up to opts.Max messages, highest priority first, waiting
 // up to opts.Wait for the first one. Each stays invisible to other
-// receivers for the queue's visibility timeout unless acked or nacked.
+// receivers for the visibility timeout (the queue's, or opts') unless acked
+// or nacked; its receipt is bound to this delivery.
 func (c *Client) Receive(ctx context.Context, queue string, opts ReceiveOptions) ([]*Delivery, error) {
 	q, err := c.state(ctx, queue)
 	if err != nil {
@@ -113,13 +56,37 @@ func (c *Client) Receive(ctx context.Context, queue string, opts ReceiveOptions)
 	if opts.Max <= 0 {
 		opts.Max = 1
 	}
+	qvt := q.cfg.Load().VisibilityTimeout.D()
+	vt := opts.VisibilityTimeout
+	if vt == 0 {
+		vt = qvt
+	}
+	if vt < minVisibility || vt > maxVisibility {
+		return nil, invalidMsg("visibilityTimeout %s: want %s to %s", vt, minVisibility, maxVisibility)
+	}
 	c.consumerSeen(q, opts.Consumer)
 	ds, err := c.receive(ctx, q, opts.Max, opts.Wait, opts.Stop)
-	if len(ds) > 0 {
-		dl := c.receiptDeadline(q)
-		for _, d := range ds {
-			d.Receipt = c.seal(q.n.queue, d.msg.Reply, dl) // only receivers outside Subscribe need one
+	if len(ds) == 0 {
+		return ds, err
+	}
+	if vt != qvt {
+		for _, d := range ds { // this delivery's own timeout: visible again at now+vt
+			_ = c.nakAfter(d.msg.Reply, vt)
 		}
+	}
+	// The ledger write must not be cut short by a long poll's end.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.RequestTimeout)
+	defer cancel()
+	hseqs, lerr := c.hold(lctx, q, ds, vt)
+	if lerr != nil {
+		for _, d := range ds { // give them back rather than hide them for vt
+			_ = c.nakAfter(d.msg.Reply, 0)
+		}
+		return nil, lerr
+	}
+	dl := c.opts.Now().Add(vt * 95 / 100)
+	for i, d := range ds {
+		d.Receipt = c.seal(q.n.queue, receiptMeta{reply: d.msg.Reply, deadline: dl, hseq: hseqs[i], vt: vt})
 	}
 	return ds, err
 }
@@ -281,7 +248,7 @@ func (c *Client) admit(ctx context.Context, q *qstate, m *nats.Msg, p int) *Deli
 	d := &Delivery{
 		ID: h.Get(hdrID), Payload: m.Data, Priority: p, Attempts: attempts,
 		Timestamp: ts.UTC(), Headers: userHeaders(h), Queue: q.n.queue,
-		msg: m, header: h,
+		msg: m, header: h, seq: md.seq,
 	}
 	q.m.received.Inc()
 	return d
@@ -337,196 +304,6 @@ func (c *Client) takeLastErr(seq uint64) string {
 	s := c.lastErr[seq]
 	delete(c.lastErr, seq)
 	return s
-}
-
-// Receipts are "<base64url(ack subject)>.<base64url(deadline)>.<base64url(hmac)>":
-// the HMAC, keyed with a secret every node shares through the engine,
-// covers the queue name, the ack subject and the deadline, so a receipt
-// cannot be forged nor used on another queue. The deadline is a little
-// before the visibility timeout ends: after it the message may have been
-// delivered to someone else, and the engine acks by sequence, so an old
-// receipt must not ack or nack it (ErrReceiptExpired).
-func (c *Client) seal(queue, reply string, deadline time.Time) string {
-	var dl [8]byte
-	binary.BigEndian.PutUint64(dl[:], uint64(deadline.UnixMilli()))
-	enc := base64.RawURLEncoding
-	return enc.EncodeToString([]byte(reply)) + "." + enc.EncodeToString(dl[:]) + "." + enc.EncodeToString(c.mac(queue, reply, dl[:]))
-}
-
-func (c *Client) mac(queue, reply string, deadline []byte) []byte {
-	m := hmac.New(sha256.New, c.key)
-	m.Write([]byte(queue))
-	m.Write([]byte{0})
-	m.Write([]byte(reply))
-	m.Write([]byte{0})
-	m.Write(deadline)
-	return m.Sum(nil)[:16]
-}
-
-// receiptDeadline is when a receipt issued now stops being accepted: 95%
-// of the visibility timeout, so clock differences between nodes and the
-// time since the engine delivered stay on the safe side.
-func (c *Client) receiptDeadline(q *qstate) time.Time {
-	return c.opts.Now().Add(q.cfg.Load().VisibilityTimeout.D() * 95 / 100)
-}
-
-// ackRef is what a verified receipt says.
-type ackRef struct {
-	reply     string
-	seq       uint64
-	delivered int
-	priority  int
-}
-
-func (c *Client) open(q *qstate, receipt string) (ackRef, error) {
-	bad := func(why string) (ackRef, error) {
-		return ackRef{}, fmt.Errorf("%w: %s", ErrInvalidReceipt, why)
-	}
-	if len(receipt) > 1024 {
-		return bad("too long")
-	}
-	parts := strings.Split(receipt, ".")
-	if len(parts) != 3 {
-		return bad("malformed")
-	}
-	enc := base64.RawURLEncoding
-	reply, err1 := enc.DecodeString(parts[0])
-	dl, err2 := enc.DecodeString(parts[1])
-	sig, err3 := enc.DecodeString(parts[2])
-	if err1 != nil || err2 != nil || err3 != nil || len(dl) != 8 {
-		return bad("malformed")
-	}
-	if !hmac.Equal(sig, c.mac(q.n.queue, string(reply), dl)) {
-		return bad("not issued for this queue")
-	}
-	md, ok := parseAck(string(reply))
-	if !ok || md.stream != q.n.stream || len(md.consumer) != 2 || md.consumer[0] != 'p' {
-		return bad("not issued for this queue")
-	}
-	if c.opts.Now().UnixMilli() > int64(binary.BigEndian.Uint64(dl)) {
-		return ackRef{}, fmt.Errorf("%w: the visibility timeout ended; the message may have been delivered again", ErrReceiptExpired)
-	}
-	return ackRef{reply: string(reply), priority: int(md.consumer[1] - '0'), delivered: md.delivered, seq: md.seq}, nil
-}
-
-// Ack confirms that the messages were processed; they leave the queue.
-// Every receipt is checked before any is acknowledged.
-func (c *Client) Ack(ctx context.Context, queue string, receipts []string) error {
-	q, err := c.state(ctx, queue)
-	if err != nil {
-		return err
-	}
-	refs := make([]ackRef, len(receipts))
-	for i, r := range receipts {
-		if refs[i], err = c.open(q, r); err != nil {
-			return err
-		}
-	}
-	for _, ref := range refs {
-		if err := c.nc.Publish(ref.reply, ackBody); err != nil {
-			return fmt.Errorf("queue %q: ack: %w", queue, err)
-		}
-	}
-	if err := c.flush(ctx); err != nil {
-		return fmt.Errorf("queue %q: ack: %w", queue, err)
-	}
-	c.processed(q, int64(len(refs)))
-	return nil
-}
-
-func (c *Client) processed(q *qstate, n int64) {
-	q.processed.Add(n)
-	q.m.processed.Add(float64(n))
-}
-
-// Nack reports a failed attempt with an error text. The message is retried
-// after delay (0: the queue's retry policy) or, when this was its last
-// attempt, dead-lettered with max_attempts_reached.
-func (c *Client) Nack(ctx context.Context, queue, receipt, errText string, delay time.Duration) error {
-	q, err := c.state(ctx, queue)
-	if err != nil {
-		return err
-	}
-	ref, err := c.open(q, receipt)
-	if err != nil {
-		return err
-	}
-	if delay < 0 || delay > maxDelay {
-		return invalidMsg("delay %s: want 0 to %s", delay, maxDelay)
-	}
-	return c.nack(ctx, q, ref, nil, errText, delay)
-}
-
-// nack is shared by the receipt and SDK paths; m may be nil.
-func (c *Client) nack(ctx context.Context, q *qstate, ref ackRef, m *nats.Msg, errText string, delay time.Duration) error {
-	cfg := q.cfg.Load()
-	c.failed(q, 1)
-	if ref.delivered >= cfg.RetryAttempts && cfg.DeadLetterOf == "" {
-		src, err := c.sourceOf(ctx, q, ref, m)
-		if err != nil {
-			return err
-		}
-		if err := c.deadLetter(ctx, q, src, ReasonMaxAttempts, ref.delivered, errText); err != nil {
-			c.log.Error("dead-lettering failed; message kept", "queue", q.n.queue, "err", err)
-		} else {
-			return c.nc.Publish(ref.reply, ackBody)
-		}
-	}
-	if errText != "" {
-		c.rememberLastErr(ref.seq, errText)
-	}
-	if delay == 0 {
-		delay = cfg.backoff(ref.delivered, c.jitter)
-	}
-	return c.nakAfter(ref.reply, delay)
-}
-
-func (c *Client) sourceOf(ctx context.Context, q *qstate, ref ackRef, m *nats.Msg) (source, error) {
-	if m != nil {
-		return source{subject: m.Subject, header: m.Header, data: m.Data, seq: ref.seq}, nil
-	}
-	raw, err := q.stream.GetMsg(ctx, ref.seq)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return source{}, fmt.Errorf("%w: message already gone", ErrInvalidReceipt)
-		}
-		return source{}, fmt.Errorf("queue %q: nack: %w", q.n.queue, err)
-	}
-	return source{subject: raw.Subject, header: raw.Header, data: raw.Data, seq: raw.Sequence}, nil
-}
-
-// Extend restarts the visibility timeout of received messages and returns
-// their new receipts (the old ones expire with the old timeout).
-func (c *Client) Extend(ctx context.Context, queue string, receipts []string) ([]string, error) {
-	q, err := c.state(ctx, queue)
-	if err != nil {
-		return nil, err
-	}
-	refs := make([]ackRef, len(receipts))
-	for i, r := range receipts {
-		if refs[i], err = c.open(q, r); err != nil {
-			return nil, err
-		}
-	}
-	dl := c.receiptDeadline(q)
-	out := make([]string, len(refs))
-	for i, ref := range refs {
-		if err := c.nc.Publish(ref.reply, progressBody); err != nil {
-			return nil, err
-		}
-		out[i] = c.seal(q.n.queue, ref.reply, dl)
-	}
-	return out, c.flush(ctx)
-}
-
-// flush waits until the engine has the acks sent so far.
-func (c *Client) flush(ctx context.Context) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
-	return c.nc.FlushWithContext(ctx)
 }
 
 func parseNanos(s string) (time.Time, error) {

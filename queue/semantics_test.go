@@ -230,8 +230,8 @@ func TestForgedReceiptRefused(t *testing.T) {
 	good := ds[0].Receipt
 	forged := []string{
 		"", "nodot", "!!!.???", good + "x", good[:len(good)-2] + "AA",
-		f.c.seal("a", "$JS.ACK.OTHER.p0.1.1.1.1.0", time.Now().Add(time.Hour)),
-		f.c.seal("b", replyOf(good), time.Now().Add(time.Hour)),              // a's message, signed for b
+		f.c.seal("a", receiptMeta{reply: "$JS.ACK.OTHER.p0.1.1.1.1.0", deadline: time.Now().Add(time.Hour)}),
+		f.c.seal("b", receiptMeta{reply: replyOf(good), deadline: time.Now().Add(time.Hour)}), // a's message, signed for b
 		strings.Replace(good, strings.Split(good, ".")[1], "AAAAAAAAAAA", 1), // deadline moved
 	}
 	for _, r := range forged {

@@ -21,6 +21,8 @@ type Service struct {
 	log      *slog.Logger
 	interval time.Duration
 	queues   map[string]Config
+	timeout  time.Duration
+	errs     httpx.Errors
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -33,6 +35,10 @@ type ServiceOptions struct {
 	MaintainInterval time.Duration
 	// Queues are created (or updated) at Start, as the queues: section says.
 	Queues map[string]Config
+	// RequestTimeout bounds the engine calls of one HTTP request (a
+	// receive: its wait plus this); past it the answer is 503 with
+	// Retry-After. Default 5s.
+	RequestTimeout time.Duration
 }
 
 // NewService wraps c; Stop closes c.
@@ -40,7 +46,8 @@ func NewService(c *Client, opts ServiceOptions) *Service {
 	if opts.MaintainInterval <= 0 {
 		opts.MaintainInterval = time.Second
 	}
-	return &Service{c: c, log: c.log, interval: opts.MaintainInterval, queues: opts.Queues, stop: make(chan struct{})}
+	return &Service{c: c, log: c.log, interval: opts.MaintainInterval, queues: opts.Queues, stop: make(chan struct{}),
+		timeout: httpx.RequestTimeout(opts.RequestTimeout), errs: httpx.Errors{Log: c.log, Domain: problem}}
 }
 
 // Client is the service's queue client.
@@ -123,15 +130,17 @@ func (s *Service) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Routes registers the HTTP API with handle (the node's admin mux).
+// Routes registers the HTTP API with handle (the node's admin mux). Every
+// route runs under the request deadline; a receive under its wait plus
+// that.
 func (s *Service) Routes(handle func(pattern string, h http.Handler)) {
+	handle("POST /v1/queues/{queue}/receive", http.HandlerFunc(s.handleReceive))
 	for pattern, h := range map[string]http.HandlerFunc{
 		"PUT /v1/queues/{queue}":                       s.handlePut,
 		"GET /v1/queues":                               s.handleList,
 		"GET /v1/queues/{queue}":                       s.handleGet,
 		"DELETE /v1/queues/{queue}":                    s.handleDelete,
 		"POST /v1/queues/{queue}/messages":             s.handlePublish,
-		"POST /v1/queues/{queue}/receive":              s.handleReceive,
 		"POST /v1/queues/{queue}/ack":                  s.handleAck,
 		"POST /v1/queues/{queue}/nack":                 s.handleNack,
 		"POST /v1/queues/{queue}/extend":               s.handleExtend,
@@ -139,7 +148,7 @@ func (s *Service) Routes(handle func(pattern string, h http.Handler)) {
 		"POST /v1/queues/{queue}/dead-letters/redrive": s.handleRedrive,
 		"DELETE /v1/queues/{queue}/dead-letters":       s.handlePurge,
 	} {
-		handle(pattern, h)
+		handle(pattern, httpx.Deadline(s.timeout, h))
 	}
 }
 
@@ -150,15 +159,17 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-func fail(w http.ResponseWriter, err error) {
-	httpx.WriteProblem(w, problem(err))
+// fail answers err: the queue's errors through problem, the engine's and
+// the rest through the shared mapping (every 5xx logged once there).
+func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
+	s.errs.Write(w, r, err)
 }
 
 // name reads and checks the {queue} path value (400 when invalid).
 func name(w http.ResponseWriter, r *http.Request) (string, bool) {
 	n := r.PathValue("queue")
 	if !ValidName(n) {
-		fail(w, fmt.Errorf("%w: %q", ErrInvalidName, n))
+		httpx.WriteProblem(w, problem(fmt.Errorf("%w: %q", ErrInvalidName, n)))
 		return "", false
 	}
 	return n, true
@@ -170,19 +181,17 @@ func (s *Service) handlePut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req configRequest
-	if p := decodeOptional(w, r, &req); p != nil {
+	if p := httpx.DecodeOptional(w, r, &req, 0); p != nil {
 		httpx.WriteProblem(w, p)
 		return
 	}
-	cfg := Config{MaxSize: req.MaxSize, Overflow: req.Overflow, RetryAttempts: req.RetryAttempts,
-		RetryDelay: req.RetryDelay, RetryBackoff: req.RetryBackoff, TTL: req.TTL,
-		DeadLetterQueue: req.DeadLetterQueue, VisibilityTimeout: req.VisibilityTimeout}
+	cfg := req.config()
 	if old, err := s.c.Stats(r.Context(), n); err == nil {
 		cfg.DeadLetterOf = old.Config.DeadLetterOf // a dead-letter queue stays one
 	}
 	info, created, err := s.c.CreateQueue(r.Context(), n, cfg)
 	if err != nil {
-		fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	status := http.StatusOK
@@ -195,7 +204,7 @@ func (s *Service) handlePut(w http.ResponseWriter, r *http.Request) {
 func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 	infos, err := s.c.List(r.Context())
 	if err != nil {
-		fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	if infos == nil {
@@ -211,7 +220,7 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 	}
 	info, err := s.c.Stats(r.Context(), n)
 	if err != nil {
-		fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, info)
@@ -223,7 +232,7 @@ func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.c.DeleteQueue(r.Context(), n); err != nil {
-		fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -234,7 +243,7 @@ func (s *Service) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, p := readBody(w, r, maxPublishBody)
+	body, p := httpx.ReadBody(w, r, maxPublishBody)
 	if p != nil {
 		httpx.WriteProblem(w, p)
 		return
@@ -246,7 +255,7 @@ func (s *Service) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	ids, err := s.c.PublishBatch(r.Context(), n, msgs)
 	if err != nil {
-		fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	if batch {
@@ -262,7 +271,7 @@ func (s *Service) handleReceive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req receiveRequest
-	if p := decodeOptional(w, r, &req); p != nil {
+	if p := httpx.DecodeOptional(w, r, &req, 0); p != nil {
 		httpx.WriteProblem(w, p)
 		return
 	}
@@ -286,20 +295,20 @@ func (s *Service) handleReceive(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receive", bad))
 		return
 	}
-	q, err := s.c.state(r.Context(), n)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if v := req.VisibilityTimeout.D(); v != 0 && v != q.cfg.Load().VisibilityTimeout.D() {
+	if v := req.VisibilityTimeout.D(); v != 0 && (v < minVisibility || v > maxVisibility) {
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receive",
-			fmt.Sprintf("visibilityTimeout %s: this queue's is %s; change it with PUT, or extend received messages with POST .../extend",
-				v, q.cfg.Load().VisibilityTimeout.D())))
+			fmt.Sprintf("visibilityTimeout %s: want %s to %s (or leave it out for the queue's)", v, minVisibility, maxVisibility)))
 		return
 	}
-	ds, err := s.c.Receive(r.Context(), n, ReceiveOptions{Max: req.Max, Wait: wait, Consumer: req.Consumer, Stop: httpx.Stopping(r.Context())})
+	// The wait is the client's; the engine calls around it get the request
+	// deadline, and the answer may be written that much later.
+	ctx, cancel := context.WithTimeout(r.Context(), wait+s.timeout)
+	defer cancel()
+	httpx.ExtendWrite(w, wait+2*s.timeout)
+	ds, err := s.c.Receive(ctx, n, ReceiveOptions{Max: req.Max, Wait: wait, Consumer: req.Consumer,
+		VisibilityTimeout: req.VisibilityTimeout.D(), Stop: httpx.Stopping(r.Context())})
 	if err != nil {
-		fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	out := make([]wireMessage, len(ds))
@@ -333,7 +342,7 @@ func (s *Service) handleAck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.c.Ack(r.Context(), n, rs); err != nil {
-		fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"acked": len(rs)})
@@ -346,7 +355,7 @@ func (s *Service) handleExtend(w http.ResponseWriter, r *http.Request) {
 	}
 	fresh, err := s.c.Extend(r.Context(), n, rs)
 	if err != nil {
-		fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"receipts": fresh})
@@ -367,7 +376,7 @@ func (s *Service) handleNack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.c.Nack(r.Context(), n, req.Receipt, req.Error, req.Delay.D()); err != nil {
-		fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"nacked": 1})
@@ -385,7 +394,7 @@ func (s *Service) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	ds, err := s.c.DeadLetters(r.Context(), n, limit)
 	if err != nil {
-		fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	out := make([]wireMessage, len(ds))
@@ -401,7 +410,7 @@ func (s *Service) handleRedrive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req redriveRequest
-	if p := decodeOptional(w, r, &req); p != nil {
+	if p := httpx.DecodeOptional(w, r, &req, 0); p != nil {
 		httpx.WriteProblem(w, p)
 		return
 	}
@@ -412,7 +421,7 @@ func (s *Service) handleRedrive(w http.ResponseWriter, r *http.Request) {
 	}
 	moved, err := s.c.Redrive(r.Context(), n, req.IDs)
 	if err != nil {
-		fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"redriven": moved})
@@ -424,7 +433,7 @@ func (s *Service) handlePurge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.c.PurgeDeadLetters(r.Context(), n); err != nil {
-		fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -29,6 +29,33 @@ type Info struct {
 	TotalConsumers       int64  `json:"totalConsumers"`
 }
 
+// MarshalJSON writes a RetryNow retry delay as the "0s" it was given as.
+func (i *Info) MarshalJSON() ([]byte, error) {
+	type plain Info
+	type view struct {
+		*plain
+		Config configView `json:"config"`
+	}
+	return json.Marshal(view{plain: (*plain)(i), Config: configView{i.Config}})
+}
+
+// configView is a Config as the API shows it.
+type configView struct{ Config }
+
+func (c configView) MarshalJSON() ([]byte, error) {
+	type plain Config
+	p := plain(c.Config)
+	if c.RetryDelay != RetryNow {
+		return json.Marshal(p)
+	}
+	p.RetryDelay = 0
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	return append(append([]byte(nil), b[:len(b)-1]...), `,"retryDelay":"0s"}`...), nil
+}
+
 // counters are the cumulative counts kept in the engine per queue.
 type counters struct {
 	Published    int64 `json:"published"`
@@ -77,16 +104,10 @@ func (c *Client) info(ctx context.Context, q *qstate) (*Info, error) {
 		info.Delayed += int64(n)
 	}
 	info.QueueSize = int64(si.State.Msgs) - info.Delayed
-	for p := range levels {
-		if q.levels.Load()&(1<<p) == 0 {
-			continue
-		}
-		ci, err := q.consumerInfo(ctx, p)
-		if err != nil {
-			return nil, fmt.Errorf("queue %q: stats: %w", q.n.queue, err)
-		}
-		info.InFlight += int64(ci.NumAckPending)
+	if info.InFlight, err = c.inFlight(ctx, q); err != nil {
+		return nil, err
 	}
+	info.InFlight = min(info.InFlight, info.QueueSize)
 	if cfg.DeadLetterOf == "" {
 		if dq, err := c.state(ctx, cfg.DeadLetterQueue); err == nil {
 			if dsi, err := dq.stream.Info(ctx); err == nil {

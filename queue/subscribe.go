@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nuid"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -48,6 +49,7 @@ type Subscription struct {
 
 	heldMu sync.Mutex
 	held   map[*Delivery]struct{} // fetched and not finished: extended while held
+	id     string                 // names the held count in the delivery ledger
 }
 
 // Subscribe runs handler for the queue's messages until Stop or until ctx
@@ -75,6 +77,7 @@ func (c *Client) Subscribe(ctx context.Context, queue string, handler Handler, o
 		work: make(chan *Delivery), stop: make(chan struct{}),
 		held:        make(map[*Delivery]struct{}, opts.Prefetch),
 		workersDone: make(chan struct{}),
+		id:          nuid.Next(),
 	}
 	s.workersLeft.Store(int32(opts.Concurrency))
 	q.consumersActive.Add(1)
@@ -133,7 +136,18 @@ func (s *Subscription) hold(ds []*Delivery) {
 	for _, d := range ds {
 		s.held[d] = struct{}{}
 	}
+	n := len(s.held)
 	s.heldMu.Unlock()
+	if len(ds) > 0 {
+		s.report(n)
+	}
+}
+
+// report tells the delivery ledger how many messages this subscription
+// holds (the queue's inFlight), for a little longer than the next report.
+func (s *Subscription) report(held int) {
+	vt := s.q.cfg.Load().VisibilityTimeout.D()
+	s.c.reportHeld(s.q, s.id, held, vt+time.Second)
 }
 
 func (s *Subscription) release(d *Delivery) {
@@ -160,7 +174,9 @@ func (s *Subscription) extend() {
 		for d := range s.held {
 			_ = s.c.nc.Publish(d.msg.Reply, progressBody)
 		}
+		n := len(s.held)
 		s.heldMu.Unlock()
+		s.report(n)
 	}
 }
 
@@ -226,6 +242,7 @@ func (s *Subscription) Stop(ctx context.Context) error {
 	go func() {
 		s.fetchW.Wait()
 		s.workW.Wait()
+		s.c.reportHeld(s.q, s.id, 0, time.Second)
 		close(done)
 	}()
 	select {

@@ -73,3 +73,19 @@ func TestQueuesSectionUnknownKeyRefusesStart(t *testing.T) {
 		t.Fatalf("start: %v", err)
 	}
 }
+
+// TestQueuesSectionRetryDelayZero: "retryDelay: 0s" in the file means
+// retry at once, not the 5s default.
+func TestQueuesSectionRetryDelayZero(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "plexus.yaml")
+	if err := os.WriteFile(file, []byte("queues:\n  now: {retryDelay: 0s}\n  dflt: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, Config{ConfigFile: file, Roles: []string{RoleControl}})
+	for q, want := range map[string]string{"now": `"retryDelay":"0s"`, "dflt": `"retryDelay":"5s"`} {
+		resp, body := get(t, "http://"+n.AdminAddr()+"/v1/queues/"+q, n.Token())
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("%s: %d %s, want %s", q, resp.StatusCode, body, want)
+		}
+	}
+}
