@@ -25,10 +25,10 @@ type configRequest struct {
 	Overflow          string          `json:"overflow"`
 	RetryAttempts     int             `json:"retryAttempts"`
 	RetryDelay        *httpx.Duration `json:"retryDelay"` // given as 0: retry at once
-	RetryBackoff      string         `json:"retryBackoff"`
-	TTL               httpx.Duration `json:"ttl"`
-	DeadLetterQueue   string         `json:"deadLetterQueue"`
-	VisibilityTimeout httpx.Duration `json:"visibilityTimeout"`
+	RetryBackoff      string          `json:"retryBackoff"`
+	TTL               httpx.Duration  `json:"ttl"`
+	DeadLetterQueue   string          `json:"deadLetterQueue"`
+	VisibilityTimeout httpx.Duration  `json:"visibilityTimeout"`
 }
 
 // config is the Config the request asks for; an explicit "retryDelay":

@@ -232,7 +232,7 @@ func TestForgedReceiptRefused(t *testing.T) {
 		"", "nodot", "!!!.???", good + "x", good[:len(good)-2] + "AA",
 		f.c.seal("a", receiptMeta{reply: "$JS.ACK.OTHER.p0.1.1.1.1.0", deadline: time.Now().Add(time.Hour)}),
 		f.c.seal("b", receiptMeta{reply: replyOf(good), deadline: time.Now().Add(time.Hour)}), // a's message, signed for b
-		strings.Replace(good, strings.Split(good, ".")[1], "AAAAAAAAAAA", 1), // deadline moved
+		strings.Replace(good, strings.Split(good, ".")[1], "AAAAAAAAAAA", 1),                  // deadline moved
 	}
 	for _, r := range forged {
 		if err := f.c.Ack(f.ctx, "a", []string{r}); !errors.Is(err, ErrInvalidReceipt) {
