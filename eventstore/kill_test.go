@@ -4,57 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/plexushq/plexus/eventstore"
+	"github.com/plexushq/plexus/internal/plexustest"
 )
-
-const killToken = "kill-test-token-0123456789"
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startPlexus runs `plexus up` as a child process and waits until it is ready.
-func startPlexus(t *testing.T, bin, dataDir, admin, gateway string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(bin, "up", "--data-dir", dataDir, "--admin-addr", admin, "--gateway-addr", gateway,
-		"--admin-token", killToken, "--log-level", "error")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + admin + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return cmd
-			}
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatalf("plexus did not become ready: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 type acked struct {
 	stream  string
@@ -63,27 +21,13 @@ type acked struct {
 }
 
 func TestKill9DuringAppendsLosesNoAcknowledgedEvent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the plexus binary")
-	}
-	dir := t.TempDir()
-	bin := os.Getenv("PLEXUS_TEST_BIN") // a prebuilt binary saves the build
-	if bin == "" {
-		bin = filepath.Join(dir, "plexus")
-		start := time.Now()
-		build := exec.Command("go", "build", "-o", bin, "github.com/plexushq/plexus/cmd/plexus")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("build: %v\n%s", err, out)
-		}
-		t.Logf("built plexus in %v", time.Since(start).Round(time.Millisecond))
-	}
-	data := filepath.Join(dir, "data")
-	admin, gateway := freeAddr(t), freeAddr(t)
-	proc := startPlexus(t, bin, data, admin, gateway)
+	bin := plexustest.Binary(t)
+	data := filepath.Join(t.TempDir(), "data")
+	proc := plexustest.Up(t, bin, data, "--log-level", "error")
 
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	c := eventstore.NewClient("http://"+admin, killToken, &http.Client{Transport: tr, Timeout: 5 * time.Second})
+	c := eventstore.NewClient(proc.Admin, plexustest.Token, &http.Client{Transport: tr, Timeout: 5 * time.Second})
 	const writers = 8
 	var mu sync.Mutex
 	var acks []acked
@@ -128,19 +72,14 @@ func TestKill9DuringAppendsLosesNoAcknowledgedEvent(t *testing.T) {
 			break
 		}
 	}
-	if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = proc.Wait()
+	proc.Kill()
 	cancel()
 	wg.Wait()
 	tr.CloseIdleConnections()
 
-	proc = startPlexus(t, bin, data, admin, gateway)
-	defer func() {
-		_ = proc.Process.Signal(syscall.SIGTERM)
-		_ = proc.Wait()
-	}()
+	proc = plexustest.Up(t, bin, data, "--log-level", "error")
+	defer proc.Stop()
+	c = eventstore.NewClient(proc.Admin, plexustest.Token, &http.Client{Transport: tr, Timeout: 5 * time.Second})
 	stored := map[string]map[int64]string{}
 	rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer rcancel()

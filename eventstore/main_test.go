@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"testing"
 	"time"
 
@@ -12,10 +13,14 @@ import (
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/eventstore"
 	"github.com/plexushq/plexus/internal/enginetest"
+	"github.com/plexushq/plexus/internal/plexustest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		plexustest.Cleanup()
+		os.Exit(code)
+	}))
 }
 
 // startStore runs a store on a fresh embedded engine (or on eng).

@@ -18,6 +18,7 @@ import (
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/eventstore"
 	"github.com/plexushq/plexus/internal/enginetest"
+	"github.com/plexushq/plexus/internal/plexustest"
 )
 
 // TestHelperSubscriberProcess is not a test: it is the subscriber process
@@ -88,7 +89,7 @@ func TestSubscriberProcessRestartsWithoutGapsOrDuplicates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs subscriber processes")
 	}
-	addr := freeAddr(t)
+	addr := plexustest.FreeAddr(t)
 	eng := enginetest.StartConfig(t, engine.Config{Listen: addr})
 	s := startStore(t, eng, eventstore.Config{})
 	out := filepath.Join(t.TempDir(), "handled")

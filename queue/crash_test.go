@@ -1,90 +1,31 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
-	"net/http"
-	"os/exec"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/plexushq/plexus/internal/plexustest"
 )
 
-// plexusProc is a child `plexus up` process.
-type plexusProc struct {
-	cmd   *exec.Cmd
-	admin string
-	out   *bytes.Buffer
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func startPlexus(t *testing.T, bin, dataDir, admin, gateway, token string) *plexusProc {
-	t.Helper()
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "up", "--data-dir", dataDir, "--admin-addr", admin, "--gateway-addr", gateway,
-		"--admin-token", token, "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &plexusProc{cmd: cmd, admin: "http://" + admin, out: &out}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(p.admin + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatalf("plexus did not become ready:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-type adminClient struct {
-	base, token string
-	hc          *http.Client
-}
+// adminClient calls a child plexus's admin API.
+type adminClient struct{ p *plexustest.Proc }
 
 func (a adminClient) call(method, path string, in, out any) (int, error) {
-	b, _ := json.Marshal(in)
-	req, _ := http.NewRequest(method, a.base+path, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return 0, err
+	code, _, body := a.p.CallContext(context.Background(), method, path, in)
+	if code == 0 {
+		return 0, fmt.Errorf("%s %s: %s", method, path, body)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, err
+	if out != nil && code < 300 {
+		return code, json.Unmarshal(body, out)
 	}
-	if out != nil && resp.StatusCode < 300 {
-		err = json.Unmarshal(data, out)
-	}
-	return resp.StatusCode, err
+	return code, nil
 }
 
 type crashState struct {
@@ -168,20 +109,11 @@ func (s *crashState) missing() (missing []string, dups, deliveries int) {
 // was acknowledged is delivered at least once, and duplicates (detectable
 // by id) are bounded by what was in flight at the kill.
 func TestCrashKill9LosesNothingAcknowledged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the plexus binary")
-	}
 	t.Parallel()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "plexus")
-	build := exec.Command("go", "build", "-o", bin, "github.com/plexushq/plexus/cmd/plexus")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	data := filepath.Join(dir, "data")
-	admin, gateway, token := freePort(t), freePort(t), "crash-test-token-0123456789"
-	p := startPlexus(t, bin, data, admin, gateway, token)
-	a := adminClient{base: p.admin, token: token, hc: &http.Client{Timeout: 5 * time.Second}}
+	bin := plexustest.Binary(t)
+	data := filepath.Join(t.TempDir(), "data")
+	p := plexustest.Up(t, bin, data)
+	a := adminClient{p}
 	if st, err := a.call("PUT", "/v1/queues/crash", map[string]any{"maxSize": 1000000, "visibilityTimeout": "1s", "retryAttempts": 50}, nil); err != nil || st != 201 {
 		t.Fatalf("create: %d %v", st, err)
 	}
@@ -195,10 +127,7 @@ func TestCrashKill9LosesNothingAcknowledged(t *testing.T) {
 		go func() { defer wg.Done(); s.consume(a, stop) }()
 	}
 	time.Sleep(1500 * time.Millisecond)
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = p.cmd.Wait()
+	p.Kill()
 	close(stop)
 	wg.Wait()
 	_, _, before := s.missing()
@@ -209,11 +138,9 @@ func TestCrashKill9LosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("too little traffic before the kill: %d acknowledged, %d delivered", ackedAtKill, before)
 	}
 
-	p = startPlexus(t, bin, data, admin, gateway, token)
-	defer func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		_ = p.cmd.Wait()
-	}()
+	p = plexustest.Up(t, bin, data)
+	defer p.Stop()
+	a = adminClient{p}
 	stop = make(chan struct{})
 	for range 2 {
 		wg.Add(1)
@@ -229,7 +156,7 @@ func TestCrashKill9LosesNothingAcknowledged(t *testing.T) {
 		if ctx.Err() != nil {
 			close(stop)
 			wg.Wait()
-			t.Fatalf("%d of %d acknowledged messages never delivered, e.g. %v\n%s", len(missing), ackedAtKill, missing[:min(5, len(missing))], p.out.String())
+			t.Fatalf("%d of %d acknowledged messages never delivered, e.g. %v\n%s", len(missing), ackedAtKill, missing[:min(5, len(missing))], p.Out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/enginetest"
+	"github.com/plexushq/plexus/internal/plexustest"
 )
 
 func TestMain(m *testing.M) {
@@ -22,6 +25,10 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server.(*Server).StartProfiler"),
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 		goleak.IgnoreTopFunction("time.Sleep"),
+		goleak.Cleanup(func(code int) {
+			plexustest.Cleanup()
+			os.Exit(code)
+		}),
 	)
 }
 
@@ -126,9 +133,18 @@ func httptestServer(t *testing.T, s *Service) string {
 	return srv.URL
 }
 
-// doRaw sends req and returns the status, headers and body.
-func doRaw(t *testing.T, req *http.Request) (int, http.Header, []byte) {
+// post sends a JSON body and returns the status, headers and body.
+func post(t *testing.T, url, body string) (int, http.Header, []byte) {
 	t.Helper()
+	return doRaw(t, "POST", url, body)
+}
+
+// doRaw sends a request with a JSON body and returns the status, headers
+// and body.
+func doRaw(t *testing.T, method, url, body string) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -58,9 +58,7 @@ func TestStaleReceiptRefused(t *testing.T) {
 		{"extend", `{"receipts":["` + a + `"]}`},
 		{"ack", `{"receipts":["` + b + `","` + a + `"]}`}, // a batch with one stale receipt changes nothing
 	} {
-		req, _ := http.NewRequest("POST", h.base+"/v1/queues/race/"+tc.path, strings.NewReader(tc.body))
-		req.Header.Set("Content-Type", "application/json")
-		code, hdr, body := doRaw(t, req)
+		code, hdr, body := post(t, h.base+"/v1/queues/race/"+tc.path, tc.body)
 		if p := httpxtest.Problem(t, http.StatusConflict, hdr, body); code != 409 || !strings.HasSuffix(p.Type, "receipt-stale") {
 			t.Fatalf("%s with A's receipt: %d %s", tc.path, code, body)
 		}
@@ -229,10 +227,7 @@ func TestConcurrentDropOldestPublishers(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 100 {
-				req, _ := http.NewRequest("POST", h.base+"/v1/queues/drop/messages",
-					strings.NewReader(fmt.Sprintf(`{"payload":%d,"id":"p%d-%d"}`, i, p, i)))
-				req.Header.Set("Content-Type", "application/json")
-				code, _, body := doRaw(t, req)
+				code, _, body := post(t, h.base+"/v1/queues/drop/messages", fmt.Sprintf(`{"payload":%d,"id":"p%d-%d"}`, i, p, i))
 				if code != 201 {
 					mu.Lock()
 					failed[fmt.Sprintf("%d %s", code, body)]++
@@ -285,9 +280,7 @@ func TestPublishRefusedWhileStorageFull(t *testing.T) {
 		}
 		return nil
 	}
-	req, _ := http.NewRequest("POST", h.base+"/v1/queues/full/messages", strings.NewReader(`{"payload":1}`))
-	req.Header.Set("Content-Type", "application/json")
-	code, hdr, body := doRaw(t, req)
+	code, hdr, body := post(t, h.base+"/v1/queues/full/messages", `{"payload":1}`)
 	if p := httpxtest.Problem(t, http.StatusInsufficientStorage, hdr, body); code != 507 || !strings.HasSuffix(p.Type, "storage-full") {
 		t.Fatalf("%d %s", code, body)
 	}
@@ -303,9 +296,7 @@ func TestInvalidUTF8PayloadRefused(t *testing.T) {
 	f := newFixture(t)
 	h := httpClient{t, f.server().URL}
 	h.json("PUT", "/v1/queues/utf", `{}`)
-	req, _ := http.NewRequest("POST", h.base+"/v1/queues/utf/messages", strings.NewReader("{\"payload\":\"a\xffb\"}"))
-	req.Header.Set("Content-Type", "application/json")
-	code, hdr, body := doRaw(t, req)
+	code, hdr, body := post(t, h.base+"/v1/queues/utf/messages", "{\"payload\":\"a\xffb\"}")
 	if p := httpxtest.Problem(t, http.StatusBadRequest, hdr, body); code != 400 || !strings.Contains(p.Detail, "UTF-8") {
 		t.Fatalf("%d %s", code, body)
 	}
@@ -326,9 +317,7 @@ func TestEngineGoneAnswers503WithRetryHint(t *testing.T) {
 	h.json("PUT", "/v1/queues/gone", `{}`)
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	req, _ := http.NewRequest("POST", api+"/v1/queues/gone/messages", strings.NewReader(`{"payload":1}`))
-	req.Header.Set("Content-Type", "application/json")
-	code, hdr, body := doRaw(t, req)
+	code, hdr, body := post(t, api+"/v1/queues/gone/messages", `{"payload":1}`)
 	if p := httpxtest.Retry(t, http.StatusServiceUnavailable, hdr, body); code != 503 || !strings.HasSuffix(p.Type, "engine-unavailable") {
 		t.Fatalf("%d %s", code, body)
 	}

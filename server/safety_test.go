@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/internal/plexustest"
 )
 
 func tryStart(t *testing.T, cfg Config) (*Node, error) {
@@ -36,7 +37,7 @@ func tryStart(t *testing.T, cfg Config) (*Node, error) {
 func TestSecondNodeOnOneDataDirRefused(t *testing.T) {
 	dir := t.TempDir()
 	startNode(t, Config{DataDir: dir, Roles: []string{RoleControl}})
-	port := freeAddr(t)
+	port := plexustest.FreeAddr(t)
 	_, err := tryStart(t, Config{DataDir: dir, Roles: []string{RoleGateway}, AdminAddr: port, GatewayAddr: "127.0.0.1:0"})
 	if !errors.Is(err, engine.ErrDataDirInUse) {
 		t.Fatalf("second node on %s: %v, want ErrDataDirInUse", dir, err)
@@ -66,14 +67,4 @@ func TestBusyPortFailsBeforeTheStoreIsOpened(t *testing.T) {
 	}
 	// The failed start released the dir.
 	startNode(t, Config{DataDir: dir})
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -116,6 +116,12 @@ func checkEvents(t *testing.T, p *plexustest.Proc, stream string, acked []string
 			break
 		}
 	}
+	return count(acked, seen)
+}
+
+// count returns how many acknowledged ids were never seen, and how many
+// times ids were seen more than once.
+func count(acked []string, seen map[string]int) (lost, dups int) {
 	for _, id := range acked {
 		if seen[id] == 0 {
 			lost++

@@ -159,15 +159,7 @@ func drainQueue(t *testing.T, p *plexustest.Proc, queue string, acked []string) 
 			t.Fatalf("ack: %d %s", code, body)
 		}
 	}
-	for _, id := range acked {
-		if seen[id] == 0 {
-			lost++
-		}
-	}
-	for _, n := range seen {
-		dups += max(n-1, 0)
-	}
-	return lost, dups
+	return count(acked, seen)
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
