@@ -49,7 +49,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds; systems alternate within each round")
 	flag.IntVar(&o.latRate, "latency-rate", 2000, "fixed total rate (msgs/s) of the latency run; 0 skips it")
 	flag.DurationVar(&o.latDur, "latency-duration", 5*time.Second, "length of the latency run")
-	flag.StringVar(&o.sync, "sync", "interval", "embedded engine durability: interval (Plexus default) or always")
+	flag.StringVar(&o.sync, "sync", "interval", "embedded engine durability, comma-separated to compare several: interval (Plexus default, fsync every 2m), always, or an fsync interval such as 100ms or 1s")
 	flag.StringVar(&only, "only", "", "systems to run: sdk,http,jetstream,rabbitmq (empty = all)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (Plexus, the engine and the drivers) to this file")
@@ -81,26 +81,14 @@ func (o options) want(name string) bool {
 
 func run(ctx context.Context, ps *benchutil.Procs, o options) error {
 	var brokers []broker
-	eng, err := engine.Start(ctx, engine.Config{DataDir: ps.Path("engine"), Sync: o.sync,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		return err
-	}
-	defer eng.Stop(context.Background())
-	if o.want("sdk") || o.want("http") {
-		pl, err := startPlexus(ctx, ps, eng, o)
+	syncs := strings.Split(o.sync, ",")
+	for _, sy := range syncs {
+		bs, stop, err := plexusBrokers(ctx, ps, o, sy, len(syncs) > 1)
 		if err != nil {
 			return err
 		}
-		defer pl.Close()
-		for _, b := range pl.brokers() {
-			if (b.Name() == "Plexus SDK" && o.want("sdk")) || (b.Name() == "Plexus HTTP" && o.want("http")) {
-				brokers = append(brokers, b)
-			}
-		}
-	}
-	if o.want("jetstream") {
-		brokers = append(brokers, &rawJS{eng: eng, js: eng.JetStream()})
+		defer stop()
+		brokers = append(brokers, bs...)
 	}
 	if o.want("rabbitmq") {
 		err := benchutil.EnsurePeers(ctx, benchutil.Peer{Package: "rabbitmq-server",
@@ -148,8 +136,63 @@ func run(ctx context.Context, ps *benchutil.Procs, o options) error {
 	return nil
 }
 
+// plexusBrokers starts an embedded engine with sync setting sy and the
+// Plexus systems and raw JetStream on it; with several settings their
+// names say which (" (sync 100ms)").
+func plexusBrokers(ctx context.Context, ps *benchutil.Procs, o options, sy string, named bool) ([]broker, func(), error) {
+	eng, err := engine.Start(ctx, engine.Config{DataDir: ps.Path("engine-" + sy), Sync: sy,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return nil, nil, err
+	}
+	stops := []func(){func() { _ = eng.Stop(context.Background()) }}
+	stop := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	var out []broker
+	if o.want("sdk") || o.want("http") {
+		pl, err := startPlexus(ctx, ps, eng, o)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		stops = append(stops, pl.Close)
+		for _, b := range pl.brokers() {
+			if (b.Name() == "Plexus SDK" && o.want("sdk")) || (b.Name() == "Plexus HTTP" && o.want("http")) {
+				out = append(out, b)
+			}
+		}
+	}
+	if o.want("jetstream") {
+		out = append(out, &rawJS{eng: eng, js: eng.JetStream()})
+	}
+	if named {
+		for i, b := range out {
+			out[i] = synced{b, sy}
+		}
+	}
+	return out, stop, nil
+}
+
+// synced names a broker after the engine's sync setting.
+type synced struct {
+	broker
+	sync string
+}
+
+func (s synced) Name() string { return s.broker.Name() + " (sync " + s.sync + ")" }
+
+// rawRef is the raw JetStream run on the same engine as b.
+func rawRef(b broker) string {
+	if s, ok := b.(synced); ok {
+		return "raw JetStream (sync " + s.sync + ")"
+	}
+	return "raw JetStream"
+}
+
 func printTables(o options, brokers []broker, thr, lat map[string][]benchutil.Result) {
-	refs := []string{"raw JetStream", "RabbitMQ"}
 	tb := benchutil.Table{
 		Title:  fmt.Sprintf("### Throughput (median of %d; latency here includes the closed-loop backlog of %d)", o.rounds, o.spec.inFlight),
 		Header: []string{"system", "msgs/s", "p50", "p99", "dups", "rounds msgs/s", "÷ raw JetStream", "÷ RabbitMQ"},
@@ -162,7 +205,7 @@ func printTables(o options, brokers []broker, thr, lat map[string][]benchutil.Re
 		}
 		row := []string{b.Name(), benchutil.FmtRate(m.Rate), benchutil.FmtDur(m.P50), benchutil.FmtDur(m.P99),
 			fmt.Sprint(m.Errors), strings.Join(rounds, " / ")}
-		for _, ref := range refs {
+		for _, ref := range []string{rawRef(b), "RabbitMQ"} {
 			rm, ok := thr[ref]
 			if !ok || ref == b.Name() {
 				row = append(row, "–")
@@ -183,7 +226,7 @@ func printTables(o options, brokers []broker, thr, lat map[string][]benchutil.Re
 	for _, b := range brokers {
 		m := benchutil.Median(lat[b.Name()])
 		row := []string{b.Name(), benchutil.FmtDur(m.P50), benchutil.FmtDur(m.P99)}
-		for _, ref := range refs {
+		for _, ref := range []string{rawRef(b), "RabbitMQ"} {
 			rm, ok := lat[ref]
 			if !ok || ref == b.Name() {
 				row = append(row, "–")
