@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/httpx"
 )
 
@@ -231,6 +232,12 @@ func problemFrom(resp *http.Response) error {
 		return fmt.Errorf("%w: %s", ErrNotFound, p.Detail)
 	case p.Status == http.StatusBadRequest || p.Status == http.StatusUnprocessableEntity || p.Status == http.StatusRequestEntityTooLarge:
 		return fmt.Errorf("%w: %s: %w", ErrInvalid, p.Detail, p)
+	case p.Status == http.StatusServiceUnavailable && p.Type != httpx.ProblemTypeBase+"busy":
+		return fmt.Errorf("%w: %w", engine.ErrUnavailable, p)
+	case p.Status == http.StatusServiceUnavailable:
+		return fmt.Errorf("%w: %w", ErrBusy, p)
+	case p.Status == http.StatusInsufficientStorage:
+		return fmt.Errorf("%w: %w", engine.ErrStorageFull, p)
 	}
 	return p
 }

@@ -86,6 +86,11 @@ func TestAppendRefusedWhileStorageFull(t *testing.T) {
 	if code, _, body := raw(t, "GET", api.URL+"/v1/events", ""); code != 200 || !strings.Contains(string(body), `"events":[]`) {
 		t.Fatalf("read while full: %d %s", code, body)
 	}
+	// The HTTP client reports it as the engine's error value.
+	_, err := eventstore.NewClient(api.URL, "", nil).Append(ctxT(t), "user-3", eventstore.AnyVersion, ev("user.created", 1))
+	if !errors.Is(err, engine.ErrStorageFull) {
+		t.Fatalf("client append while full: %v", err)
+	}
 }
 
 // eventConsumers counts the consumers on the events stream.

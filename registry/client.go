@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/httpx"
 )
 
@@ -80,7 +81,9 @@ func (c *Client) Close() {
 
 // ClientError is a problem answer of the admin API. It matches the
 // registry's sentinels with errors.Is: 404 ErrNotFound, 400 ErrBadName
-// (names) or ErrInvalid, 422 ErrInvalid, 409 ErrConflict.
+// (names) or ErrInvalid, 422 ErrInvalid, 409 ErrConflict; and the engine's:
+// 503 engine.ErrUnavailable, 507 engine.ErrStorageFull. Problem.RetryAfter
+// says when a retry may succeed.
 type ClientError struct {
 	Problem *httpx.Problem
 }
@@ -98,6 +101,10 @@ func (e *ClientError) Is(target error) bool {
 		return target == ErrConflict
 	case http.StatusUnprocessableEntity:
 		return target == ErrInvalid
+	case http.StatusServiceUnavailable:
+		return target == engine.ErrUnavailable
+	case http.StatusInsufficientStorage:
+		return target == engine.ErrStorageFull
 	case http.StatusBadRequest:
 		if e.Problem.Type == httpx.ProblemTypeBase+"bad-name" {
 			return target == ErrBadName
