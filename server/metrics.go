@@ -11,7 +11,7 @@ import (
 // whether the node serves (/ready's answer) and what the engine holds.
 var (
 	descNodeReady = prometheus.NewDesc("plexus_node_ready",
-		"1 when the node serves and its engine answers (what GET /ready reports), else 0.", nil, nil)
+		"1 when the node serves and its engine answers and accepts writes (what GET /ready reports), else 0.", nil, nil)
 	descEngineUp = prometheus.NewDesc("plexus_engine_up",
 		"1 when the engine connection is up and JetStream answers, else 0.", nil, nil)
 	descEngineStorage = prometheus.NewDesc("plexus_engine_storage_bytes",
@@ -55,7 +55,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descEngineUp, up)
 	ready := 0.0
-	if up == 1 && c.n.ready.Load() {
+	if up == 1 && c.n.ready.Load() && c.n.eng.Status().Writable { // as /ready: not while writes are refused
 		ready = 1
 	}
 	gauge(descNodeReady, ready)

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/internal/httpguard"
 )
 
 // TestRetryHintInHeaderAndBody: a problem with a retry hint carries it in
@@ -251,5 +252,33 @@ func TestSSEStalledClientEndsStream(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("a stalled client held the stream for 30s")
+	}
+}
+
+// TestReadBodyTimeoutIs408: a body that stops arriving (the listener's
+// idle deadline, httpguard) is the client's fault: 408, not a 400.
+func TestReadBodyTimeoutIs408(t *testing.T) {
+	got := make(chan *Problem, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := httpguard.NewBody(w, r.Body, 100*time.Millisecond)
+		defer b.Detach()
+		r.Body = b
+		_, p := ReadBody(w, r, 0)
+		got <- p
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{\"a")
+	select {
+	case p := <-got:
+		if p == nil || p.Status != http.StatusRequestTimeout {
+			t.Fatalf("problem %+v", p)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a stalled body held the handler")
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/plexushq/plexus/internal/httpguard"
 )
 
 // DefaultMaxBody bounds admin request bodies unless a handler says otherwise.
@@ -32,9 +34,13 @@ func ReadBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, *
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var ce *httpguard.ClientError
+		switch {
+		case errors.As(err, &mbe):
 			return nil, NewProblem(http.StatusRequestEntityTooLarge, "body-too-large",
 				fmt.Sprintf("request body is larger than %d bytes", maxBytes))
+		case errors.As(err, &ce) && ce.Timeout():
+			return nil, NewProblem(http.StatusRequestTimeout, "body-timeout", "the request body did not arrive in time")
 		}
 		return nil, NewProblem(http.StatusBadRequest, "bad-body", "reading request body: "+err.Error())
 	}
