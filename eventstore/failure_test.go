@@ -130,7 +130,7 @@ func TestSubscriptionsCappedPerNode(t *testing.T) {
 	r1 := openSSE(t, a.url+"/v1/events/subscribe", "")
 	openSSE(t, a.url+"/v1/events/subscribe", "")
 	code, h, body := raw(t, "GET", a.url+"/v1/events/subscribe", "")
-	if p := httpxtest.Retry(t, http.StatusServiceUnavailable, h, body); code != 503 || p.Type != httpx.ProblemTypeBase+"too-many-streams" {
+	if p := httpxtest.Retry(t, http.StatusServiceUnavailable, h, body); code != 503 || p.Type != httpx.ProblemTypeBase+"too-many-subscribers" {
 		t.Fatalf("third subscription: %d %s", code, body)
 	}
 	r1.resp.Body.Close()

@@ -63,7 +63,7 @@ func errBadBody(err error) *httpx.Problem {
 }
 
 func errBodyTimeout() *httpx.Problem {
-	return httpx.NewProblem(http.StatusRequestTimeout, "body-timeout",
+	return httpx.NewProblem(http.StatusRequestTimeout, "request-timeout",
 		"the request body did not arrive in time; nothing was charged to the service")
 }
 

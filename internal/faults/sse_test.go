@@ -99,7 +99,7 @@ func TestSubscribeDisconnectCycles(t *testing.T) {
 		open = append(open, resp)
 	}
 	code, h, body := p.Call(t, "GET", "/v1/events/subscribe", nil)
-	if pr := httpxtest.Retry(t, http.StatusServiceUnavailable, h, body); code != 503 || !strings.HasSuffix(pr.Type, "too-many-streams") {
+	if pr := httpxtest.Retry(t, http.StatusServiceUnavailable, h, body); code != 503 || !strings.HasSuffix(pr.Type, "too-many-subscribers") {
 		t.Fatalf("stream past the cap: %d %s", code, body)
 	}
 	for _, r := range open {

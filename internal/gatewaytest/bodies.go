@@ -83,7 +83,7 @@ func bodyCases() []Case {
 			c.send(partialPost("/api/adv-long/adv-stalled", ""))
 			a, err := c.read(s.tg.BodyIdleTimeout + slack)
 			if err == nil {
-				expectStatus(t, a, 408, "body-timeout")
+				expectStatus(t, a, 408, "request-timeout")
 			} else if !c.closedWithin(time.Second) {
 				t.Fatalf("a body stalled for the idle timeout was neither answered 408 nor closed: %v", err)
 			}

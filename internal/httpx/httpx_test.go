@@ -37,7 +37,7 @@ func TestRetryHintInHeaderAndBody(t *testing.T) {
 		t.Fatalf("body %s (%v)", rec.Body, err)
 	}
 	var p Problem
-	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.RetryAfter != 3 || p.Extra["retryAfter"] != nil {
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.RetryAfter != 3 || p.Extra["retryAfter"] != float64(3) {
 		t.Fatalf("decoded %+v (%v)", p, err)
 	}
 	rec = httptest.NewRecorder()

@@ -40,7 +40,7 @@ func ReadBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, *
 			return nil, NewProblem(http.StatusRequestEntityTooLarge, "body-too-large",
 				fmt.Sprintf("request body is larger than %d bytes", maxBytes))
 		case errors.As(err, &ce) && ce.Timeout():
-			return nil, NewProblem(http.StatusRequestTimeout, "body-timeout", "the request body did not arrive in time")
+			return nil, NewProblem(http.StatusRequestTimeout, "request-timeout", "the request body did not arrive in time")
 		}
 		return nil, NewProblem(http.StatusBadRequest, "bad-body", "reading request body: "+err.Error())
 	}

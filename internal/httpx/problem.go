@@ -95,7 +95,9 @@ func (p *Problem) UnmarshalJSON(b []byte) error {
 	take("title", &p.Title)
 	take("status", &p.Status)
 	take("detail", &p.Detail)
-	take("retryAfter", &p.RetryAfter)
+	if v, ok := m["retryAfter"]; ok { // read, and kept among the extras as it was sent
+		_ = json.Unmarshal(v, &p.RetryAfter)
+	}
 	if len(m) > 0 {
 		p.Extra = make(map[string]any, len(m))
 		for k, v := range m {

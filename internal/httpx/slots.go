@@ -36,7 +36,7 @@ func (s *Slots) Acquire() (release func(), err error) {
 	case s.ch <- struct{}{}:
 		return func() { <-s.ch }, nil
 	default:
-		return nil, NewProblem(http.StatusServiceUnavailable, "too-many-streams",
+		return nil, NewProblem(http.StatusServiceUnavailable, "too-many-subscribers",
 			fmt.Sprintf("this node already serves %d streams (its --max-streams); retry shortly or on another node", cap(s.ch))).
 			Retry(RetryBusy)
 	}
