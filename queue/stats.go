@@ -30,13 +30,13 @@ type Info struct {
 }
 
 // MarshalJSON writes a RetryNow retry delay as the "0s" it was given as.
-func (i *Info) MarshalJSON() ([]byte, error) {
+func (i Info) MarshalJSON() ([]byte, error) {
 	type plain Info
 	type view struct {
-		*plain
+		plain
 		Config configView `json:"config"`
 	}
-	return json.Marshal(view{plain: (*plain)(i), Config: configView{i.Config}})
+	return json.Marshal(view{plain: plain(i), Config: configView{i.Config}})
 }
 
 // configView is a Config as the API shows it.
