@@ -19,7 +19,9 @@ import (
 )
 
 // publicAdminPaths answer without the token.
-var publicAdminPaths = map[string]bool{"/health": true, "/ready": true, "/metrics": true}
+// /openapi.yaml is documentation of the API, the same for every node, and
+// tells nothing about this node's state.
+var publicAdminPaths = map[string]bool{"/health": true, "/ready": true, "/metrics": true, "/openapi.yaml": true}
 
 func (n *Node) setupAdmin() {
 	n.admin.HandleFunc("GET /health", n.handleHealth)
@@ -27,6 +29,7 @@ func (n *Node) setupAdmin() {
 	n.admin.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{
 		Registry: n.metrics, ErrorHandling: promhttp.ContinueOnError,
 	}))
+	n.admin.HandleFunc("GET /openapi.yaml", serveOpenAPI)
 	n.admin.Handle("GET /ui/", web.Handler("/ui/"))
 	n.admin.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 }

@@ -48,7 +48,7 @@ type Node struct {
 	eng     *engine.Engine
 	metrics *prometheus.Registry
 
-	admin   *http.ServeMux
+	admin   *adminMux // records its patterns (mux.go)
 	gateway http.Handler // set by the gateway role
 
 	comps     []namedComponent
@@ -79,7 +79,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:    cfg,
 		log:    cfg.Logger,
-		admin:  http.NewServeMux(),
+		admin:  newAdminMux(),
 		health: map[string]func(context.Context) any{},
 		bound:  map[string]net.Listener{},
 		slots:  httpx.NewSlots(cfg.MaxStreams),
@@ -340,6 +340,10 @@ func (n *Node) Metrics() *prometheus.Registry { return n.metrics }
 
 // Token is the admin token in force.
 func (n *Node) Token() string { return n.token }
+
+// AdminRoutes lists the patterns mounted on the admin listener, sorted,
+// e.g. "GET /v1/queues"; docs/openapi.yaml must describe each of them.
+func (n *Node) AdminRoutes() []string { return n.admin.Patterns() }
 
 // AdminAddr is the bound admin address (useful with port 0).
 func (n *Node) AdminAddr() string {
