@@ -48,7 +48,7 @@ type Node struct {
 	eng     *engine.Engine
 	metrics *prometheus.Registry
 
-	admin   *adminMux // records its patterns (mux.go)
+	admin   *adminMux    // records its patterns (mux.go)
 	gateway http.Handler // set by the gateway role
 
 	comps     []namedComponent
