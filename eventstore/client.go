@@ -227,20 +227,38 @@ func problemFrom(resp *http.Response) error {
 		exp, _ := p.Extra["expectedVersion"].(float64)
 		return &ConflictError{Expected: int64(exp), Current: int64(cur), Stream: streamOf(resp.Request)}
 	case p.Status == http.StatusNotFound && p.Type == httpx.ProblemTypeBase+"stream-not-found":
-		return fmt.Errorf("%w: %s", ErrStreamNotFound, p.Detail)
+		return &answerError{kind: ErrStreamNotFound, p: p}
 	case p.Status == http.StatusNotFound:
-		return fmt.Errorf("%w: %s", ErrNotFound, p.Detail)
+		return &answerError{kind: ErrNotFound, p: p}
 	case p.Status == http.StatusBadRequest || p.Status == http.StatusUnprocessableEntity || p.Status == http.StatusRequestEntityTooLarge:
-		return fmt.Errorf("%w: %s: %w", ErrInvalid, p.Detail, p)
+		return &answerError{kind: ErrInvalid, p: p}
 	case p.Status == http.StatusServiceUnavailable && p.Type != httpx.ProblemTypeBase+"busy":
-		return fmt.Errorf("%w: %w", engine.ErrUnavailable, p)
+		return &answerError{kind: engine.ErrUnavailable, p: p}
 	case p.Status == http.StatusServiceUnavailable:
-		return fmt.Errorf("%w: %w", ErrBusy, p)
+		return &answerError{kind: ErrBusy, p: p}
 	case p.Status == http.StatusInsufficientStorage:
-		return fmt.Errorf("%w: %w", engine.ErrStorageFull, p)
+		return &answerError{kind: engine.ErrStorageFull, p: p}
 	}
 	return p
 }
+
+// answerError is an error answer that matches one of the store's
+// sentinels (kind) and the problem. Its text is the server's detail, which
+// already names the thing and the cause, so it is said once.
+type answerError struct {
+	kind error
+	p    *httpx.Problem
+}
+
+func (e *answerError) Error() string {
+	d := e.p.Error()
+	if strings.HasPrefix(d, e.kind.Error()) {
+		return d
+	}
+	return e.kind.Error() + ": " + d
+}
+
+func (e *answerError) Unwrap() []error { return []error{e.kind, e.p} }
 
 func streamOf(r *http.Request) string {
 	if r == nil {

@@ -7,14 +7,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/plexushq/plexus/internal/httpx"
+	"github.com/plexushq/plexus/registry"
 	"github.com/plexushq/plexus/server"
 )
 
@@ -41,11 +45,69 @@ func (g *globals) register(cmd *cobra.Command) {
 	})
 }
 
+// validate checks the flags and normalizes --admin-url: host:port means
+// http://host:port.
 func (g *globals) validate() error {
 	if g.output != "table" && g.output != "json" {
 		return fmt.Errorf("-o %q: want table or json", g.output)
 	}
+	u, err := adminURL(g.adminURL)
+	if err != nil {
+		return err
+	}
+	g.adminURL = u
 	return nil
+}
+
+func adminURL(raw string) (string, error) {
+	s := strings.TrimRight(strings.TrimSpace(raw), "/")
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("--admin-url %q: want http://host:port, https://host:port or host:port", raw)
+	}
+	return s, nil
+}
+
+// run wraps a command's RunE: it checks the shared flags first and adds a
+// hint to errors a newcomer meets (no node at --admin-url, a wrong token).
+func (g *globals) run(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := g.validate(); err != nil {
+			return err
+		}
+		return g.explain(fn(cmd, args))
+	}
+}
+
+// explain adds what to do to an error whose cause a newcomer cannot see.
+func (g *globals) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	var p *httpx.Problem
+	var ce *registry.ClientError
+	status := 0
+	switch {
+	case errors.As(err, &ce):
+		status = ce.Problem.Status
+	case errors.As(err, &p):
+		status = p.Status
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("no Plexus node answers at %s: start one with `plexus up`, or point --admin-url (PLEXUS_ADMIN_URL) at one", g.adminURL)
+	case status == http.StatusUnauthorized && g.token != "":
+		return errors.New("401 Unauthorized: the node refused the token given with --admin-token (or PLEXUS_ADMIN_TOKEN); " +
+			"use the node's token, which `plexus up` printed once and keeps in its admin-token file (<data-dir>/admin-token)")
+	case status == http.StatusUnauthorized:
+		return fmt.Errorf("401 Unauthorized: no admin token found: pass --admin-token (or PLEXUS_ADMIN_TOKEN), "+
+			"or --data-dir pointing at the node's data dir, whose admin-token file holds it (tried %s)",
+			filepath.Join(g.dataDir, server.TokenFile))
+	}
+	return err
 }
 
 func (g *globals) bearer() string {
@@ -77,11 +139,11 @@ func (g *globals) do(ctx context.Context, method, path string, in, out any) erro
 		return err
 	}
 	if resp.StatusCode >= 300 {
-		var p httpx.Problem
-		if json.Unmarshal(data, &p) == nil && p.Status != 0 {
-			return fmt.Errorf("%d %s: %s", p.Status, p.Title, p.Detail)
+		p := &httpx.Problem{}
+		if json.Unmarshal(data, p) != nil || p.Status == 0 {
+			p = httpx.NewProblem(resp.StatusCode, "", strings.TrimSpace(string(data)))
 		}
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(data)))
+		return answerError{p}
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -107,3 +169,16 @@ func (g *globals) print(v any, header []string, rows [][]string) error {
 }
 
 var errNotHealthy = errors.New("not healthy")
+
+// answerError is an error answer of the admin API, printed as
+// "<status> <title>: <detail>"; errors.As finds its *httpx.Problem.
+type answerError struct{ p *httpx.Problem }
+
+func (e answerError) Error() string {
+	if e.p.Detail == "" {
+		return fmt.Sprintf("%d %s", e.p.Status, e.p.Title)
+	}
+	return fmt.Sprintf("%d %s: %s", e.p.Status, e.p.Title, e.p.Detail)
+}
+
+func (e answerError) Unwrap() error { return e.p }

@@ -37,17 +37,16 @@ func newEventsAppendCmd(g *globals) *cobra.Command {
 		e        eventstore.Event
 		metadata string
 		file     string
+		asString bool
 	)
 	cmd := &cobra.Command{
 		Use:   "append STREAM [TYPE [DATA_JSON]]",
-		Short: "Append one event (TYPE and DATA) or a batch (--file, JSON list of events) atomically",
+		Short: "Append one event (TYPE and DATA: JSON, or text with --string) or a batch (--file, JSON list of events) atomically",
 		Example: `  plexus events append user-42 user.created '{"username":"ann"}' --expected-version 0
+  plexus events append user-42 user.note 'called back' --string
   plexus events append user-42 --file events.json   # [{"type":"user.login","data":{}}, …]`,
 		Args: cobra.RangeArgs(1, 3),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			var events []eventstore.Event
 			switch {
 			case file != "" && len(args) > 1:
@@ -65,9 +64,16 @@ func newEventsAppendCmd(g *globals) *cobra.Command {
 			default:
 				e.Type = args[1]
 				if len(args) == 3 {
-					e.Data = json.RawMessage(args[2])
+					data, err := dataArg(args[2], asString)
+					if err != nil {
+						return err
+					}
+					e.Data = data
 				}
 				if metadata != "" {
+					if !json.Valid([]byte(metadata)) {
+						return errors.New("--metadata is not valid JSON (want an object such as '{\"by\":\"ann\"}')")
+					}
 					e.Metadata = json.RawMessage(metadata)
 				}
 				events = []eventstore.Event{e}
@@ -82,7 +88,7 @@ func newEventsAppendCmd(g *globals) *cobra.Command {
 			}
 			return g.print(res, []string{"STREAM", "VERSION", "POSITION"},
 				[][]string{{args[0], strconv.FormatInt(res.Version, 10), strconv.FormatUint(res.Position, 10)}})
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.Int64Var(&expected, "expected-version", eventstore.AnyVersion, "-1 any, 0 no stream yet, N exactly N (conflict exits 3)")
@@ -92,6 +98,7 @@ func newEventsAppendCmd(g *globals) *cobra.Command {
 	fl.StringVar(&e.Source, "source", "cli", "source of the event")
 	fl.StringVar(&metadata, "metadata", "", "metadata JSON object")
 	fl.StringVarP(&file, "file", "f", "", "JSON list of events to append as one batch (- for stdin)")
+	fl.BoolVar(&asString, "string", false, "send DATA as a JSON string (text)")
 	return cmd
 }
 
@@ -122,10 +129,7 @@ func newEventsReadCmd(g *globals) *cobra.Command {
 		Example: `  plexus events read user-42 --from-version 1
   plexus events read --types user.created,user.deleted --category user --from-position 100`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			c := eventsClient(g)
 			if len(args) == 1 {
 				var evs []eventstore.Envelope
@@ -159,7 +163,7 @@ func newEventsReadCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(os.Stderr, "next position: %d\n", page.NextPosition)
 			}
 			return nil
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.Int64Var(&fromVersion, "from-version", 1, "first version of the stream (backward: the newest wanted; 0 = newest)")
@@ -212,10 +216,7 @@ func newEventsTailCmd(g *globals) *cobra.Command {
 		Use:   "tail",
 		Short: "Follow events as they are appended (stored ones first from --from-position); Ctrl-C ends",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, _ []string) error {
 			q := eventstore.Query{FromPosition: fromPosition, Types: types, Category: category}
 			q.OnlyNew = fromPosition == 0
 			enc := json.NewEncoder(os.Stdout)
@@ -229,7 +230,7 @@ func newEventsTailCmd(g *globals) *cobra.Command {
 				_, err := fmt.Println(strings.Join(eventRow(e), "\t"))
 				return err
 			})
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.Uint64Var(&fromPosition, "from-position", 0, "start at this global position (default: only new events)")

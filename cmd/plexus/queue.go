@@ -2,10 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -15,13 +14,14 @@ import (
 	"github.com/plexushq/plexus/queue"
 )
 
-// newQueueCmd is `plexus queue create|ls|stats|publish|receive|dead-letters|redrive|delete`.
+// newQueueCmd is `plexus queue create|ls|stats|publish|receive|ack|nack|extend|dead-letters|redrive|delete`.
 func newQueueCmd() *cobra.Command {
 	g := &globals{}
 	cmd := &cobra.Command{Use: "queue", Short: "Create, inspect, publish to and receive from durable queues"}
 	g.register(cmd)
 	cmd.AddCommand(newQueueCreateCmd(g), newQueueLsCmd(g), newQueueStatsCmd(g), newQueuePublishCmd(g),
-		newQueueReceiveCmd(g), newQueueDeadLettersCmd(g), newQueueRedriveCmd(g), newQueueDeleteCmd(g))
+		newQueueReceiveCmd(g), newQueueAckCmd(g), newQueueNackCmd(g), newQueueExtendCmd(g),
+		newQueueDeadLettersCmd(g), newQueueRedriveCmd(g), newQueueDeleteCmd(g))
 	return cmd
 }
 
@@ -39,10 +39,7 @@ func newQueueCreateCmd(g *globals) *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a queue, or change its options (unset options take their defaults)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			body := map[string]any{}
 			fl := cmd.Flags()
 			set := func(flag, key string, v any) {
@@ -63,7 +60,7 @@ func newQueueCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return printQueues(g, &info, []*queue.Info{&info})
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&maxSize, "max-size", 1000, "messages held at most")
@@ -91,49 +88,51 @@ func printQueues(g *globals, v any, infos []*queue.Info) error {
 func newQueueLsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "ls", Short: "List queues with their statistics", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, _ []string) error {
 			var infos []*queue.Info
 			if err := g.do(cmd.Context(), "GET", "/v1/queues", nil, &infos); err != nil {
 				return err
 			}
 			return printQueues(g, infos, infos)
-		},
+		}),
 	}
 }
 
 func newQueueStatsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "stats NAME", Short: "Show a queue's options and statistics", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			var info queue.Info
 			if err := g.do(cmd.Context(), "GET", queuePath(args[0]), nil, &info); err != nil {
 				return err
 			}
 			return printQueues(g, &info, []*queue.Info{&info})
-		},
+		}),
 	}
 }
 
-// payloadArg reads a payload argument: JSON as is, anything else as a JSON
-// string; "-" reads standard input.
-func payloadArg(arg string) (json.RawMessage, error) {
+// errNotJSON is the one answer of `events append` and `queue publish` to
+// a data argument that is not JSON.
+var errNotJSON = errors.New("data is not valid JSON (use --string to send text)")
+
+// dataArg reads the data argument of `events append` and `queue publish`
+// by one rule: JSON as is, or, with --string, the text as a JSON string;
+// "-" reads standard input.
+func dataArg(arg string, asString bool) (json.RawMessage, error) {
 	b := []byte(arg)
 	if arg == "-" {
 		var err error
-		if b, err = io.ReadAll(io.LimitReader(os.Stdin, 8<<20)); err != nil {
+		if b, err = readFileOrStdin("-"); err != nil {
 			return nil, err
 		}
 	}
-	if json.Valid(b) {
-		return b, nil
+	if asString {
+		return json.Marshal(string(b))
 	}
-	return json.Marshal(string(b))
+	if !json.Valid(b) {
+		return nil, errNotJSON
+	}
+	return b, nil
 }
 
 func newQueuePublishCmd(g *globals) *cobra.Command {
@@ -142,16 +141,16 @@ func newQueuePublishCmd(g *globals) *cobra.Command {
 		delay    time.Duration
 		id       string
 		headers  []string
+		asString bool
 	)
 	cmd := &cobra.Command{
 		Use:   "publish NAME PAYLOAD",
-		Short: "Publish a message (PAYLOAD is JSON or text; - reads stdin)",
+		Short: "Publish a message (PAYLOAD is JSON, or text with --string; - reads stdin)",
+		Example: `  plexus queue publish orders '{"orderId":42}' --priority 5
+  plexus queue publish mail 'hello there' --string`,
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
-			payload, err := payloadArg(args[1])
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
+			payload, err := dataArg(args[1], asString)
 			if err != nil {
 				return err
 			}
@@ -180,13 +179,14 @@ func newQueuePublishCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.print(out, []string{"ID"}, [][]string{{out.ID}})
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&priority, "priority", 0, "0 to 9, higher first")
 	fl.DurationVar(&delay, "delay", 0, "deliver no earlier than this from now")
 	fl.StringVar(&id, "id", "", "message id (idempotent publish)")
 	fl.StringArrayVar(&headers, "header", nil, "NAME=VALUE header (repeatable)")
+	fl.BoolVar(&asString, "string", false, "send PAYLOAD as a JSON string (text)")
 	return cmd
 }
 
@@ -210,12 +210,9 @@ func newQueueReceiveCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "receive NAME",
-		Short: "Receive messages (long poll); --ack acknowledges them at once",
+		Short: "Receive messages (long poll); settle each with queue ack|nack RECEIPT, or --ack at once",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			var out wireMsgs
 			body := map[string]any{"max": max, "wait": wait.String()}
 			if err := g.do(cmd.Context(), "POST", queuePath(args[0], "/receive"), body, &out); err != nil {
@@ -235,7 +232,7 @@ func newQueueReceiveCmd(g *globals) *cobra.Command {
 				rows = append(rows, []string{m.ID, strconv.Itoa(m.Priority), strconv.Itoa(m.Attempts), string(m.Payload), m.Receipt})
 			}
 			return g.print(out, []string{"ID", "PRIORITY", "ATTEMPTS", "PAYLOAD", "RECEIPT"}, rows)
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&max, "max", 1, "messages at most (1 to 100)")
@@ -253,10 +250,7 @@ func newQueueDeadLettersCmd(g *globals) *cobra.Command {
 		Use:   "dead-letters NAME",
 		Short: "List a queue's dead letters (--purge deletes them)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			if purge {
 				return g.do(cmd.Context(), "DELETE", queuePath(args[0], "/dead-letters"), nil, nil)
 			}
@@ -269,7 +263,7 @@ func newQueueDeadLettersCmd(g *globals) *cobra.Command {
 				rows = append(rows, []string{m.ID, m.DeadLetterReason, strconv.Itoa(m.Attempts), m.LastError, string(m.Payload)})
 			}
 			return g.print(out, []string{"ID", "REASON", "ATTEMPTS", "LAST-ERROR", "PAYLOAD"}, rows)
-		},
+		}),
 	}
 	cmd.Flags().IntVar(&limit, "limit", 100, "dead letters at most (1 to 1000)")
 	cmd.Flags().BoolVar(&purge, "purge", false, "delete the queue's dead letters")
@@ -282,10 +276,7 @@ func newQueueRedriveCmd(g *globals) *cobra.Command {
 		Use:   "redrive NAME",
 		Short: "Move dead letters back into their queue (all, or --id ...)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			body := map[string]any{}
 			if len(ids) > 0 {
 				body["ids"] = ids
@@ -297,7 +288,7 @@ func newQueueRedriveCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.print(out, []string{"REDRIVEN"}, [][]string{{strconv.Itoa(out.Redriven)}})
-		},
+		}),
 	}
 	cmd.Flags().StringSliceVar(&ids, "id", nil, "dead letter ids to redrive (default all)")
 	return cmd
@@ -306,11 +297,77 @@ func newQueueRedriveCmd(g *globals) *cobra.Command {
 func newQueueDeleteCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "delete NAME", Short: "Delete a queue and its messages", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
+			return g.do(cmd.Context(), "DELETE", queuePath(args[0]), nil, nil)
+		}),
+	}
+}
+
+func newQueueAckCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ack NAME RECEIPT...",
+		Short: "Acknowledge received messages: done, remove them",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Acked int `json:"acked"`
+			}
+			if err := g.do(cmd.Context(), "POST", queuePath(args[0], "/ack"), map[string]any{"receipts": args[1:]}, &out); err != nil {
 				return err
 			}
-			return g.do(cmd.Context(), "DELETE", queuePath(args[0]), nil, nil)
-		},
+			return g.print(out, []string{"ACKED"}, [][]string{{strconv.Itoa(out.Acked)}})
+		}),
+	}
+}
+
+func newQueueNackCmd(g *globals) *cobra.Command {
+	var (
+		reason string
+		delay  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "nack NAME RECEIPT",
+		Short: "Give a received message back as failed: retried after the retry delay, or dead-lettered after the last attempt",
+		Args:  cobra.ExactArgs(2),
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
+			body := map[string]any{"receipt": args[1]}
+			if reason != "" {
+				body["error"] = reason
+			}
+			if delay > 0 {
+				body["delay"] = delay.String()
+			}
+			var out struct {
+				Nacked int `json:"nacked"`
+			}
+			if err := g.do(cmd.Context(), "POST", queuePath(args[0], "/nack"), body, &out); err != nil {
+				return err
+			}
+			return g.print(out, []string{"NACKED"}, [][]string{{strconv.Itoa(out.Nacked)}})
+		}),
+	}
+	cmd.Flags().StringVar(&reason, "error", "", "why it failed (kept as the message's last error)")
+	cmd.Flags().DurationVar(&delay, "delay", 0, "retry after this instead of the queue's retry delay")
+	return cmd
+}
+
+func newQueueExtendCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "extend NAME RECEIPT...",
+		Short: "Keep received messages invisible for another visibility timeout; prints their new receipts",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Receipts []string `json:"receipts"`
+			}
+			if err := g.do(cmd.Context(), "POST", queuePath(args[0], "/extend"), map[string]any{"receipts": args[1:]}, &out); err != nil {
+				return err
+			}
+			rows := make([][]string, len(out.Receipts))
+			for i, r := range out.Receipts {
+				rows[i] = []string{r}
+			}
+			return g.print(out, []string{"RECEIPT"}, rows)
+		}),
 	}
 }

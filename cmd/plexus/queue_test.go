@@ -25,7 +25,7 @@ func TestQueueCommands(t *testing.T) {
 		t.Fatalf("create: %s", out)
 	}
 	q("publish", "jobs", `{"n":1}`, "--priority", "3", "--id", "j-1", "--header", "X-A=b")
-	q("publish", "jobs", "plain text")
+	q("publish", "jobs", "plain text", "--string")
 	if out := q("ls"); !strings.Contains(out, "jobs ") || !strings.Contains(out, "jobs.dlq") {
 		t.Fatalf("ls: %s", out)
 	}

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -16,12 +19,12 @@ import (
 	"github.com/plexushq/plexus/registry"
 )
 
-// newServicesCmd is `plexus services ls|show|register|deregister|status|watch`.
+// newServicesCmd is `plexus services ls|show|register|heartbeat|deregister|status|watch`.
 func newServicesCmd() *cobra.Command {
 	g := &globals{}
 	cmd := &cobra.Command{Use: "services", Aliases: []string{"svc"}, Short: "List, register, deregister and watch service instances"}
 	g.register(cmd)
-	cmd.AddCommand(newServicesLsCmd(g), newServicesShowCmd(g), newServicesRegisterCmd(g),
+	cmd.AddCommand(newServicesLsCmd(g), newServicesShowCmd(g), newServicesRegisterCmd(g), newServicesHeartbeatCmd(g),
 		newServicesDeregisterCmd(g), newServicesStatusCmd(g), newServicesWatchCmd(g))
 	return cmd
 }
@@ -35,7 +38,7 @@ func completeService(g *globals) cobra.CompletionFunc {
 		ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
 		defer cancel()
 		var list []registry.ServiceSummary
-		if g.do(ctx, "GET", "/v1/services", nil, &list) != nil {
+		if g.validate() != nil || g.do(ctx, "GET", "/v1/services", nil, &list) != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		names := make([]string, len(list))
@@ -55,10 +58,7 @@ func newServicesLsCmd(g *globals) *cobra.Command {
 		Use:   "ls",
 		Short: "List services with their instance counts",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, _ []string) error {
 			var list []registry.ServiceSummary
 			if err := g.do(cmd.Context(), "GET", "/v1/services", nil, &list); err != nil {
 				return err
@@ -69,7 +69,7 @@ func newServicesLsCmd(g *globals) *cobra.Command {
 					strconv.Itoa(s.Unhealthy), strconv.Itoa(s.Draining)}
 			}
 			return g.print(list, []string{"NAME", "INSTANCES", "HEALTHY", "UNHEALTHY", "DRAINING"}, rows)
-		},
+		}),
 	}
 }
 
@@ -108,16 +108,13 @@ func newServicesShowCmd(g *globals) *cobra.Command {
 		Use:   "show NAME",
 		Short: "Show a service's instances",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			var info registry.ServiceInfo
 			if err := g.do(cmd.Context(), "GET", servicePath(args[0]), nil, &info); err != nil {
 				return err
 			}
 			return g.print(info, instanceHeader, instanceRows(info.Instances))
-		},
+		}),
 	}
 	cmd.ValidArgsFunction = completeService(g)
 	return cmd
@@ -158,26 +155,28 @@ func (f *registerFlags) registration(cmd *cobra.Command, rawURL string) (registr
 
 func newServicesRegisterCmd(g *globals) *cobra.Command {
 	var f registerFlags
+	var keepAlive bool
 	cmd := &cobra.Command{
 		Use:   "register NAME ID URL",
-		Short: "Register (or replace) an instance; it expires after --ttl without heartbeats",
+		Short: "Register (or replace) an instance; it expires after --ttl without heartbeats (or --keep-alive)",
 		Example: `  plexus services register user-service user-1 http://127.0.0.1:3001 --weight 2 --tag v2 --meta team=core
-  plexus services register api a1 https://10.0.0.5:8443 --ttl 1m --check-path /ready --check-interval 2s`,
+  plexus services register api a1 https://10.0.0.5:8443 --ttl 1m --check-path /ready --check-interval 2s
+  plexus services register web web-1 http://127.0.0.1:3001 --keep-alive   # heartbeats until Ctrl-C, then deregisters`,
 		Args: cobra.ExactArgs(3),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			reg, err := f.registration(cmd, args[2])
 			if err != nil {
 				return err
+			}
+			if keepAlive {
+				return keepRegistered(cmd.Context(), g, args[0], args[1], reg)
 			}
 			var inst registry.Instance
 			if err := g.do(cmd.Context(), "PUT", servicePath(args[0], "/instances/", url.PathEscape(args[1])), reg, &inst); err != nil {
 				return err
 			}
 			return g.print(inst, instanceHeader, instanceRows([]*registry.Instance{&inst}))
-		},
+		}),
 	}
 	cmd.ValidArgsFunction = completeService(g)
 	fl := cmd.Flags()
@@ -192,6 +191,62 @@ func newServicesRegisterCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&f.timeout, "check-timeout", 0, "health check timeout (default 5s, at most the interval)")
 	fl.IntVar(&f.rise, "rise", 0, "passes in a row that make an unhealthy instance healthy (default 2)")
 	fl.IntVar(&f.fall, "fall", 0, "failures in a row that make a healthy instance unhealthy (default 2)")
+	fl.BoolVar(&keepAlive, "keep-alive", false, "stay running and heartbeat every third of --ttl until interrupted, then deregister")
+	return cmd
+}
+
+// keepRegistered registers the instance and heartbeats until ctx ends
+// (Ctrl-C), registering again if the lease was lost; then it deregisters.
+func keepRegistered(ctx context.Context, g *globals, service, id string, reg registry.Registration) error {
+	cl, err := registry.NewClient(g.adminURL, g.bearer(), registry.ClientConfig{Timeout: g.timeout})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	r, err := cl.NewRegistrar(service, id, reg, registry.RegistrarConfig{
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return err
+	}
+	if err := r.Start(ctx); err != nil {
+		return err
+	}
+	inst := r.Instance()
+	if err := g.print(inst, instanceHeader, instanceRows([]*registry.Instance{inst})); err != nil {
+		_ = r.Stop(context.WithoutCancel(ctx))
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "keeping %s/%s registered (a heartbeat every %s); Ctrl-C deregisters it\n", service, id, inst.TTL.D()/3)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
+	defer cancel()
+	if err := r.Stop(sctx); err != nil {
+		return fmt.Errorf("deregister %s/%s: %w", service, id, err)
+	}
+	fmt.Fprintf(os.Stderr, "deregistered %s/%s\n", service, id)
+	return nil
+}
+
+func newServicesHeartbeatCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "heartbeat NAME ID",
+		Short: "Renew an instance's lease for another TTL",
+		Args:  cobra.ExactArgs(2),
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
+			var out registry.HeartbeatAnswer
+			err := g.do(cmd.Context(), "PUT", servicePath(args[0], "/instances/", url.PathEscape(args[1]), "/heartbeat"), nil, &out)
+			var ae answerError
+			if errors.As(err, &ae) && ae.p.Status == http.StatusNotFound {
+				return fmt.Errorf("%w\nthe lease ended (or it never existed): register it again with `plexus services register`", err)
+			}
+			if err != nil {
+				return err
+			}
+			return g.print(out, []string{"EXPIRES AT", "TTL"},
+				[][]string{{out.ExpiresAt.Local().Format(time.RFC3339), out.TTL.D().String()}})
+		}),
+	}
+	cmd.ValidArgsFunction = completeService(g)
 	return cmd
 }
 
@@ -200,16 +255,13 @@ func newServicesDeregisterCmd(g *globals) *cobra.Command {
 		Use:   "deregister NAME ID",
 		Short: "Remove an instance",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			if err := g.do(cmd.Context(), "DELETE", servicePath(args[0], "/instances/", url.PathEscape(args[1])), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deregistered %s/%s\n", args[0], args[1])
 			return nil
-		},
+		}),
 	}
 	cmd.ValidArgsFunction = completeService(g)
 	return cmd
@@ -221,17 +273,14 @@ func newServicesStatusCmd(g *globals) *cobra.Command {
 		Short:     "Set an instance draining (no new traffic) or back to healthy",
 		Args:      cobra.ExactArgs(3),
 		ValidArgs: []string{"draining", "healthy"},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			var inst registry.Instance
 			body := map[string]string{"status": args[2]}
 			if err := g.do(cmd.Context(), "PUT", servicePath(args[0], "/instances/", url.PathEscape(args[1]), "/status"), body, &inst); err != nil {
 				return err
 			}
 			return g.print(inst, instanceHeader, instanceRows([]*registry.Instance{&inst}))
-		},
+		}),
 	}
 	cmd.ValidArgsFunction = completeService(g)
 	return cmd
@@ -243,10 +292,7 @@ func newServicesWatchCmd(g *globals) *cobra.Command {
 		Use:   "watch",
 		Short: "Print the registry's instances, then every change, until interrupted",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, _ []string) error {
 			cl, err := registry.NewClient(g.adminURL, g.bearer(), registry.ClientConfig{Timeout: g.timeout})
 			if err != nil {
 				return err
@@ -271,7 +317,7 @@ func newServicesWatchCmd(g *globals) *cobra.Command {
 				}
 				printWatch(g, ev)
 			}
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&service, "service", "", "watch only this service")
 	_ = cmd.RegisterFlagCompletionFunc("service", completeService(g))

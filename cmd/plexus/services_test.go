@@ -36,6 +36,16 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 	return string(out), runErr
 }
 
+// runCLIContext runs a long-lived command in-process until ctx ends; its
+// output goes to the test log.
+func runCLIContext(ctx context.Context, t *testing.T, args ...string) error {
+	root := newRootCmd()
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
+
 func TestServicesCommands(t *testing.T) {
 	const token = "0123456789abcdef-cli-services"
 	n := nodetest.Start(t, server.Config{Roles: []string{server.RoleControl}, AdminToken: token})

@@ -34,10 +34,7 @@ func newTracesLsCmd(g *globals) *cobra.Command {
 		Use:   "ls",
 		Short: "List recent traces, newest first",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{"limit": {strconv.Itoa(limit)}}
 			if service != "" {
 				q.Set("service", service)
@@ -59,7 +56,7 @@ func newTracesLsCmd(g *globals) *cobra.Command {
 					strconv.Itoa(t.Spans), strconv.Itoa(t.Errors)})
 			}
 			return g.print(list, []string{"TRACE", "SERVICE", "OPERATION", "START", "DURATION", "SPANS", "ERRORS"}, rows)
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&service, "service", "", "only traces that touch this service")
@@ -74,16 +71,13 @@ func newTracesShowCmd(g *globals) *cobra.Command {
 		Use:   "show TRACE_ID",
 		Short: "Show one trace's spans as an indented waterfall",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.validate(); err != nil {
-				return err
-			}
+		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			var t telemetry.TraceDetail
 			if err := g.do(cmd.Context(), "GET", "/v1/traces/"+url.PathEscape(args[0]), nil, &t); err != nil {
 				return err
 			}
 			return g.print(t, []string{"SPAN", "SERVICE", "OFFSET", "DURATION", "STATUS", "TIMELINE"}, waterfall(t))
-		},
+		}),
 	}
 }
 
