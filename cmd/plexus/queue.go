@@ -148,7 +148,7 @@ func newQueuePublishCmd(g *globals) *cobra.Command {
 		Short: "Publish a message (PAYLOAD is JSON, or text with --string; - reads stdin)",
 		Example: `  plexus queue publish orders '{"orderId":42}' --priority 5
   plexus queue publish mail 'hello there' --string`,
-		Args:  cobra.ExactArgs(2),
+		Args: cobra.ExactArgs(2),
 		RunE: g.run(func(cmd *cobra.Command, args []string) error {
 			payload, err := dataArg(args[1], asString)
 			if err != nil {
