@@ -147,24 +147,23 @@ func TestRetryBudgetBounds(t *testing.T) {
 }
 
 func TestUpstreamTimeout504(t *testing.T) {
+	// The upstream answers 200 after 30s: only the gateway's 150ms timeout
+	// turns that into a 504 (no wall-clock assertion needed).
 	slow := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
+			w.WriteHeader(200)
 		}
 	})
 	h := startGateway(t, Config{Timeout: httpx.Duration(150 * time.Millisecond), Retries: &RetryConfig{Attempts: intp(0)}}, Options{})
 	h.disc.set("svc", slow.URL)
-	start := time.Now()
 	resp, b := do(t, client(t), mustReq(t, "GET", h.url+"/api/svc/x", nil))
 	if resp.StatusCode != 504 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("status %d Retry-After %q, want 504 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	if p := problemOf(t, b); p.Type != httpx.ProblemTypeBase+"upstream-timeout" || !strings.Contains(p.Detail, "svc") {
 		t.Errorf("problem %+v", p)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("took %v, want about the 150ms timeout", d)
 	}
 }
 

@@ -80,7 +80,7 @@ func TestAPIRegisterLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if inst.Weight != 5 || inst.Status != StatusHealthy || inst.Check.Rise != 3 || inst.Check.Path != "/ready" ||
-		inst.TTL.D() != 20*time.Second || time.Until(inst.ExpiresAt) < 19*time.Second || inst.Metadata["team"] != "core" {
+		inst.TTL.D() != 20*time.Second || !inst.ExpiresAt.Equal(inst.RegisteredAt.Add(20*time.Second)) || inst.Metadata["team"] != "core" {
 		t.Fatalf("instance %+v", inst)
 	}
 	code, _, b = e.call(t, "PUT", "/v1/services/users/instances/u1", `{"url":"http://127.0.0.1:9002"}`)
