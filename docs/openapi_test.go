@@ -360,7 +360,7 @@ func (e *env) queueCases(t *testing.T) {
 	// Two failed attempts dead-letter a message of jobs (retryAttempts 2).
 	e.a(t, "POST", "/v1/queues/jobs/messages", map[string]any{"payload": "job"}, 201)
 	for i := range 2 {
-		d := e.a(t, "POST", "/v1/queues/jobs/receive", map[string]any{"wait": "5s"}, 200).json(t)["messages"].([]any)
+		d := e.a(t, "POST", "/v1/queues/jobs/receive", map[string]any{"wait": "15s"}, 200).json(t)["messages"].([]any)
 		if len(d) != 1 {
 			t.Fatalf("attempt %d: no delivery", i+1)
 		}
