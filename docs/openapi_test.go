@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -134,6 +135,9 @@ func TestContract(t *testing.T) {
 	t.Run("events", e.eventCases)
 	t.Run("subscriptions", e.subscriptionCases)
 	t.Run("traces", e.traceCases)
+	if f := flag.Lookup("test.run"); f != nil && strings.Contains(f.Value.String(), "/") {
+		return // some cases were left out with -run
+	}
 	if left := e.c.untested(); len(left) > 0 {
 		t.Errorf("operations of docs/openapi.yaml no case answered successfully:\n%s", strings.Join(left, "\n"))
 	}
