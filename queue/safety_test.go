@@ -40,7 +40,7 @@ func (h httpClient) statsOf(q string) map[string]any {
 func TestStaleReceiptRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := httpClient{t, f.server().URL}
+	h := httpClient{t: t, base: f.server().URL}
 	if st, _, b := h.json("PUT", "/v1/queues/race", `{"visibilityTimeout":"30s","retryDelay":"1ms","retryAttempts":10}`); st != 201 {
 		t.Fatalf("create %d %s", st, b)
 	}
@@ -82,7 +82,7 @@ func TestStaleReceiptRefused(t *testing.T) {
 func TestCountersCountMessages(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := httpClient{t, f.server().URL}
+	h := httpClient{t: t, base: f.server().URL}
 	h.json("PUT", "/v1/queues/count", `{}`)
 	for range 2 {
 		if st, _, b := h.json("POST", "/v1/queues/count/messages", `{"payload":1,"id":"same"}`); st != 201 {
@@ -106,7 +106,7 @@ func TestCountersCountMessages(t *testing.T) {
 func TestRetryDelayZeroMeansZero(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := httpClient{t, f.server().URL}
+	h := httpClient{t: t, base: f.server().URL}
 	if st, m, b := h.json("PUT", "/v1/queues/now", `{"retryDelay":"0s","visibilityTimeout":"1m"}`); st != 201 ||
 		m["config"].(map[string]any)["retryDelay"] != "0s" {
 		t.Fatalf("create %d %s", st, b)
@@ -131,7 +131,7 @@ func TestRetryDelayZeroMeansZero(t *testing.T) {
 func TestQueueCountCapped(t *testing.T) {
 	t.Parallel()
 	f := newFixtureOpts(t, func(o *Options) { o.MaxQueues = 4 })
-	h := httpClient{t, f.server().URL}
+	h := httpClient{t: t, base: f.server().URL}
 	for _, q := range []string{"q1", "q2"} { // each with its dead-letter queue
 		if st, _, b := h.json("PUT", "/v1/queues/"+q, `{}`); st != 201 {
 			t.Fatalf("create %s: %d %s", q, st, b)
@@ -154,7 +154,7 @@ func TestQueueCountCapped(t *testing.T) {
 func TestReceiveWithItsOwnVisibilityTimeout(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := httpClient{t, f.server().URL}
+	h := httpClient{t: t, base: f.server().URL}
 	h.json("PUT", "/v1/queues/vt", `{"visibilityTimeout":"1s","retryAttempts":10}`)
 	h.json("POST", "/v1/queues/vt/messages", `{"payload":"long"}`)
 	_, m, b := h.json("POST", "/v1/queues/vt/receive", `{"wait":"1s","visibilityTimeout":"1m"}`)
@@ -184,7 +184,7 @@ func TestReceiveWithItsOwnVisibilityTimeout(t *testing.T) {
 func TestInFlightCountsWhatIsHeldNow(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := httpClient{t, f.server().URL}
+	h := httpClient{t: t, base: f.server().URL}
 	h.json("PUT", "/v1/queues/held", `{"visibilityTimeout":"1s"}`)
 	h.json("POST", "/v1/queues/held/messages", `{"messages":[{"payload":1},{"payload":2}]}`)
 	_, m, _ := h.json("POST", "/v1/queues/held/receive", `{"wait":"1s","max":1}`)
@@ -217,7 +217,7 @@ func TestInFlightCountsWhatIsHeldNow(t *testing.T) {
 func TestConcurrentDropOldestPublishers(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := httpClient{t, f.server().URL}
+	h := httpClient{t: t, base: f.server().URL}
 	h.json("PUT", "/v1/queues/drop", `{"maxSize":50}`)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -271,7 +271,7 @@ func TestPublishRefusedWhileStorageFull(t *testing.T) {
 	t.Parallel()
 	eng := enginetest.StartConfig(t, engine.Config{DiskReserve: -1})
 	f := newFixtureOn(t, eng, func(o *Options) {})
-	h := httpClient{t, f.server().URL}
+	h := httpClient{t: t, base: f.server().URL}
 	h.json("PUT", "/v1/queues/full", `{}`)
 	full := true
 	f.c.opts.Writable = func() error {
@@ -294,7 +294,7 @@ func TestPublishRefusedWhileStorageFull(t *testing.T) {
 func TestInvalidUTF8PayloadRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := httpClient{t, f.server().URL}
+	h := httpClient{t: t, base: f.server().URL}
 	h.json("PUT", "/v1/queues/utf", `{}`)
 	code, hdr, body := post(t, h.base+"/v1/queues/utf/messages", "{\"payload\":\"a\xffb\"}")
 	if p := httpxtest.Problem(t, http.StatusBadRequest, hdr, body); code != 400 || !strings.Contains(p.Detail, "UTF-8") {
@@ -313,7 +313,7 @@ func TestEngineGoneAnswers503WithRetryHint(t *testing.T) {
 	f := newFixtureOn(t, eng, func(o *Options) {})
 	svc := NewService(f.c, ServiceOptions{RequestTimeout: 300 * time.Millisecond})
 	api := httptestServer(t, svc)
-	h := httpClient{t, api}
+	h := httpClient{t: t, base: api}
 	h.json("PUT", "/v1/queues/gone", `{}`)
 	srv.Shutdown()
 	srv.WaitForShutdown()
