@@ -51,7 +51,8 @@ type env struct {
 	upstream *httptest.Server
 }
 
-func startEnv(t *testing.T) *env {
+// startEnv runs the node; with, when given, changes its configuration.
+func startEnv(t *testing.T, with ...func(*server.Config)) *env {
 	t.Helper()
 	c := loadContract(t)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -72,7 +73,11 @@ func startEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	const token = "contract-test-token-0123456789"
-	n := nodetest.Start(t, server.Config{AdminToken: token, ConfigFile: file})
+	cfg := server.Config{AdminToken: token, ConfigFile: file}
+	for _, f := range with {
+		f(&cfg)
+	}
+	n := nodetest.Start(t, cfg)
 	return &env{c: c, node: n, admin: "http://" + n.AdminAddr(), gateway: "http://" + n.GatewayAddr(), token: token, upstream: up}
 }
 
@@ -186,6 +191,9 @@ func (e *env) nodeCases(t *testing.T) {
 	if a := e.c.do(t, e.admin, call{listener: admin, method: "GET", path: "/openapi.yaml", want: 200}); !bytes.Equal(a.body, docs.OpenAPI) {
 		t.Error("/openapi.yaml is not docs/openapi.yaml")
 	}
+	if h := e.a(t, "GET", "/v1/metrics/history", nil, 200).json(t); h["capacity"] == nil {
+		t.Errorf("metrics history: %v", h)
+	}
 	e.c.do(t, e.admin, call{listener: admin, method: "GET", path: "/ui", want: 301})
 	e.c.do(t, e.admin, call{listener: admin, method: "GET", path: "/ui/", want: 200})
 	e.c.do(t, e.admin, call{listener: admin, method: "GET", path: "/ui/app.js", want: 200})
@@ -280,12 +288,12 @@ func (e *env) gatewayCases(t *testing.T) {
 		"Access-Control-Request-Method": {"POST"}}, want: 403})
 	e.g(t, call{method: "POST", path: "/api/web/echo", body: bytes.Repeat([]byte("x"), 5000), want: 413})
 	e.g(t, call{path: "/api/web/%2e%2e/secret", want: 400})
-	t.Run("encoded-traversal", func(t *testing.T) { // issue 9
+	t.Run("encoded-traversal", func(t *testing.T) {
 		for _, p := range []string{"/api/web/..%2Fsecret", "/api/web/a/..%2f..%2fsecret", "/api/web/..%5Csecret"} {
 			e.g(t, call{path: p, want: 400})
 		}
 	})
-	t.Run("unknown-service", func(t *testing.T) { // issue 9
+	t.Run("unknown-service", func(t *testing.T) {
 		if typ := problemType(t, e.g(t, call{path: "/api/nosuch/x", want: 404})); typ != "urn:plexus:problem:unknown-service" {
 			t.Errorf("unknown service: type %q", typ)
 		}
@@ -340,7 +348,7 @@ func (e *env) queueCases(t *testing.T) {
 	e.a(t, "POST", "/v1/queues/nope/messages", map[string]any{"payload": 1}, 404)
 	e.bad(t, "POST", "/v1/queues/orders/messages", map[string]any{"payload": 1, "priority": 12}, 422)
 	e.bad(t, "POST", "/v1/queues/orders/messages", `{"payload": 1,}`, 400)
-	t.Run("invalid-utf8", func(t *testing.T) { // issue 10
+	t.Run("invalid-utf8", func(t *testing.T) {
 		e.bad(t, "POST", "/v1/queues/orders/messages", []byte("{\"payload\":\"a\xffb\"}"), 400)
 	})
 
@@ -387,7 +395,7 @@ func (e *env) queueCases(t *testing.T) {
 	e.a(t, "DELETE", "/v1/queues/jobs/dead-letters", nil, 204)
 	e.a(t, "DELETE", "/v1/queues/nope/dead-letters", nil, 404)
 
-	t.Run("stale-receipt", func(t *testing.T) { // issue 10
+	t.Run("stale-receipt", func(t *testing.T) {
 		// A nacked message goes to the next receiver; the first receipt is stale.
 		e.a(t, "PUT", "/v1/queues/race", map[string]any{"retryDelay": "0s"}, 201)
 		e.a(t, "POST", "/v1/queues/race/messages", map[string]any{"payload": "job"}, 201)
@@ -426,7 +434,7 @@ func (e *env) eventCases(t *testing.T) {
 	e.bad(t, "POST", "/v1/streams/user-42/events", map[string]any{"events": []any{}}, 422)
 	e.bad(t, "POST", "/v1/streams/-x/events", created, 400)
 	e.bad(t, "POST", "/v1/streams/user-42/events", `{"events": [`, 400)
-	t.Run("invalid-utf8", func(t *testing.T) { // issue 10
+	t.Run("invalid-utf8", func(t *testing.T) {
 		e.bad(t, "POST", "/v1/streams/user-43/events", []byte("{\"events\":[{\"type\":\"t\",\"data\":\"a\xffb\"}]}"), 400)
 	})
 
@@ -482,7 +490,7 @@ func (e *env) subscriptionCases(t *testing.T) {
 func (e *env) traceCases(t *testing.T) {
 	const traceID = "5b8efff798038103d269b633813fc60c"
 	export := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"orders"}}]},
-	  "scopeSpans":[{"spans":[{"traceId":"` + traceID + `","spanId":"eee19b7ec3c1b174","name":"GET /orders","kind":2,
+	  "scopeSpans":[{"scope":{"name":"contract","version":"1.0"},"spans":[{"traceId":"` + traceID + `","spanId":"eee19b7ec3c1b174","name":"GET /orders","kind":2,
 	  "startTimeUnixNano":"1767366245000000000","endTimeUnixNano":"1767366245120000000"}]}]}]}`
 	e.a(t, "POST", "/v1/traces", export, 200)
 	e.c.do(t, e.admin, call{listener: admin, method: "POST", path: "/v1/traces", token: e.token, body: protoExport(t),
@@ -491,9 +499,28 @@ func (e *env) traceCases(t *testing.T) {
 		header: http.Header{"Content-Type": {"text/plain"}}, want: 415, invalid: true})
 	e.bad(t, "POST", "/v1/traces", `{"resourceSpans": 5}`, 400)
 	e.a(t, "GET", "/v1/traces?service=orders&limit=5&minDuration=1ms&errors=false", nil, 200)
+	var found []any
+	_ = json.Unmarshal(e.a(t, "GET", "/v1/traces?service=orders&operation=GET+/orders&minDuration=100ms&maxDuration=1s"+
+		"&from=2026-01-02T15:04:00Z&to=2026-01-02T15:05:00Z", nil, 200).body, &found)
+	if len(found) != 1 {
+		t.Errorf("trace search found %d traces, want the one exported", len(found))
+	}
+	_ = json.Unmarshal(e.a(t, "GET", "/v1/traces?service=orders&lookback=1h", nil, 200).body, &found)
+	if len(found) != 0 {
+		t.Errorf("a trace of 2026-01-02 is within the last hour: %v", found)
+	}
 	e.bad(t, "GET", "/v1/traces?limit=0", nil, 400)
-	if d := e.a(t, "GET", "/v1/traces/"+traceID, nil, 200).json(t); d["traceId"] != traceID {
+	e.bad(t, "GET", "/v1/traces?lookback=soon", nil, 400)
+	if svcs := e.a(t, "GET", "/v1/traces/services", nil, 200).json(t); !strings.Contains(fmt.Sprint(svcs["services"]), "GET /orders") {
+		t.Errorf("trace services: %v", svcs)
+	}
+	d := e.a(t, "GET", "/v1/traces/"+traceID, nil, 200).json(t)
+	if d["traceId"] != traceID {
 		t.Errorf("trace: %v", d)
+	}
+	if sp, _ := d["spans"].([]any); len(sp) != 1 || fmt.Sprint(sp[0].(map[string]any)["scope"]) != "map[name:contract version:1.0]" ||
+		sp[0].(map[string]any)["resource"] == nil {
+		t.Errorf("span without its resource and scope: %v", d["spans"])
 	}
 	e.a(t, "GET", "/v1/traces/0123456789abcdef0123456789abcdef", nil, 404)
 	e.a(t, "GET", "/v1/traces/xyz", nil, 400)

@@ -282,3 +282,36 @@ func TestReadBodyTimeoutIs408(t *testing.T) {
 		t.Fatal("a stalled body held the handler")
 	}
 }
+
+// TestReadBodyTimeoutAnsweredPastTheWriteBound: the admin listener bounds
+// writing an answer from the request's start (WriteTimeout), which is
+// shorter than the body idle timeout by default (35s against 60s). A body
+// that stalls past the write bound still gets its 408: the connection used
+// to close without an answer.
+func TestReadBodyTimeoutAnsweredPastTheWriteBound(t *testing.T) {
+	srv := httptest.NewServer(WriteTimeout(100*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := httpguard.NewBody(w, r.Body, 400*time.Millisecond) // its deadline is always past the write bound
+		defer b.Detach()
+		r.Body = b
+		if _, p := ReadBody(w, r, 0); p != nil {
+			WriteProblem(w, p)
+		}
+	})))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	_, _ = io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{\"a")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "request-timeout") {
+		t.Fatalf("stalled body: %d %s", resp.StatusCode, body)
+	}
+}

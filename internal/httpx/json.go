@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/plexushq/plexus/internal/httpguard"
@@ -16,6 +17,9 @@ import (
 
 // DefaultMaxBody bounds admin request bodies unless a handler says otherwise.
 const DefaultMaxBody = 1 << 20
+
+// answerAfterStall bounds writing the 408 that follows a stalled body.
+const answerAfterStall = 10 * time.Second
 
 // ReadBody reads a JSON request body, the one way every Plexus API does:
 // a content type, when given, must be JSON (415); the body is at most
@@ -40,6 +44,9 @@ func ReadBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, *
 			return nil, NewProblem(http.StatusRequestEntityTooLarge, "body-too-large",
 				fmt.Sprintf("request body is larger than %d bytes", maxBytes))
 		case errors.As(err, &ce) && ce.Timeout():
+			// The answer's write bound runs from the request's start and may
+			// have passed while the body stalled: give the 408 time to go out.
+			ExtendWrite(w, answerAfterStall)
 			return nil, NewProblem(http.StatusRequestTimeout, "request-timeout", "the request body did not arrive in time")
 		}
 		return nil, NewProblem(http.StatusBadRequest, "bad-body", "reading request body: "+err.Error())
