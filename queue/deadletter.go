@@ -50,25 +50,25 @@ func priorityOf(subject string) int {
 
 // deadLetter stores src in q's dead-letter queue. The caller removes the
 // original only when this returns nil, so nothing leaves a queue silently.
-func (c *Client) deadLetter(ctx context.Context, q *qstate, src source, reason string, attempts int, lastErr string) error {
+func (b *Broker) deadLetter(ctx context.Context, q *qstate, src source, reason string, attempts int, lastErr string) error {
 	cfg := q.cfg.Load()
 	if cfg.DeadLetterOf != "" {
 		return errNoDLQ
 	}
-	dq, err := c.state(ctx, cfg.DeadLetterQueue)
+	dq, err := b.state(ctx, cfg.DeadLetterQueue)
 	if errors.Is(err, ErrQueueNotFound) {
-		if err = c.ensureDLQ(ctx, cfg.DeadLetterQueue, q.n.queue); err == nil {
-			dq, err = c.state(ctx, cfg.DeadLetterQueue)
+		if err = b.ensureDLQ(ctx, cfg.DeadLetterQueue, q.n.queue); err == nil {
+			dq, err = b.state(ctx, cfg.DeadLetterQueue)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("dead-letter queue %q: %w", cfg.DeadLetterQueue, err)
 	}
 	prio := priorityOf(src.subject)
-	if err := c.addLevel(ctx, dq, prio); err != nil {
+	if err := b.addLevel(ctx, dq, prio); err != nil {
 		return err
 	}
-	release, err := c.reserve(ctx, dq, 1)
+	release, err := b.reserve(ctx, dq, 1)
 	if err != nil {
 		return err
 	}
@@ -87,23 +87,23 @@ func (c *Client) deadLetter(ctx context.Context, q *qstate, src source, reason s
 	h[jetstream.MsgIDHeader] = []string{"dl." + q.n.stream + "." + strconv.FormatUint(src.seq, 10)}
 	h[hdrReason] = []string{reason}
 	h[hdrOrigQueue] = []string{q.n.queue}
-	h[hdrDLTime] = []string{strconv.FormatInt(c.opts.Now().UnixNano(), 10)}
+	h[hdrDLTime] = []string{strconv.FormatInt(b.opts.Now().UnixNano(), 10)}
 	h[hdrAttempts] = []string{strconv.Itoa(attempts)}
 	h[hdrPriority] = []string{strconv.Itoa(prio)}
 	if lastErr != "" {
 		h[hdrDLError] = []string{oneLine(lastErr)}
 	}
-	ack, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: dq.n.ready[prio], Header: h, Data: src.data})
+	ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: dq.n.ready[prio], Header: h, Data: src.data})
 	if err != nil {
 		return fmt.Errorf("dead-letter queue %q: publish: %w", dq.n.queue, engine.Classify(err))
 	}
 	if ack.Duplicate { // another node (or an earlier try) dead-lettered it: count it once
 		return nil
 	}
-	c.published(dq, 1)
+	b.published(dq, 1)
 	q.deadLettered.Add(1)
-	c.metrics.deadLettered.WithLabelValues(q.n.queue, reason).Inc()
-	c.log.Warn("message dead-lettered", "queue", q.n.queue, "id", h.Get(hdrID), "reason", reason, "attempts", attempts)
+	b.metrics.deadLettered.WithLabelValues(q.n.queue, reason).Inc()
+	b.log.Warn("message dead-lettered", "queue", q.n.queue, "id", h.Get(hdrID), "reason", reason, "attempts", attempts)
 	return nil
 }
 
@@ -116,9 +116,9 @@ func oneLine(s string) string {
 }
 
 // DeadLetters lists up to limit dead letters of queue (oldest first).
-func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]DeadLetter, error) {
+func (b *Broker) DeadLetters(ctx context.Context, queue string, limit int) ([]DeadLetter, error) {
 	var out []DeadLetter
-	err := c.eachDeadLetter(ctx, queue, func(dq *qstate, d DeadLetter) (bool, error) {
+	err := b.eachDeadLetter(ctx, queue, func(dq *qstate, d DeadLetter) (bool, error) {
 		out = append(out, d)
 		return limit <= 0 || len(out) < limit, nil
 	})
@@ -127,8 +127,8 @@ func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]De
 
 // eachDeadLetter calls f for the dead letters of queue in order until f
 // returns false.
-func (c *Client) eachDeadLetter(ctx context.Context, queue string, f func(dq *qstate, d DeadLetter) (bool, error)) error {
-	q, err := c.state(ctx, queue)
+func (b *Broker) eachDeadLetter(ctx context.Context, queue string, f func(dq *qstate, d DeadLetter) (bool, error)) error {
+	q, err := b.state(ctx, queue)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (c *Client) eachDeadLetter(ctx context.Context, queue string, f func(dq *qs
 	if cfg.DeadLetterOf != "" {
 		return nil
 	}
-	dq, err := c.state(ctx, cfg.DeadLetterQueue)
+	dq, err := b.state(ctx, cfg.DeadLetterQueue)
 	if errors.Is(err, ErrQueueNotFound) {
 		return nil
 	}
@@ -196,12 +196,12 @@ func userHeaders(h nats.Header) map[string]string {
 
 // Redrive moves dead letters of queue back into it: all of them when ids
 // is empty, else those with the given ids. It returns how many moved.
-func (c *Client) Redrive(ctx context.Context, queue string, ids []string) (int, error) {
-	q, err := c.state(ctx, queue)
+func (b *Broker) Redrive(ctx context.Context, queue string, ids []string) (int, error) {
+	q, err := b.state(ctx, queue)
 	if err != nil {
 		return 0, err
 	}
-	if err := c.opts.Writable(); err != nil {
+	if err := b.opts.Writable(); err != nil {
 		return 0, fmt.Errorf("queue %q: redrive: %w", queue, err)
 	}
 	want := make(map[string]bool, len(ids))
@@ -209,14 +209,14 @@ func (c *Client) Redrive(ctx context.Context, queue string, ids []string) (int, 
 		want[id] = true
 	}
 	moved := 0
-	err = c.eachDeadLetter(ctx, queue, func(dq *qstate, d DeadLetter) (bool, error) {
+	err = b.eachDeadLetter(ctx, queue, func(dq *qstate, d DeadLetter) (bool, error) {
 		if len(want) > 0 && !want[d.ID] {
 			return true, nil
 		}
-		if err := c.addLevel(ctx, q, d.Priority); err != nil {
+		if err := b.addLevel(ctx, q, d.Priority); err != nil {
 			return false, err
 		}
-		release, err := c.reserve(ctx, q, 1)
+		release, err := b.reserve(ctx, q, 1)
 		if err != nil {
 			return false, err
 		}
@@ -226,26 +226,26 @@ func (c *Client) Redrive(ctx context.Context, queue string, ids []string) (int, 
 			h[k] = []string{v}
 		}
 		h[hdrID] = []string{d.ID}
-		h[hdrTime] = []string{strconv.FormatInt(c.opts.Now().UnixNano(), 10)}
+		h[hdrTime] = []string{strconv.FormatInt(b.opts.Now().UnixNano(), 10)}
 		h[jetstream.MsgIDHeader] = []string{"rd." + dq.n.stream + "." + strconv.FormatUint(d.seq, 10)}
-		if _, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: q.n.ready[d.Priority], Header: h, Data: d.Payload}); err != nil {
+		if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: q.n.ready[d.Priority], Header: h, Data: d.Payload}); err != nil {
 			return false, fmt.Errorf("queue %q: redrive: %w", queue, err)
 		}
-		c.published(q, 1)
+		b.published(q, 1)
 		if err := dq.stream.DeleteMsg(ctx, d.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, fmt.Errorf("queue %q: redrive: %w", queue, err)
 		}
 		moved++
 		return true, nil
 	})
-	c.metrics.redriven.WithLabelValues(queue).Add(float64(moved))
+	b.metrics.redriven.WithLabelValues(queue).Add(float64(moved))
 	return moved, err
 }
 
 // PurgeDeadLetters deletes the dead letters of queue.
-func (c *Client) PurgeDeadLetters(ctx context.Context, queue string) (int, error) {
+func (b *Broker) PurgeDeadLetters(ctx context.Context, queue string) (int, error) {
 	n := 0
-	err := c.eachDeadLetter(ctx, queue, func(dq *qstate, d DeadLetter) (bool, error) {
+	err := b.eachDeadLetter(ctx, queue, func(dq *qstate, d DeadLetter) (bool, error) {
 		if err := dq.stream.DeleteMsg(ctx, d.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, fmt.Errorf("queue %q: purge dead letters: %w", queue, err)
 		}

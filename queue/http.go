@@ -1,166 +1,348 @@
 package queue
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/plexushq/plexus/internal/httpx"
 )
 
-const (
-	maxPublishBody = 8 << 20
-	maxBatch       = 1000
-	maxReceive     = 100
-	maxWait        = 60 * time.Second
-	defaultWait    = 20 * time.Second
-)
-
-// configRequest is the body of PUT /v1/queues/{queue}.
-type configRequest struct {
-	MaxSize           int             `json:"maxSize"`
-	Overflow          string          `json:"overflow"`
-	RetryAttempts     int             `json:"retryAttempts"`
-	RetryDelay        *httpx.Duration `json:"retryDelay"` // given as 0: retry at once
-	RetryBackoff      string          `json:"retryBackoff"`
-	TTL               httpx.Duration  `json:"ttl"`
-	DeadLetterQueue   string          `json:"deadLetterQueue"`
-	VisibilityTimeout httpx.Duration  `json:"visibilityTimeout"`
+// APIConfig configures the queue's HTTP API. The zero value works.
+type APIConfig struct {
+	// RequestTimeout bounds the engine calls of one request (a receive:
+	// its wait plus this); past it the answer is 503 with Retry-After.
+	// Default 5s.
+	RequestTimeout time.Duration
+	// Logger for failed requests. Default: the broker's.
+	Logger *slog.Logger
 }
 
-// config is the Config the request asks for; an explicit "retryDelay":
-// "0s" is RetryNow (left out, it is the default).
-func (r *configRequest) config() Config {
-	cfg := Config{MaxSize: r.MaxSize, Overflow: r.Overflow, RetryAttempts: r.RetryAttempts,
-		RetryBackoff: r.RetryBackoff, TTL: r.TTL, DeadLetterQueue: r.DeadLetterQueue, VisibilityTimeout: r.VisibilityTimeout}
-	if r.RetryDelay != nil {
-		cfg.RetryDelay = *r.RetryDelay
-		if cfg.RetryDelay == 0 {
-			cfg.RetryDelay = RetryNow
-		}
+// API serves the queue endpoints of docs/openapi.yaml over a Broker.
+// Handlers are thin: decode, call the Broker, encode; errors go through
+// the API's httpx.Errors (every 5xx logged once).
+type API struct {
+	b       *Broker
+	timeout time.Duration
+	errs    httpx.Errors
+}
+
+// NewAPI returns the HTTP API over b.
+func NewAPI(b *Broker, cfg APIConfig) *API {
+	log := cfg.Logger
+	if log == nil {
+		log = b.log
 	}
-	return cfg
+	return &API{b: b, timeout: httpx.RequestTimeout(cfg.RequestTimeout), errs: httpx.Errors{Log: log, Domain: problem}}
 }
 
-// publishItem is one message of POST /v1/queues/{queue}/messages.
-type publishItem struct {
-	Payload  json.RawMessage   `json:"payload"`
-	Priority int               `json:"priority"`
-	Delay    httpx.Duration    `json:"delay"`
-	ID       string            `json:"id"`
-	Headers  map[string]string `json:"headers"`
-}
-
-type publishRequest struct {
-	publishItem
-	Messages []publishItem `json:"messages"`
-}
-
-// DecodePublish strictly decodes a publish body: one message or
-// {"messages":[…]}. Errors are problems (400 syntax, 422 values).
-func DecodePublish(body []byte) ([]Message, bool, *httpx.Problem) {
-	var req publishRequest
-	if p := httpx.DecodeJSONBytes(body, &req); p != nil {
-		return nil, false, p
+// Mount registers the routes with handle (e.g. a ServeMux's Handle).
+// Every route runs under the request deadline; a receive under its wait
+// plus that.
+func (a *API) Mount(handle func(pattern string, h http.Handler)) {
+	handle("POST /v1/queues/{queue}/receive", http.HandlerFunc(a.handleReceive))
+	for pattern, h := range map[string]http.HandlerFunc{
+		"PUT /v1/queues/{queue}":                       a.handlePut,
+		"GET /v1/queues":                               a.handleList,
+		"GET /v1/queues/{queue}":                       a.handleGet,
+		"DELETE /v1/queues/{queue}":                    a.handleDelete,
+		"POST /v1/queues/{queue}/messages":             a.handlePublish,
+		"POST /v1/queues/{queue}/ack":                  a.handleAck,
+		"POST /v1/queues/{queue}/nack":                 a.handleNack,
+		"POST /v1/queues/{queue}/extend":               a.handleExtend,
+		"GET /v1/queues/{queue}/dead-letters":          a.handleDeadLetters,
+		"POST /v1/queues/{queue}/dead-letters/redrive": a.handleRedrive,
+		"DELETE /v1/queues/{queue}/dead-letters":       a.handlePurge,
+	} {
+		handle(pattern, httpx.Deadline(a.timeout, h))
 	}
-	bad := func(format string, a ...any) ([]Message, bool, *httpx.Problem) {
-		return nil, false, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-message", fmt.Sprintf(format, a...))
+}
+
+// Handler is the HTTP API on its own mux (tests, embedding).
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	a.Mount(mux.Handle)
+	return mux
+}
+
+// fail answers err: the queue's errors through problem, the engine's and
+// the rest through the shared mapping (every 5xx logged once there).
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	a.errs.Write(w, r, err)
+}
+
+// name reads and checks the {queue} path value (400 when invalid).
+func name(w http.ResponseWriter, r *http.Request) (string, bool) {
+	n := r.PathValue("queue")
+	if !ValidName(n) {
+		httpx.WriteProblem(w, problem(fmt.Errorf("%w: %q", ErrInvalidName, n)))
+		return "", false
 	}
-	batch := req.Messages != nil
+	return n, true
+}
+
+func (a *API) handlePut(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	var req configRequest
+	if p := httpx.DecodeOptional(w, r, &req, 0); p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	cfg := req.config()
+	if old, err := a.b.Stats(r.Context(), n); err == nil {
+		cfg.DeadLetterOf = old.Config.DeadLetterOf // a dead-letter queue stays one
+	}
+	info, created, err := a.b.CreateQueue(r.Context(), n, cfg)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	httpx.WriteJSON(w, status, info)
+}
+
+func (a *API) handleList(w http.ResponseWriter, r *http.Request) {
+	infos, err := a.b.List(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if infos == nil {
+		infos = []*Info{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, infos)
+}
+
+func (a *API) handleGet(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	info, err := a.b.Stats(r.Context(), n)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, info)
+}
+
+func (a *API) handleDelete(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	if err := a.b.DeleteQueue(r.Context(), n); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) handlePublish(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	body, p := httpx.ReadBody(w, r, maxPublishBody)
+	if p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	msgs, batch, p := DecodePublish(body)
+	if p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	ids, err := a.b.PublishBatch(r.Context(), n, msgs)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	if batch {
-		if req.Payload != nil || req.ID != "" || req.Priority != 0 || req.Delay != 0 || req.Headers != nil {
-			return bad("give either one message or \"messages\", not both")
-		}
-		if len(req.Messages) == 0 || len(req.Messages) > maxBatch {
-			return bad("%d messages: want 1 to %d", len(req.Messages), maxBatch)
-		}
-	} else {
-		req.Messages = []publishItem{req.publishItem}
+		httpx.WriteJSON(w, http.StatusCreated, map[string]any{"ids": ids})
+		return
 	}
-	out := make([]Message, len(req.Messages))
-	for i, it := range req.Messages {
-		if len(it.Payload) == 0 {
-			return bad("message %d: payload is required", i)
-		}
-		out[i] = Message{ID: it.ID, Payload: it.Payload, Priority: it.Priority, Delay: it.Delay.D(), Headers: it.Headers}
-		if err := out[i].Validate(); err != nil {
-			return bad("message %d: %v", i, err)
-		}
+	httpx.WriteJSON(w, http.StatusCreated, map[string]any{"id": ids[0]})
+}
+
+func (a *API) handleReceive(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
 	}
-	return out, batch, nil
-}
-
-type receiveRequest struct {
-	Max               int             `json:"max"`
-	Wait              *httpx.Duration `json:"wait"`
-	VisibilityTimeout httpx.Duration  `json:"visibilityTimeout"`
-	Consumer          string          `json:"consumer"`
-}
-
-type receiptsRequest struct {
-	Receipts []string `json:"receipts"`
-}
-
-type nackRequest struct {
-	Receipt string         `json:"receipt"`
-	Error   string         `json:"error"`
-	Delay   httpx.Duration `json:"delay"`
-}
-
-type redriveRequest struct {
-	IDs []string `json:"ids"`
-}
-
-// wireMessage is a delivery or dead letter as JSON: the payload is
-// embedded as JSON when it is JSON, else as a string.
-type wireMessage struct {
-	ID                  string            `json:"id"`
-	Payload             json.RawMessage   `json:"payload"`
-	Priority            int               `json:"priority"`
-	Attempts            int               `json:"attempts"`
-	Timestamp           *time.Time        `json:"timestamp,omitempty"`
-	Headers             map[string]string `json:"headers,omitempty"`
-	Receipt             string            `json:"receipt,omitempty"`
-	OriginalQueue       string            `json:"originalQueue,omitempty"`
-	DeadLetterReason    string            `json:"deadLetterReason,omitempty"`
-	DeadLetterTimestamp *time.Time        `json:"deadLetterTimestamp,omitempty"`
-	LastError           string            `json:"lastError,omitempty"`
-}
-
-// wirePayload embeds b when it is JSON text (valid UTF-8 included: a Go
-// publisher may have stored any bytes), else sends it as a string.
-func wirePayload(b []byte) json.RawMessage {
-	if json.Valid(b) && utf8.Valid(b) {
-		return b
+	var req receiveRequest
+	if p := httpx.DecodeOptional(w, r, &req, 0); p != nil {
+		httpx.WriteProblem(w, p)
+		return
 	}
-	s, _ := json.Marshal(string(b))
-	return s
-}
-
-func fromDelivery(d *Delivery) wireMessage {
-	ts := d.Timestamp
-	return wireMessage{ID: d.ID, Payload: wirePayload(d.Payload), Priority: d.Priority, Attempts: d.Attempts,
-		Timestamp: &ts, Headers: d.Headers, Receipt: d.Receipt}
-}
-
-func fromDeadLetter(d DeadLetter) wireMessage {
-	ts := d.Timestamp
-	return wireMessage{ID: d.ID, Payload: wirePayload(d.Payload), Priority: d.Priority, Attempts: d.Attempts,
-		Headers: d.Headers, OriginalQueue: d.OriginalQueue, DeadLetterReason: d.Reason,
-		DeadLetterTimestamp: &ts, LastError: d.LastError}
-}
-
-func queryLimit(r *http.Request, def, max int) (int, *httpx.Problem) {
-	s := r.URL.Query().Get("limit")
-	if s == "" {
-		return def, nil
+	if req.Max == 0 {
+		req.Max = 1
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > max {
-		return 0, httpx.NewProblem(http.StatusBadRequest, "bad-query", fmt.Sprintf("limit %q: want 1 to %d", s, max))
+	wait := defaultWait
+	if req.Wait != nil {
+		wait = req.Wait.D()
 	}
-	return n, nil
+	var bad string
+	switch {
+	case req.Max < 1 || req.Max > maxReceive:
+		bad = fmt.Sprintf("max %d: want 1 to %d", req.Max, maxReceive)
+	case wait < 0 || wait > maxWait:
+		bad = fmt.Sprintf("wait %s: want 0 to %s", wait, maxWait)
+	case len(req.Consumer) > 128:
+		bad = "consumer: at most 128 bytes"
+	}
+	if bad != "" {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receive", bad))
+		return
+	}
+	if v := req.VisibilityTimeout.D(); v != 0 && (v < minVisibility || v > maxVisibility) {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receive",
+			fmt.Sprintf("visibilityTimeout %s: want %s to %s (or leave it out for the queue's)", v, minVisibility, maxVisibility)))
+		return
+	}
+	// The wait is the client's; the engine calls around it get the request
+	// deadline, and the answer may be written that much later.
+	ctx, cancel := context.WithTimeout(r.Context(), wait+a.timeout)
+	defer cancel()
+	httpx.ExtendWrite(w, wait+2*a.timeout)
+	ds, err := a.b.Receive(ctx, n, ReceiveOptions{Max: req.Max, Wait: wait, Consumer: req.Consumer,
+		VisibilityTimeout: req.VisibilityTimeout.D(), Stop: httpx.Stopping(r.Context())})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]wireMessage, len(ds))
+	for i, d := range ds {
+		out[i] = fromDelivery(d)
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"messages": out})
+}
+
+func (a *API) receipts(w http.ResponseWriter, r *http.Request) (string, []string, bool) {
+	n, ok := name(w, r)
+	if !ok {
+		return "", nil, false
+	}
+	var req receiptsRequest
+	if p := httpx.DecodeJSON(w, r, &req, 0); p != nil {
+		httpx.WriteProblem(w, p)
+		return "", nil, false
+	}
+	if len(req.Receipts) == 0 || len(req.Receipts) > maxBatch {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receipt",
+			fmt.Sprintf("%d receipts: want 1 to %d", len(req.Receipts), maxBatch)))
+		return "", nil, false
+	}
+	return n, req.Receipts, true
+}
+
+func (a *API) handleAck(w http.ResponseWriter, r *http.Request) {
+	n, rs, ok := a.receipts(w, r)
+	if !ok {
+		return
+	}
+	if err := a.b.Ack(r.Context(), n, rs); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"acked": len(rs)})
+}
+
+func (a *API) handleExtend(w http.ResponseWriter, r *http.Request) {
+	n, rs, ok := a.receipts(w, r)
+	if !ok {
+		return
+	}
+	fresh, err := a.b.Extend(r.Context(), n, rs)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"receipts": fresh})
+}
+
+func (a *API) handleNack(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	var req nackRequest
+	if p := httpx.DecodeJSON(w, r, &req, 0); p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	if req.Receipt == "" {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receipt", "receipt is required"))
+		return
+	}
+	if err := a.b.Nack(r.Context(), n, req.Receipt, req.Error, req.Delay.D()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"nacked": 1})
+}
+
+func (a *API) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	limit, p := queryLimit(r, 100, 1000)
+	if p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	ds, err := a.b.DeadLetters(r.Context(), n, limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]wireMessage, len(ds))
+	for i, d := range ds {
+		out[i] = fromDeadLetter(d)
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"messages": out})
+}
+
+func (a *API) handleRedrive(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	var req redriveRequest
+	if p := httpx.DecodeOptional(w, r, &req, 0); p != nil {
+		httpx.WriteProblem(w, p)
+		return
+	}
+	if req.IDs != nil && (len(req.IDs) == 0 || len(req.IDs) > maxBatch) {
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-redrive",
+			fmt.Sprintf("%d ids: want 1 to %d, or no ids for all", len(req.IDs), maxBatch)))
+		return
+	}
+	moved, err := a.b.Redrive(r.Context(), n, req.IDs)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"redriven": moved})
+}
+
+func (a *API) handlePurge(w http.ResponseWriter, r *http.Request) {
+	n, ok := name(w, r)
+	if !ok {
+		return
+	}
+	if _, err := a.b.PurgeDeadLetters(r.Context(), n); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

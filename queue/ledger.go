@@ -58,13 +58,13 @@ func (n *names) ledgerSub(id string) string {
 func (n *names) ledgerAll() string { return ledgerRoot + n.tok + ".>" }
 
 // ensureLedger creates or updates the ledger stream.
-func (c *Client) ensureLedger(ctx context.Context) error {
-	_, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+func (b *Broker) ensureLedger(ctx context.Context) error {
+	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              LedgerStream,
 		Description:       "Plexus queue delivery ledger: which delivery each receipt belongs to",
 		Subjects:          []string{ledgerRoot + ">"},
 		Storage:           jetstream.FileStorage,
-		Replicas:          c.opts.Replicas,
+		Replicas:          b.opts.Replicas,
 		MaxMsgsPerSubject: 1,
 		Discard:           jetstream.DiscardOld,
 		AllowMsgTTL:       true,
@@ -97,10 +97,10 @@ func heldEntry(q *qstate, seq uint64, attempt int, vt time.Duration, expect uint
 
 // hold writes the held entries of fresh deliveries, pipelined, and
 // returns their ledger sequences.
-func (c *Client) hold(ctx context.Context, q *qstate, ds []*Delivery, vt time.Duration) ([]uint64, error) {
+func (b *Broker) hold(ctx context.Context, q *qstate, ds []*Delivery, vt time.Duration) ([]uint64, error) {
 	futs := make([]jetstream.PubAckFuture, len(ds))
 	for i, d := range ds {
-		f, err := c.js.PublishMsgAsync(heldEntry(q, d.seq, d.Attempts, vt, 0))
+		f, err := b.js.PublishMsgAsync(heldEntry(q, d.seq, d.Attempts, vt, 0))
 		if err != nil {
 			return nil, fmt.Errorf("queue %q: ledger: %w", q.n.queue, engine.Classify(err))
 		}
@@ -122,15 +122,15 @@ func (c *Client) hold(ctx context.Context, q *qstate, ds []*Delivery, vt time.Du
 
 // check tells whether ref's delivery is still the current one (nil),
 // was acked with it already (errRepeat), or not (ErrReceiptStale).
-func (c *Client) check(ctx context.Context, q *qstate, ref ackRef) error {
-	held, err := c.ledgerLast(ctx, q.n.ledgerHeld(ref.seq))
+func (b *Broker) check(ctx context.Context, q *qstate, ref ackRef) error {
+	held, err := b.ledgerLast(ctx, q.n.ledgerHeld(ref.seq))
 	if err != nil {
 		return err
 	}
 	if held != nil && held.Sequence == ref.hseq {
 		return nil
 	}
-	done, err := c.ledgerLast(ctx, q.n.ledgerDone(ref.seq))
+	done, err := b.ledgerLast(ctx, q.n.ledgerDone(ref.seq))
 	if err != nil {
 		return err
 	}
@@ -144,10 +144,10 @@ func (c *Client) check(ctx context.Context, q *qstate, ref ackRef) error {
 // claim takes ref's delivery for an ack or a nack: it deletes exactly its
 // held entry, which only one caller can do, and records the outcome.
 // It returns ErrReceiptStale (or errRepeat) when someone got there first.
-func (c *Client) claim(ctx context.Context, q *qstate, ref ackRef, outcome string) error {
-	if err := c.ledger.DeleteMsg(ctx, ref.hseq); err != nil {
+func (b *Broker) claim(ctx context.Context, q *qstate, ref ackRef, outcome string) error {
+	if err := b.ledger.DeleteMsg(ctx, ref.hseq); err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			if cerr := c.check(ctx, q, ref); cerr != nil {
+			if cerr := b.check(ctx, q, ref); cerr != nil {
 				return cerr
 			}
 			return fmt.Errorf("%w: claimed by a concurrent request", ErrReceiptStale)
@@ -156,17 +156,17 @@ func (c *Client) claim(ctx context.Context, q *qstate, ref ackRef, outcome strin
 	}
 	m := &nats.Msg{Subject: q.n.ledgerDone(ref.seq), Data: []byte(outcome + " " + strconv.Itoa(ref.delivered)),
 		Header: nats.Header{jetstream.MsgTTLHeader: []string{ttlFor(ref.vt + time.Second)}}}
-	if _, err := c.js.PublishMsg(ctx, m); err != nil {
+	if _, err := b.js.PublishMsg(ctx, m); err != nil {
 		// The claim stands; only a later repeat of this receipt would be
 		// answered as stale instead of as a repeat.
-		c.log.Warn("queue: recording a delivery's outcome", "queue", q.n.queue, "err", err)
+		b.log.Warn("queue: recording a delivery's outcome", "queue", q.n.queue, "err", err)
 	}
 	return nil
 }
 
 // ledgerLast is the last entry on subj, nil when there is none.
-func (c *Client) ledgerLast(ctx context.Context, subj string) (*jetstream.RawStreamMsg, error) {
-	m, err := c.ledger.GetLastMsgForSubject(ctx, subj)
+func (b *Broker) ledgerLast(ctx context.Context, subj string) (*jetstream.RawStreamMsg, error) {
+	m, err := b.ledger.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -191,18 +191,18 @@ func heldAttemptString(m *jetstream.RawStreamMsg) string {
 
 // inFlight counts what receivers hold now: live held entries (receipts)
 // plus the counts Subscribe handlers report.
-func (c *Client) inFlight(ctx context.Context, q *qstate) (int64, error) {
-	si, err := c.ledger.Info(ctx, jetstream.WithSubjectFilter(q.n.ledgerHeldAll()))
+func (b *Broker) inFlight(ctx context.Context, q *qstate) (int64, error) {
+	si, err := b.ledger.Info(ctx, jetstream.WithSubjectFilter(q.n.ledgerHeldAll()))
 	if err != nil {
 		return 0, fmt.Errorf("queue %q: in flight: %w", q.n.queue, engine.Classify(err))
 	}
 	n := int64(len(si.State.Subjects))
-	si, err = c.ledger.Info(ctx, jetstream.WithSubjectFilter(q.n.ledgerSubs()))
+	si, err = b.ledger.Info(ctx, jetstream.WithSubjectFilter(q.n.ledgerSubs()))
 	if err != nil {
 		return 0, fmt.Errorf("queue %q: in flight: %w", q.n.queue, engine.Classify(err))
 	}
 	for subj := range si.State.Subjects {
-		m, err := c.ledgerLast(ctx, subj)
+		m, err := b.ledgerLast(ctx, subj)
 		if err != nil {
 			return 0, err
 		}
@@ -215,15 +215,15 @@ func (c *Client) inFlight(ctx context.Context, q *qstate) (int64, error) {
 }
 
 // reportHeld records how many messages a Subscribe holds, until ttl.
-func (c *Client) reportHeld(q *qstate, id string, held int, ttl time.Duration) {
+func (b *Broker) reportHeld(q *qstate, id string, held int, ttl time.Duration) {
 	m := &nats.Msg{Subject: q.n.ledgerSub(id), Data: []byte(strconv.Itoa(held)),
 		Header: nats.Header{jetstream.MsgTTLHeader: []string{ttlFor(ttl)}}}
-	_, _ = c.js.PublishMsgAsync(m) // best effort: a missed report ages out with its TTL
+	_, _ = b.js.PublishMsgAsync(m) // best effort: a missed report ages out with its TTL
 }
 
 // forgetLedger drops a deleted queue's ledger entries.
-func (c *Client) forgetLedger(ctx context.Context, n *names) error {
-	err := c.ledger.Purge(ctx, jetstream.WithPurgeSubject(n.ledgerAll()))
+func (b *Broker) forgetLedger(ctx context.Context, n *names) error {
+	err := b.ledger.Purge(ctx, jetstream.WithPurgeSubject(n.ledgerAll()))
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("queue %q: ledger: %w", n.queue, engine.Classify(err))
 	}

@@ -39,7 +39,7 @@ func (c *clock) now() time.Time { return time.Now().Add(c.off) }
 
 type fixture struct {
 	t   *testing.T
-	c   *Client
+	c   *Broker
 	clk *clock
 	ctx context.Context
 }
@@ -121,14 +121,13 @@ func (f *fixture) stats(q string) *Info {
 }
 
 func (f *fixture) server() *httptest.Server {
-	s := NewService(f.c, ServiceOptions{})
-	srv := httptest.NewServer(s.Handler())
+	srv := httptest.NewServer(NewAPI(f.c, APIConfig{}).Handler())
 	f.t.Cleanup(srv.Close)
 	return srv
 }
 
-func httptestServer(t *testing.T, s *Service) string {
-	srv := httptest.NewServer(s.Handler())
+func httptestServer(t *testing.T, a *API) string {
+	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,9 +30,9 @@ var (
 // in_flight), plexus_queue_dead_letters{queue},
 // plexus_queue_oldest_message_age_seconds{queue} and
 // plexus_queue_consumers{queue}. Register it once per registry.
-func NewCollector(c *Client) prometheus.Collector { return statsCollector{c} }
+func NewCollector(c *Broker) prometheus.Collector { return statsCollector{c} }
 
-type statsCollector struct{ c *Client }
+type statsCollector struct{ c *Broker }
 
 func (s statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMessages, descDeadLetters, descOldest, descConsumers} {
@@ -83,8 +84,8 @@ func (m *metrics) initQueue(queue string) {
 // oldest returns the publish time of the oldest message of queue that is
 // not acknowledged yet (ready or in flight; the work-queue stream removes
 // a message when it is acknowledged), over its priority levels.
-func (c *Client) oldest(ctx context.Context, queue string) (time.Time, bool) {
-	q, err := c.state(ctx, queue)
+func (b *Broker) oldest(ctx context.Context, queue string) (time.Time, bool) {
+	q, err := b.state(ctx, queue)
 	if err != nil {
 		return time.Time{}, false
 	}
@@ -106,4 +107,46 @@ func (c *Client) oldest(ctx context.Context, queue string) (time.Time, bool) {
 		}
 	}
 	return first, !first.IsZero()
+}
+
+type metrics struct {
+	published, received, processed, failed, rejected, redriven *prometheus.CounterVec
+	deadLettered                                               *prometheus.CounterVec
+}
+
+// queueMetrics are one queue's hot-path counters, looked up once.
+type queueMetrics struct {
+	published, received, processed, failed prometheus.Counter
+}
+
+func (m *metrics) forQueue(q string) queueMetrics {
+	m.initQueue(q)
+	return queueMetrics{
+		published: m.published.WithLabelValues(q), received: m.received.WithLabelValues(q),
+		processed: m.processed.WithLabelValues(q), failed: m.failed.WithLabelValues(q),
+	}
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	cv := func(name, help string, labels ...string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_queue_" + name, Help: help}, labels)
+		if reg != nil {
+			if err := reg.Register(v); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if errors.As(err, &are) {
+					return are.ExistingCollector.(*prometheus.CounterVec)
+				}
+			}
+		}
+		return v
+	}
+	return &metrics{
+		published:    cv("published_messages_total", "Messages stored by publishes.", "queue"),
+		received:     cv("received_messages_total", "Messages handed to receivers.", "queue"),
+		processed:    cv("processed_messages_total", "Messages acknowledged.", "queue"),
+		failed:       cv("failed_attempts_total", "Nacked or timed-out attempts.", "queue"),
+		rejected:     cv("rejected_messages_total", "Publishes refused because the queue was full.", "queue"),
+		redriven:     cv("redriven_messages_total", "Dead letters moved back into their queue.", "queue"),
+		deadLettered: cv("dead_lettered_messages_total", "Messages moved to the dead-letter queue.", "queue", "reason"),
+	}
 }

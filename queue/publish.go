@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/telemetry"
 )
 
 // Message is what a producer publishes.
@@ -98,32 +99,14 @@ func validHeaderName(k string) bool {
 	return true
 }
 
-// natsHeader is a propagation.TextMapCarrier over NATS headers.
-type natsHeader nats.Header
-
-func (h natsHeader) Get(k string) string {
-	if v := h[k]; len(v) > 0 {
-		return v[0]
-	}
-	return nats.Header(h).Get(k)
-}
-func (h natsHeader) Set(k, v string) { h[k] = []string{v} }
-func (h natsHeader) Keys() []string {
-	out := make([]string, 0, len(h))
-	for k := range h {
-		out = append(out, k)
-	}
-	return out
-}
-
 // build turns m into the stored NATS message.
-func (c *Client) build(ctx context.Context, q *qstate, m *Message, now time.Time) *nats.Msg {
+func (b *Broker) build(ctx context.Context, q *qstate, m *Message, now time.Time) *nats.Msg {
 	id := m.ID
 	h := make(nats.Header, len(m.Headers)+2)
 	for k, v := range m.Headers {
 		h[k] = []string{v}
 	}
-	c.prop.Inject(ctx, natsHeader(h))
+	telemetry.InjectHeader(ctx, h)
 	if id == "" {
 		// A generated id is unique: no need for the engine's dedupe.
 		id = nuid.Next()
@@ -146,15 +129,15 @@ func (c *Client) build(ctx context.Context, q *qstate, m *Message, now time.Time
 	return &nats.Msg{Subject: subj, Header: h, Data: m.Payload}
 }
 
-func (c *Client) startSpan(ctx context.Context, name, queue string, kind trace.SpanKind, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
-	if !c.spans {
+func (b *Broker) startSpan(ctx context.Context, name, queue string, kind trace.SpanKind, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if !b.spans {
 		// No provider: no span, and none of its allocations on the hot path.
 		return ctx, noopSpan
 	}
 	opts = append(opts, trace.WithSpanKind(kind), trace.WithAttributes(
 		attribute.String("messaging.system", "plexus"),
 		attribute.String("messaging.destination.name", queue)))
-	return c.tracer.Start(ctx, name+" "+queue, opts...)
+	return b.tracer.Start(ctx, name+" "+queue, opts...)
 }
 
 var noopSpan = trace.SpanFromContext(context.Background()) // a no-op span
@@ -168,8 +151,8 @@ func endSpan(span trace.Span, err error) {
 }
 
 // Publish stores one message and returns its id once the engine has it.
-func (c *Client) Publish(ctx context.Context, queue string, m Message) (string, error) {
-	ids, err := c.PublishBatch(ctx, queue, []Message{m})
+func (b *Broker) Publish(ctx context.Context, queue string, m Message) (string, error) {
+	ids, err := b.PublishBatch(ctx, queue, []Message{m})
 	if err != nil {
 		return "", err
 	}
@@ -179,8 +162,8 @@ func (c *Client) Publish(ctx context.Context, queue string, m Message) (string, 
 // PublishBatch stores messages with pipelined publishes and one wait for
 // all acknowledgements. It is not atomic: on error some messages may be
 // stored; publishing the batch again with the same ids is safe.
-func (c *Client) PublishBatch(ctx context.Context, queue string, msgs []Message) ([]string, error) {
-	q, err := c.state(ctx, queue)
+func (b *Broker) PublishBatch(ctx context.Context, queue string, msgs []Message) ([]string, error) {
+	q, err := b.state(ctx, queue)
 	if err != nil {
 		return nil, err
 	}
@@ -192,47 +175,47 @@ func (c *Client) PublishBatch(ctx context.Context, queue string, msgs []Message)
 			return nil, err
 		}
 	}
-	ctx, span := c.startSpan(ctx, "publish", queue, trace.SpanKindProducer,
+	ctx, span := b.startSpan(ctx, "publish", queue, trace.SpanKindProducer,
 		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(msgs))))
-	ids, err := c.publish(ctx, q, msgs)
+	ids, err := b.publish(ctx, q, msgs)
 	endSpan(span, err)
 	return ids, err
 }
 
-func (c *Client) publish(ctx context.Context, q *qstate, msgs []Message) ([]string, error) {
-	if err := c.opts.Writable(); err != nil {
+func (b *Broker) publish(ctx context.Context, q *qstate, msgs []Message) ([]string, error) {
+	if err := b.opts.Writable(); err != nil {
 		return nil, fmt.Errorf("queue %q: publish: %w", q.n.queue, err)
 	}
 	for i := range msgs {
-		if err := c.addLevel(ctx, q, msgs[i].Priority); err != nil {
+		if err := b.addLevel(ctx, q, msgs[i].Priority); err != nil {
 			return nil, err
 		}
 	}
-	release, err := c.reserve(ctx, q, len(msgs))
+	release, err := b.reserve(ctx, q, len(msgs))
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	now := c.opts.Now()
+	now := b.opts.Now()
 	ids := make([]string, len(msgs))
 	if len(msgs) == 1 {
-		nm := c.build(ctx, q, &msgs[0], now)
+		nm := b.build(ctx, q, &msgs[0], now)
 		ids[0] = nm.Header[hdrID][0]
-		ack, err := c.js.PublishMsg(ctx, nm)
+		ack, err := b.js.PublishMsg(ctx, nm)
 		if err != nil {
 			return nil, fmt.Errorf("queue %q: publish: %w", q.n.queue, engine.Classify(err))
 		}
 		if !ack.Duplicate {
-			c.published(q, 1)
+			b.published(q, 1)
 		}
 		return ids, nil
 	}
 	futs := make([]jetstream.PubAckFuture, len(msgs))
 	var errs []error
 	for i := range msgs {
-		nm := c.build(ctx, q, &msgs[i], now)
+		nm := b.build(ctx, q, &msgs[i], now)
 		ids[i] = nm.Header[hdrID][0]
-		f, err := c.js.PublishMsgAsync(nm)
+		f, err := b.js.PublishMsgAsync(nm)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("message %d: %w", i, err))
 			break
@@ -258,14 +241,14 @@ func (c *Client) publish(ctx context.Context, q *qstate, msgs []Message) ([]stri
 			break
 		}
 	}
-	c.published(q, stored)
+	b.published(q, stored)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("queue %q: publish batch (%d of %d stored): %w", q.n.queue, stored, len(msgs), errors.Join(errs...))
 	}
 	return ids, nil
 }
 
-func (c *Client) published(q *qstate, n int64) {
+func (b *Broker) published(q *qstate, n int64) {
 	q.published.Add(n)
 	q.sizeMu.Lock()
 	q.size += n
@@ -280,7 +263,7 @@ type Future struct {
 	err  error
 	done bool
 	q    *qstate
-	c    *Client
+	b    *Broker
 }
 
 // ID is the message's id, known before the engine answers.
@@ -294,7 +277,7 @@ func (f *Future) Wait(ctx context.Context) error {
 	select {
 	case ack := <-f.paf.Ok():
 		if !ack.Duplicate {
-			f.c.published(f.q, 1)
+			f.b.published(f.q, 1)
 		}
 		f.done = true
 		return nil
@@ -310,27 +293,27 @@ func (f *Future) Wait(ctx context.Context) error {
 // PublishAsync sends one message without waiting for the engine; Wait on
 // the future to learn whether it was stored. Wait is not safe for
 // concurrent use on one future; trace context is taken from ctx.
-func (c *Client) PublishAsync(ctx context.Context, queue string, m Message) *Future {
-	q, err := c.state(ctx, queue)
+func (b *Broker) PublishAsync(ctx context.Context, queue string, m Message) *Future {
+	q, err := b.state(ctx, queue)
 	if err == nil {
 		err = m.Validate()
 	}
 	if err == nil {
-		err = c.opts.Writable()
+		err = b.opts.Writable()
 	}
 	if err == nil {
-		err = c.addLevel(ctx, q, m.Priority)
+		err = b.addLevel(ctx, q, m.Priority)
 	}
 	release := func() {}
 	if err == nil {
-		release, err = c.reserve(ctx, q, 1)
+		release, err = b.reserve(ctx, q, 1)
 	}
 	if err != nil {
 		return &Future{err: err}
 	}
 	defer release()
-	nm := c.build(ctx, q, &m, c.opts.Now())
-	f := &Future{id: nm.Header[hdrID][0], q: q, c: c}
-	f.paf, f.err = c.js.PublishMsgAsync(nm)
+	nm := b.build(ctx, q, &m, b.opts.Now())
+	f := &Future{id: nm.Header[hdrID][0], q: q, b: b}
+	f.paf, f.err = b.js.PublishMsgAsync(nm)
 	return f
 }

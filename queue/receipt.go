@@ -10,11 +10,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/plexushq/plexus/engine"
 )
 
 // Receipts are "<base64url(ack subject)>.<base64url(meta)>.<base64url(hmac)>"
@@ -34,18 +29,18 @@ type receiptMeta struct {
 
 const metaLen = 20
 
-func (c *Client) seal(queue string, rm receiptMeta) string {
+func (b *Broker) seal(queue string, rm receiptMeta) string {
 	var meta [metaLen]byte
 	binary.BigEndian.PutUint64(meta[0:], uint64(rm.deadline.UnixMilli()))
 	binary.BigEndian.PutUint64(meta[8:], rm.hseq)
 	binary.BigEndian.PutUint32(meta[16:], uint32(rm.vt.Milliseconds()))
 	enc := base64.RawURLEncoding
 	return enc.EncodeToString([]byte(rm.reply)) + "." + enc.EncodeToString(meta[:]) + "." +
-		enc.EncodeToString(c.mac(queue, rm.reply, meta[:]))
+		enc.EncodeToString(b.mac(queue, rm.reply, meta[:]))
 }
 
-func (c *Client) mac(queue, reply string, meta []byte) []byte {
-	m := hmac.New(sha256.New, c.key)
+func (b *Broker) mac(queue, reply string, meta []byte) []byte {
+	m := hmac.New(sha256.New, b.key)
 	m.Write([]byte(queue))
 	m.Write([]byte{0})
 	m.Write([]byte(reply))
@@ -64,7 +59,7 @@ type ackRef struct {
 	vt        time.Duration
 }
 
-func (c *Client) open(q *qstate, receipt string) (ackRef, error) {
+func (b *Broker) open(q *qstate, receipt string) (ackRef, error) {
 	bad := func(why string) (ackRef, error) {
 		return ackRef{}, fmt.Errorf("%w: %s", ErrInvalidReceipt, why)
 	}
@@ -82,14 +77,14 @@ func (c *Client) open(q *qstate, receipt string) (ackRef, error) {
 	if err1 != nil || err2 != nil || err3 != nil || len(meta) != metaLen {
 		return bad("malformed")
 	}
-	if !hmac.Equal(sig, c.mac(q.n.queue, string(reply), meta)) {
+	if !hmac.Equal(sig, b.mac(q.n.queue, string(reply), meta)) {
 		return bad("not issued for this queue")
 	}
 	md, ok := parseAck(string(reply))
 	if !ok || md.stream != q.n.stream || len(md.consumer) != 2 || md.consumer[0] != 'p' {
 		return bad("not issued for this queue")
 	}
-	if c.opts.Now().UnixMilli() > int64(binary.BigEndian.Uint64(meta[0:])) {
+	if b.opts.Now().UnixMilli() > int64(binary.BigEndian.Uint64(meta[0:])) {
 		return ackRef{}, fmt.Errorf("%w: the visibility timeout ended; the message may have been delivered again", ErrReceiptExpired)
 	}
 	return ackRef{reply: string(reply), priority: int(md.consumer[1] - '0'), delivered: md.delivered, seq: md.seq,
@@ -99,16 +94,16 @@ func (c *Client) open(q *qstate, receipt string) (ackRef, error) {
 // openAll verifies every receipt and that each is its message's current
 // delivery, before anything changes. repeat marks receipts whose delivery
 // was acked with them already.
-func (c *Client) openAll(ctx context.Context, q *qstate, receipts []string, allowRepeat bool) (refs []ackRef, repeat []bool, err error) {
+func (b *Broker) openAll(ctx context.Context, q *qstate, receipts []string, allowRepeat bool) (refs []ackRef, repeat []bool, err error) {
 	refs = make([]ackRef, len(receipts))
 	repeat = make([]bool, len(receipts))
 	for i, r := range receipts {
-		if refs[i], err = c.open(q, r); err != nil {
+		if refs[i], err = b.open(q, r); err != nil {
 			return nil, nil, err
 		}
 	}
 	for i, ref := range refs {
-		switch err := c.check(ctx, q, ref); {
+		switch err := b.check(ctx, q, ref); {
 		case err == nil:
 		case errors.Is(err, errRepeat) && allowRepeat:
 			repeat[i] = true
@@ -119,155 +114,4 @@ func (c *Client) openAll(ctx context.Context, q *qstate, receipts []string, allo
 		}
 	}
 	return refs, repeat, nil
-}
-
-// Ack confirms that the messages were processed; they leave the queue.
-// Every receipt is checked before any is acknowledged: a receipt of an
-// older delivery (the message was nacked or delivered again since) is
-// ErrReceiptStale and nothing changes. Acking again with the same receipt
-// is harmless and is counted once.
-func (c *Client) Ack(ctx context.Context, queue string, receipts []string) error {
-	q, err := c.state(ctx, queue)
-	if err != nil {
-		return err
-	}
-	refs, repeat, err := c.openAll(ctx, q, receipts, true)
-	if err != nil {
-		return err
-	}
-	var acked int64
-	for i, ref := range refs {
-		if !repeat[i] {
-			if err := c.claim(ctx, q, ref, "a"); err != nil {
-				if errors.Is(err, ErrReceiptStale) || errors.Is(err, errRepeat) {
-					continue // its holder raced itself; the other claim stands
-				}
-				return err
-			}
-			acked++
-		}
-		// A repeat acks again: the delivery is still this receipt's (no
-		// newer one exists), so this is safe if the first ack was lost.
-		if err := c.nc.Publish(ref.reply, ackBody); err != nil {
-			return fmt.Errorf("queue %q: ack: %w", queue, engine.Classify(err))
-		}
-	}
-	if err := c.flush(ctx); err != nil {
-		return fmt.Errorf("queue %q: ack: %w", queue, engine.Classify(err))
-	}
-	c.processed(q, acked)
-	return nil
-}
-
-func (c *Client) processed(q *qstate, n int64) {
-	q.processed.Add(n)
-	q.m.processed.Add(float64(n))
-}
-
-// Nack reports a failed attempt with an error text. The message is retried
-// after delay (0: the queue's retry policy) or, when this was its last
-// attempt, dead-lettered with max_attempts_reached. A receipt of an older
-// delivery, or one used already, is ErrReceiptStale and changes nothing.
-func (c *Client) Nack(ctx context.Context, queue, receipt, errText string, delay time.Duration) error {
-	q, err := c.state(ctx, queue)
-	if err != nil {
-		return err
-	}
-	if delay < 0 || delay > maxDelay {
-		return invalidMsg("delay %s: want 0 to %s", delay, maxDelay)
-	}
-	refs, _, err := c.openAll(ctx, q, []string{receipt}, false)
-	if err != nil {
-		return err
-	}
-	if err := c.claim(ctx, q, refs[0], "n"); err != nil {
-		return err
-	}
-	return c.nack(ctx, q, refs[0], nil, errText, delay)
-}
-
-// nack is shared by the receipt and SDK paths; m may be nil.
-func (c *Client) nack(ctx context.Context, q *qstate, ref ackRef, m *nats.Msg, errText string, delay time.Duration) error {
-	cfg := q.cfg.Load()
-	c.failed(q, 1)
-	if ref.delivered >= cfg.RetryAttempts && cfg.DeadLetterOf == "" {
-		src, err := c.sourceOf(ctx, q, ref, m)
-		if err != nil {
-			return err
-		}
-		if err := c.deadLetter(ctx, q, src, ReasonMaxAttempts, ref.delivered, errText); err != nil {
-			c.log.Error("dead-lettering failed; message kept", "queue", q.n.queue, "err", err)
-		} else {
-			return c.nc.Publish(ref.reply, ackBody)
-		}
-	}
-	if errText != "" {
-		c.rememberLastErr(ref.seq, errText)
-	}
-	if delay == 0 {
-		delay = cfg.backoff(ref.delivered, c.jitter)
-	}
-	return c.nakAfter(ref.reply, delay)
-}
-
-func (c *Client) sourceOf(ctx context.Context, q *qstate, ref ackRef, m *nats.Msg) (source, error) {
-	if m != nil {
-		return source{subject: m.Subject, header: m.Header, data: m.Data, seq: ref.seq}, nil
-	}
-	raw, err := q.stream.GetMsg(ctx, ref.seq)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return source{}, fmt.Errorf("%w: message already gone", ErrInvalidReceipt)
-		}
-		return source{}, fmt.Errorf("queue %q: nack: %w", q.n.queue, engine.Classify(err))
-	}
-	return source{subject: raw.Subject, header: raw.Header, data: raw.Data, seq: raw.Sequence}, nil
-}
-
-// Extend restarts the visibility timeout of received messages (with the
-// length they were received with) and returns their new receipts; the old
-// ones expire with the old timeout. Every receipt must be its message's
-// current delivery (else ErrReceiptStale, nothing changes).
-func (c *Client) Extend(ctx context.Context, queue string, receipts []string) ([]string, error) {
-	q, err := c.state(ctx, queue)
-	if err != nil {
-		return nil, err
-	}
-	refs, _, err := c.openAll(ctx, q, receipts, false)
-	if err != nil {
-		return nil, err
-	}
-	qvt := q.cfg.Load().VisibilityTimeout.D()
-	out := make([]string, len(refs))
-	for i, ref := range refs {
-		ack, err := c.js.PublishMsg(ctx, heldEntry(q, ref.seq, ref.delivered, ref.vt, ref.hseq))
-		if err != nil {
-			var ae *jetstream.APIError
-			if errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-				return nil, fmt.Errorf("%w: the delivery changed while extending", ErrReceiptStale)
-			}
-			return nil, fmt.Errorf("queue %q: extend: %w", queue, engine.Classify(err))
-		}
-		if ref.vt == qvt {
-			err = c.nc.Publish(ref.reply, progressBody)
-		} else {
-			err = c.nakAfter(ref.reply, ref.vt)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("queue %q: extend: %w", queue, engine.Classify(err))
-		}
-		out[i] = c.seal(q.n.queue, receiptMeta{reply: ref.reply, deadline: c.opts.Now().Add(ref.vt * 95 / 100),
-			hseq: ack.Sequence, vt: ref.vt})
-	}
-	return out, c.flush(ctx)
-}
-
-// flush waits until the engine has the acks sent so far.
-func (c *Client) flush(ctx context.Context) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.RequestTimeout)
-		defer cancel()
-	}
-	return c.nc.FlushWithContext(ctx)
 }

@@ -3,8 +3,6 @@ package queue
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/bits"
 	"strconv"
 	"time"
 
@@ -12,7 +10,7 @@ import (
 )
 
 // Delivery is a received message. Acknowledge it with its Receipt (HTTP,
-// Client.Ack) or, in a Subscribe handler, by returning.
+// Broker.Ack) or, in a Subscribe handler, by returning.
 type Delivery struct {
 	ID        string            `json:"id"`
 	Payload   []byte            `json:"payload"`
@@ -48,8 +46,8 @@ type ReceiveOptions struct {
 // up to opts.Wait for the first one. Each stays invisible to other
 // receivers for the visibility timeout (the queue's, or opts') unless acked
 // or nacked; its receipt is bound to this delivery.
-func (c *Client) Receive(ctx context.Context, queue string, opts ReceiveOptions) ([]*Delivery, error) {
-	q, err := c.state(ctx, queue)
+func (b *Broker) Receive(ctx context.Context, queue string, opts ReceiveOptions) ([]*Delivery, error) {
+	q, err := b.state(ctx, queue)
 	if err != nil {
 		return nil, err
 	}
@@ -64,162 +62,36 @@ func (c *Client) Receive(ctx context.Context, queue string, opts ReceiveOptions)
 	if vt < minVisibility || vt > maxVisibility {
 		return nil, invalidMsg("visibilityTimeout %s: want %s to %s", vt, minVisibility, maxVisibility)
 	}
-	c.consumerSeen(q, opts.Consumer)
-	ds, err := c.receive(ctx, q, opts.Max, opts.Wait, opts.Stop)
+	b.consumerSeen(q, opts.Consumer)
+	ds, err := b.receive(ctx, q, opts.Max, opts.Wait, opts.Stop)
 	if len(ds) == 0 {
 		return ds, err
 	}
 	if vt != qvt {
 		for _, d := range ds { // this delivery's own timeout: visible again at now+vt
-			_ = c.nakAfter(d.msg.Reply, vt)
+			_ = b.nakAfter(d.msg.Reply, vt)
 		}
 	}
 	// The ledger write must not be cut short by a long poll's end.
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.RequestTimeout)
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.RequestTimeout)
 	defer cancel()
-	hseqs, lerr := c.hold(lctx, q, ds, vt)
+	hseqs, lerr := b.hold(lctx, q, ds, vt)
 	if lerr != nil {
 		for _, d := range ds { // give them back rather than hide them for vt
-			_ = c.nakAfter(d.msg.Reply, 0)
+			_ = b.nakAfter(d.msg.Reply, 0)
 		}
 		return nil, lerr
 	}
-	dl := c.opts.Now().Add(vt * 95 / 100)
+	dl := b.opts.Now().Add(vt * 95 / 100)
 	for i, d := range ds {
-		d.Receipt = c.seal(q.n.queue, receiptMeta{reply: d.msg.Reply, deadline: dl, hseq: hseqs[i], vt: vt})
+		d.Receipt = b.seal(q.n.queue, receiptMeta{reply: d.msg.Reply, deadline: dl, hseq: hseqs[i], vt: vt})
 	}
 	return ds, err
 }
 
-func (c *Client) receive(ctx context.Context, q *qstate, max int, wait time.Duration, stop <-chan struct{}) ([]*Delivery, error) {
-	var deadline <-chan time.Time
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		deadline = t.C
-	}
-	if wait > 0 && bits.OnesCount32(q.levels.Load()) == 1 {
-		return c.longPoll(ctx, q, max, wait, stop)
-	}
-	pollNext := c.opts.PollInterval
-	for {
-		var bell <-chan struct{}
-		if wait > 0 {
-			bell = q.bell.arm() // before the sweep, so a publish during it is not missed
-		}
-		out, err := c.sweep(ctx, q, max)
-		if err != nil || len(out) > 0 || wait <= 0 {
-			if wait > 0 {
-				q.bell.disarm()
-			}
-			return out, err
-		}
-		rang, done, err := c.await(ctx, bell, pollNext, deadline, stop)
-		q.bell.disarm()
-		if done {
-			return nil, err
-		}
-		// The doorbell can ring before the engine has stored the message
-		// (the stream stores it on its own goroutine): look again soon.
-		if rang {
-			pollNext = 2 * time.Millisecond
-		} else {
-			pollNext = min(2*pollNext, c.opts.PollInterval)
-		}
-	}
-}
-
-// longPoll serves a queue that uses one priority level: with no order
-// between levels to keep, the engine can hold the pull until the first
-// message arrives (in slices, so a newly used level is noticed within a second).
-func (c *Client) longPoll(ctx context.Context, q *qstate, max int, wait time.Duration, stop <-chan struct{}) ([]*Delivery, error) {
-	end := time.Now().Add(wait)
-	mask := q.levels.Load()
-	p := bits.TrailingZeros32(mask)
-	for {
-		left := time.Until(end)
-		if left <= 0 {
-			return nil, nil
-		}
-		if q.levels.Load() != mask {
-			return c.receive(ctx, q, max, left, stop) // a level was added
-		}
-		pl, err := c.pullers.get()
-		if err != nil {
-			return nil, fmt.Errorf("queue %q: fetch: %w", q.n.queue, err)
-		}
-		msgs, err := pl.fetch(ctx, q.n.stream, consumerName(p), max, min(left, time.Second), stop, nil)
-		c.pullers.put(pl, err == nil)
-		var out []*Delivery
-		for _, m := range msgs {
-			if d := c.admit(ctx, q, m, p); d != nil {
-				out = append(out, d)
-			}
-		}
-		switch {
-		case len(out) > 0:
-			return out, nil
-		case errors.Is(err, errStopped):
-			return nil, nil
-		case err != nil:
-			return nil, fmt.Errorf("queue %q: fetch: %w", q.n.queue, err)
-		}
-	}
-}
-
-// await waits for the doorbell (rang) or the poll interval, or for the
-// deadline, a stop or ctx (done).
-func (c *Client) await(ctx context.Context, bell <-chan struct{}, every time.Duration, deadline <-chan time.Time, stop <-chan struct{}) (rang, done bool, err error) {
-	poll := time.NewTimer(every)
-	defer poll.Stop()
-	select {
-	case <-bell:
-		return true, false, nil
-	case <-poll.C:
-		return false, false, nil
-	case <-deadline:
-		return false, true, nil
-	case <-stop:
-		return false, true, nil
-	case <-ctx.Done():
-		return false, true, ctx.Err()
-	}
-}
-
-// sweep fetches from the priority levels highest first until max messages
-// are taken or every level is empty.
-func (c *Client) sweep(ctx context.Context, q *qstate, max int) ([]*Delivery, error) {
-	pl, err := c.pullers.get()
-	if err != nil {
-		return nil, fmt.Errorf("queue %q: fetch: %w", q.n.queue, err)
-	}
-	var out []*Delivery
-	var msgs []*nats.Msg
-	mask := q.levels.Load()
-	for p := MaxPriority; p >= MinPriority && len(out) < max; p-- {
-		if mask&(1<<p) == 0 {
-			continue
-		}
-		msgs, err = pl.fetchNoWait(ctx, q.n.stream, consumerName(p), max-len(out), msgs[:0])
-		for _, m := range msgs {
-			if d := c.admit(ctx, q, m, p); d != nil {
-				out = append(out, d)
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	c.pullers.put(pl, err == nil)
-	if err != nil && len(out) == 0 {
-		return nil, fmt.Errorf("queue %q: fetch: %w", q.n.queue, err)
-	}
-	return out, nil
-}
-
 // admit turns a fetched message into a delivery, or dead-letters it when
 // it expired or has used up its attempts (then it returns nil).
-func (c *Client) admit(ctx context.Context, q *qstate, m *nats.Msg, p int) *Delivery {
+func (b *Broker) admit(ctx context.Context, q *qstate, m *nats.Msg, p int) *Delivery {
 	cfg := q.cfg.Load()
 	md, ok := parseAck(m.Reply)
 	if !ok {
@@ -233,16 +105,16 @@ func (c *Client) admit(ctx context.Context, q *qstate, m *nats.Msg, p int) *Deli
 	attempts := md.delivered
 	src := source{subject: m.Subject, header: h, data: m.Data, seq: md.seq}
 	switch {
-	case cfg.TTL.D() > 0 && c.opts.Now().Sub(ts) > cfg.TTL.D():
-		c.leave(ctx, q, m, src, ReasonExpired, attempts-1, c.takeLastErr(src.seq))
+	case cfg.TTL.D() > 0 && b.opts.Now().Sub(ts) > cfg.TTL.D():
+		b.leave(ctx, q, m, src, ReasonExpired, attempts-1, b.takeLastErr(src.seq))
 		return nil
 	case attempts > cfg.RetryAttempts && cfg.DeadLetterOf == "":
-		le := c.takeLastErr(src.seq)
+		le := b.takeLastErr(src.seq)
 		if le == "" {
 			le = "visibility timeout expired"
 		}
-		c.failed(q, 1)
-		c.leave(ctx, q, m, src, ReasonMaxAttempts, attempts-1, le)
+		b.failed(q, 1)
+		b.leave(ctx, q, m, src, ReasonMaxAttempts, attempts-1, le)
 		return nil
 	}
 	d := &Delivery{
@@ -256,54 +128,15 @@ func (c *Client) admit(ctx context.Context, q *qstate, m *nats.Msg, p int) *Deli
 
 // leave dead-letters a fetched message and acks it away; if the dead-letter
 // queue refuses, the message is retried later instead of lost.
-func (c *Client) leave(ctx context.Context, q *qstate, m *nats.Msg, src source, reason string, attempts int, lastErr string) {
-	if err := c.deadLetter(ctx, q, src, reason, attempts, lastErr); err != nil {
+func (b *Broker) leave(ctx context.Context, q *qstate, m *nats.Msg, src source, reason string, attempts int, lastErr string) {
+	if err := b.deadLetter(ctx, q, src, reason, attempts, lastErr); err != nil {
 		if !errors.Is(err, errNoDLQ) {
-			c.log.Error("dead-lettering failed; message kept", "queue", q.n.queue, "reason", reason, "err", err)
+			b.log.Error("dead-lettering failed; message kept", "queue", q.n.queue, "reason", reason, "err", err)
 		}
-		_ = c.nakAfter(m.Reply, q.cfg.Load().backoff(attempts+1, c.jitter))
+		_ = b.nakAfter(m.Reply, q.cfg.Load().backoff(attempts+1, b.jitter))
 		return
 	}
-	_ = c.nc.Publish(m.Reply, ackBody)
-}
-
-var (
-	ackBody      = []byte("+ACK")
-	progressBody = []byte("+WPI")
-)
-
-// nakAfter returns a message for redelivery after delay. Consumer BackOff
-// does not apply to naks, so the delay always travels with the nak.
-func (c *Client) nakAfter(reply string, delay time.Duration) error {
-	if delay <= 0 {
-		return c.nc.Publish(reply, []byte("-NAK"))
-	}
-	return c.nc.Publish(reply, fmt.Appendf(nil, `-NAK {"delay": %d}`, delay.Nanoseconds()))
-}
-
-func (c *Client) failed(q *qstate, n int64) {
-	q.failed.Add(n)
-	q.m.failed.Add(float64(n))
-}
-
-func (c *Client) rememberLastErr(seq uint64, s string) {
-	c.lastErrMu.Lock()
-	defer c.lastErrMu.Unlock()
-	if len(c.lastErr) >= maxLastErr {
-		for k := range c.lastErr { // evict an arbitrary entry: a bounded best-effort cache
-			delete(c.lastErr, k)
-			break
-		}
-	}
-	c.lastErr[seq] = oneLine(s)
-}
-
-func (c *Client) takeLastErr(seq uint64) string {
-	c.lastErrMu.Lock()
-	defer c.lastErrMu.Unlock()
-	s := c.lastErr[seq]
-	delete(c.lastErr, seq)
-	return s
+	_ = b.nc.Publish(m.Reply, ackBody)
 }
 
 func parseNanos(s string) (time.Time, error) {

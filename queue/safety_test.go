@@ -311,8 +311,7 @@ func TestEngineGoneAnswers503WithRetryHint(t *testing.T) {
 	t.Parallel()
 	eng, srv := enginetest.StartExternal(t, engine.Config{})
 	f := newFixtureOn(t, eng, func(o *Options) {})
-	svc := NewService(f.c, ServiceOptions{RequestTimeout: 300 * time.Millisecond})
-	api := httptestServer(t, svc)
+	api := httptestServer(t, NewAPI(f.c, APIConfig{RequestTimeout: 300 * time.Millisecond}))
 	h := httpClient{t: t, base: api}
 	h.json("PUT", "/v1/queues/gone", `{}`)
 	srv.Shutdown()

@@ -23,7 +23,7 @@ const sizeFresh = 250 * time.Millisecond
 // queue pass maxSize; several nodes can pass it by what the others publish
 // while one checks (at most one publish or batch per node at a time).
 // release must be called once the messages are published.
-func (c *Client) reserve(ctx context.Context, q *qstate, n int) (release func(), err error) {
+func (b *Broker) reserve(ctx context.Context, q *qstate, n int) (release func(), err error) {
 	limit := int64(q.cfg.Load().MaxSize)
 	q.sizeMu.Lock()
 	size, fresh := q.size, time.Since(q.sizeAt) < sizeFresh
@@ -32,7 +32,7 @@ func (c *Client) reserve(ctx context.Context, q *qstate, n int) (release func(),
 		return func() {}, nil
 	}
 	q.pubMu.Lock()
-	if err := c.makeRoom(ctx, q, n); err != nil {
+	if err := b.makeRoom(ctx, q, n); err != nil {
 		q.pubMu.Unlock()
 		return nil, err
 	}
@@ -42,11 +42,11 @@ func (c *Client) reserve(ctx context.Context, q *qstate, n int) (release func(),
 // makeRoom reads the size from the engine and applies the overflow policy
 // until n more messages fit. Another node dropping the same oldest message
 // (its dead letter is deduplicated) just means one more round.
-func (c *Client) makeRoom(ctx context.Context, q *qstate, n int) error {
+func (b *Broker) makeRoom(ctx context.Context, q *qstate, n int) error {
 	cfg := q.cfg.Load()
 	limit := int64(cfg.MaxSize)
 	full := func() error {
-		c.metrics.rejected.WithLabelValues(q.n.queue).Inc()
+		b.metrics.rejected.WithLabelValues(q.n.queue).Inc()
 		return fmt.Errorf("%w: queue %q: max size %d reached", ErrQueueFull, q.n.queue, cfg.MaxSize)
 	}
 	if int64(n) > limit {
@@ -69,7 +69,7 @@ func (c *Client) makeRoom(ctx context.Context, q *qstate, n int) error {
 			return full()
 		}
 		for range over {
-			if err := c.dropOldest(ctx, q); err != nil {
+			if err := b.dropOldest(ctx, q); err != nil {
 				return err
 			}
 		}
@@ -79,7 +79,7 @@ func (c *Client) makeRoom(ctx context.Context, q *qstate, n int) error {
 // dropOldest dead-letters the oldest ready message with reason overflow,
 // then deletes it. The dead letter's dedupe id makes a message that two
 // nodes drop at once a single dead letter (counted once).
-func (c *Client) dropOldest(ctx context.Context, q *qstate) error {
+func (b *Broker) dropOldest(ctx context.Context, q *qstate) error {
 	raw, err := q.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(q.n.readyAll))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		// Only delayed messages fill the queue: nothing ready to drop.
@@ -89,7 +89,7 @@ func (c *Client) dropOldest(ctx context.Context, q *qstate) error {
 		return fmt.Errorf("queue %q: overflow: %w", q.n.queue, engine.Classify(err))
 	}
 	src := source{subject: raw.Subject, header: raw.Header, data: raw.Data, seq: raw.Sequence}
-	if err := c.deadLetter(ctx, q, src, ReasonOverflow, 0, ""); err != nil {
+	if err := b.deadLetter(ctx, q, src, ReasonOverflow, 0, ""); err != nil {
 		return fmt.Errorf("queue %q: overflow: %w", q.n.queue, err)
 	}
 	if err := q.stream.DeleteMsg(ctx, raw.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {

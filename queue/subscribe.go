@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nuid"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plexushq/plexus/telemetry"
 )
 
 // Handler processes one delivery. Returning nil acknowledges it; an error
@@ -33,7 +35,7 @@ type SubscribeOptions struct {
 
 // Subscription is a running Subscribe; Stop ends it.
 type Subscription struct {
-	c      *Client
+	b      *Broker
 	q      *qstate
 	h      Handler
 	opts   SubscribeOptions
@@ -57,8 +59,8 @@ type Subscription struct {
 // still waits for that and updates the consumer count).
 // Messages are acked on success and nacked on error or panic; while a
 // message is held its visibility timeout is extended.
-func (c *Client) Subscribe(ctx context.Context, queue string, handler Handler, opts SubscribeOptions) (*Subscription, error) {
-	q, err := c.state(ctx, queue)
+func (b *Broker) Subscribe(ctx context.Context, queue string, handler Handler, opts SubscribeOptions) (*Subscription, error) {
+	q, err := b.state(ctx, queue)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +75,7 @@ func (c *Client) Subscribe(ctx context.Context, queue string, handler Handler, o
 	}
 	hctx, hard := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Subscription{
-		c: c, q: q, h: handler, opts: opts, hard: hard,
+		b: b, q: q, h: handler, opts: opts, hard: hard,
 		work: make(chan *Delivery), stop: make(chan struct{}),
 		held:        make(map[*Delivery]struct{}, opts.Prefetch),
 		workersDone: make(chan struct{}),
@@ -104,12 +106,12 @@ func (s *Subscription) fetch(ctx context.Context) {
 			return
 		default:
 		}
-		ds, err := s.c.receive(ctx, s.q, s.opts.Prefetch, time.Second, s.stop)
+		ds, err := s.b.receive(ctx, s.q, s.opts.Prefetch, time.Second, s.stop)
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, ErrClosed) {
-				s.c.log.Warn("queue receive failed", "queue", s.q.n.queue, "err", err)
+				s.b.log.Warn("queue receive failed", "queue", s.q.n.queue, "err", err)
 				select {
-				case <-time.After(s.c.opts.PollInterval):
+				case <-time.After(s.b.opts.PollInterval):
 				case <-s.stop:
 				}
 			}
@@ -123,7 +125,7 @@ func (s *Subscription) fetch(ctx context.Context) {
 				// Not started: give them back at once rather than after the timeout.
 				for _, r := range ds[i:] {
 					s.release(r)
-					_ = s.c.nakAfter(r.msg.Reply, 0)
+					_ = s.b.nakAfter(r.msg.Reply, 0)
 				}
 				return
 			}
@@ -147,7 +149,7 @@ func (s *Subscription) hold(ds []*Delivery) {
 // holds (the queue's inFlight), for a little longer than the next report.
 func (s *Subscription) report(held int) {
 	vt := s.q.cfg.Load().VisibilityTimeout.D()
-	s.c.reportHeld(s.q, s.id, held, vt+time.Second)
+	s.b.reportHeld(s.q, s.id, held, vt+time.Second)
 }
 
 func (s *Subscription) release(d *Delivery) {
@@ -172,7 +174,7 @@ func (s *Subscription) extend() {
 		}
 		s.heldMu.Lock()
 		for d := range s.held {
-			_ = s.c.nc.Publish(d.msg.Reply, progressBody)
+			_ = s.b.nc.Publish(d.msg.Reply, progressBody)
 		}
 		n := len(s.held)
 		s.heldMu.Unlock()
@@ -194,11 +196,11 @@ func (s *Subscription) worker(ctx context.Context) {
 }
 
 func (s *Subscription) handle(ctx context.Context, d *Delivery) {
-	c, q := s.c, s.q
+	c, q := s.b, s.q
 	// The handler runs in the producer's trace (its span is the parent) and
 	// the consumer span also links to it, as OpenTelemetry's messaging
 	// conventions suggest.
-	pctx := c.prop.Extract(ctx, natsHeader(d.header))
+	pctx := telemetry.ExtractHeader(ctx, d.header)
 	ctx, span := c.startSpan(pctx, "process", q.n.queue, trace.SpanKindConsumer,
 		trace.WithLinks(trace.LinkFromContext(pctx)))
 	err := s.call(ctx, d)
@@ -223,7 +225,7 @@ func (s *Subscription) handle(ctx context.Context, d *Delivery) {
 func (s *Subscription) call(ctx context.Context, d *Delivery) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.c.log.Error("queue handler panicked", "queue", s.q.n.queue, "id", d.ID, "panic", v, "stack", string(debug.Stack()))
+			s.b.log.Error("queue handler panicked", "queue", s.q.n.queue, "id", d.ID, "panic", v, "stack", string(debug.Stack()))
 			err = fmt.Errorf("panic: %v", v)
 		}
 	}()
@@ -242,7 +244,7 @@ func (s *Subscription) Stop(ctx context.Context) error {
 	go func() {
 		s.fetchW.Wait()
 		s.workW.Wait()
-		s.c.reportHeld(s.q, s.id, 0, time.Second)
+		s.b.reportHeld(s.q, s.id, 0, time.Second)
 		close(done)
 	}()
 	select {

@@ -8,9 +8,20 @@ import (
 	"github.com/plexushq/plexus/queue"
 )
 
-// queueComponent runs the queue service and applies the queues: section
+// queueComponent runs the queue broker and applies the queues: section
 // of the configuration file at start and on reload.
-type queueComponent struct{ *queue.Service }
+type queueComponent struct {
+	*queue.Broker
+	queues map[string]queue.Config
+}
+
+// Start creates the configured queues and starts the broker's housekeeping.
+func (q queueComponent) Start(ctx context.Context) error {
+	if err := q.Configure(ctx, q.queues); err != nil {
+		return err
+	}
+	return q.Broker.Start(ctx)
+}
 
 // Reload creates or updates the queues the changed file lists; queues it
 // no longer lists are kept (they may hold messages).
@@ -59,21 +70,20 @@ func (n *Node) setupQueue(ctx context.Context) error {
 		return err
 	}
 	log := n.log.With("component", "queue")
-	c, err := queue.New(ctx, n.eng.JetStream(), queue.Options{
+	b, err := queue.New(ctx, n.eng.JetStream(), queue.Options{
 		TracerProvider: n.tracer, Registerer: n.metrics, Logger: log, Replicas: n.eng.Replicas(),
 		RequestTimeout: n.cfg.RequestTimeout, MaxQueues: n.cfg.MaxQueues, Writable: n.eng.Writable,
 	})
 	if err != nil {
 		return err
 	}
-	if err := n.metrics.Register(queue.NewCollector(c)); err != nil {
+	if err := n.metrics.Register(queue.NewCollector(b)); err != nil {
 		return fmt.Errorf("queue metrics: %w", err)
 	}
-	svc := queue.NewService(c, queue.ServiceOptions{Queues: queues, RequestTimeout: n.cfg.RequestTimeout})
-	n.add("queue", queueComponent{svc})
-	svc.Routes(n.handleAdmin)
+	n.add("queue", queueComponent{Broker: b, queues: queues})
+	queue.NewAPI(b, queue.APIConfig{RequestTimeout: n.cfg.RequestTimeout, Logger: log}).Mount(n.handleAdmin)
 	n.addHealth("queues", func(ctx context.Context) any {
-		names, err := c.Names(ctx)
+		names, err := b.Names(ctx)
 		if err != nil {
 			return map[string]any{"error": err.Error()}
 		}

@@ -105,7 +105,7 @@ func TestEndToEndTrace(t *testing.T) {
 	}
 
 	// B publishes to the queue within its request's trace.
-	var qB *queue.Client
+	var qB *queue.Broker
 	startService(t, admin, "svc-b", func(s *service.Service) http.Handler {
 		qB, err = queue.New(context.Background(), n.Engine().JetStream(), queue.Options{TracerProvider: s.Config().TracerProvider, Logger: quiet})
 		if err != nil {

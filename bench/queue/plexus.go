@@ -20,11 +20,10 @@ import (
 )
 
 // plexusSystems runs Plexus's queue on the shared engine: the Go SDK
-// (queue.Client in process) and the HTTP API (the queue service's handler
-// on a loopback listener, driven by JSON batches).
+// (queue.Broker in process) and the HTTP API (queue.API's handler on a
+// loopback listener, driven by JSON batches).
 type plexusSystems struct {
-	c   *queue.Client
-	svc *queue.Service
+	c   *queue.Broker
 	srv *http.Server
 	url string
 }
@@ -34,17 +33,16 @@ func startPlexus(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, o
 	if err != nil {
 		return nil, err
 	}
-	svc := queue.NewService(c, queue.ServiceOptions{})
-	if err := svc.Start(ctx); err != nil {
+	if err := c.Start(ctx); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: queue.NewAPI(c, queue.APIConfig{}).Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return &plexusSystems{c: c, svc: svc, srv: srv, url: "http://" + ln.Addr().String()}, nil
+	return &plexusSystems{c: c, srv: srv, url: "http://" + ln.Addr().String()}, nil
 }
 
 func (p *plexusSystems) brokers() []broker {
@@ -56,13 +54,13 @@ func (p *plexusSystems) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = p.srv.Shutdown(ctx)
-	_ = p.svc.Stop(ctx)
+	_ = p.c.Stop(ctx)
 }
 
 // queueConfig leaves room for the whole run (the default maxSize is 1000).
 var queueConfig = queue.Config{MaxSize: 10_000_000, Overflow: queue.OverflowReject}
 
-func resetQueue(ctx context.Context, c *queue.Client, name string) error {
+func resetQueue(ctx context.Context, c *queue.Broker, name string) error {
 	_ = c.DeleteQueue(ctx, name)
 	_ = c.DeleteQueue(ctx, name+".dlq")
 	_, _, err := c.CreateQueue(ctx, name, queueConfig)
@@ -71,7 +69,7 @@ func resetQueue(ctx context.Context, c *queue.Client, name string) error {
 
 // sdkBroker is the Go SDK: PublishBatch (pipelined, one wait) and
 // Subscribe handlers that ack by returning nil.
-type sdkBroker struct{ c *queue.Client }
+type sdkBroker struct{ c *queue.Broker }
 
 const sdkQueue, httpQueue = "bench-sdk", "bench-http"
 
@@ -79,7 +77,7 @@ func (b *sdkBroker) Name() string                    { return "Plexus SDK" }
 func (b *sdkBroker) Reset(ctx context.Context) error { return resetQueue(ctx, b.c, sdkQueue) }
 func (b *sdkBroker) Close()                          {}
 
-type sdkProducer struct{ c *queue.Client }
+type sdkProducer struct{ c *queue.Broker }
 
 func (b *sdkBroker) NewProducer(ctx context.Context) (producer, error) {
 	return &sdkProducer{c: b.c}, nil
@@ -121,7 +119,7 @@ func (b *sdkBroker) Consume(ctx context.Context, n int, handle func([]byte)) (fu
 // httpBroker is the HTTP API: JSON batches of messages per POST, receive
 // long polls of up to 100 and one ack call per received batch.
 type httpBroker struct {
-	c   *queue.Client
+	c   *queue.Broker
 	url string
 	hc  *http.Client
 }

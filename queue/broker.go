@@ -16,14 +16,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/plexushq/plexus/engine"
 )
 
-// Options tune a Client. The zero value works.
+// Options tune a Broker. The zero value works.
 type Options struct {
 	// TracerProvider records publish and consume spans. Nil: no spans
 	// (trace context is still carried in message headers).
@@ -48,6 +47,9 @@ type Options struct {
 	// MaxQueues caps the number of queues, dead-letter queues included;
 	// creating one more is ErrTooManyQueues. Default DefaultMaxQueues.
 	MaxQueues int
+	// HousekeepingInterval is how often a started broker dead-letters
+	// expired messages and flushes counters (Start). Default 1s.
+	HousekeepingInterval time.Duration
 	// Writable, when set, is asked before every write that adds messages
 	// (publish, redrive, create); its error refuses the write. A node
 	// passes its engine's Writable (engine.ErrStorageFull on a full disk).
@@ -79,15 +81,18 @@ func (o *Options) defaults() {
 	if o.MaxQueues <= 0 {
 		o.MaxQueues = DefaultMaxQueues
 	}
+	if o.HousekeepingInterval <= 0 {
+		o.HousekeepingInterval = time.Second
+	}
 	if o.Writable == nil {
 		o.Writable = func() error { return nil }
 	}
 }
 
-// Client is the queue semantics on JetStream: it creates queues, publishes,
+// Broker is the queue semantics on JetStream: it creates queues, publishes,
 // receives, acknowledges and dead-letters. It is safe for concurrent use;
 // the HTTP API and the Go SDK are both built on it.
-type Client struct {
+type Broker struct {
 	js      jetstream.JetStream
 	nc      *nats.Conn
 	kv      jetstream.KeyValue
@@ -97,7 +102,6 @@ type Client struct {
 	log     *slog.Logger
 	tracer  trace.Tracer
 	spans   bool // a TracerProvider was given
-	prop    propagation.TextMapPropagator
 	metrics *metrics
 	pullers *pullers
 
@@ -110,6 +114,9 @@ type Client struct {
 	lastErr   map[uint64]string // stream seq → last nack error text, bounded by maxLastErr
 
 	closed atomic.Bool
+
+	hkMu           sync.Mutex
+	hkStop, hkDone chan struct{} // housekeeping (housekeeping.go); nil when not started
 }
 
 const (
@@ -121,7 +128,7 @@ const (
 
 // New builds a client on a JetStream context (engine.JetStream() inside a
 // node, or jetstream.New(nc) in any Go program connected to the engine).
-func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, error) {
+func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Broker, error) {
 	spans := opts.TracerProvider != nil
 	opts.defaults()
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -131,10 +138,9 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, er
 	if err != nil {
 		return nil, fmt.Errorf("queue: options bucket: %w", err)
 	}
-	c := &Client{
+	c := &Broker{
 		js: js, nc: js.Conn(), kv: kv, opts: opts, log: opts.Logger,
 		tracer:  opts.TracerProvider.Tracer("github.com/plexushq/plexus/queue"),
-		prop:    propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		spans:   spans,
 		queues:  map[string]*qstate{},
 		lastErr: map[uint64]string{},
@@ -154,9 +160,9 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, er
 }
 
 // receiptKey reads the HMAC key that every node shares, creating it once.
-func (c *Client) receiptKey(ctx context.Context) ([]byte, error) {
+func (b *Broker) receiptKey(ctx context.Context) ([]byte, error) {
 	for range 3 {
-		e, err := c.kv.Get(ctx, receiptKeyName)
+		e, err := b.kv.Get(ctx, receiptKeyName)
 		if err == nil && len(e.Value()) >= 32 {
 			return e.Value(), nil
 		}
@@ -165,7 +171,7 @@ func (c *Client) receiptKey(ctx context.Context) ([]byte, error) {
 		}
 		k := make([]byte, 32)
 		_, _ = rand.Read(k)
-		if _, err := c.kv.Create(ctx, receiptKeyName, k); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		if _, err := b.kv.Create(ctx, receiptKeyName, k); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, fmt.Errorf("queue: receipt key: %w", err)
 		}
 	}
@@ -174,17 +180,17 @@ func (c *Client) receiptKey(ctx context.Context) ([]byte, error) {
 
 // Close releases the client's subscriptions. Subscriptions of Subscribe
 // must be stopped first.
-func (c *Client) Close() {
-	if c.closed.Swap(true) {
+func (b *Broker) Close() {
+	if b.closed.Swap(true) {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, q := range c.queues {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, q := range b.queues {
 		q.bell.close()
 	}
-	c.queues = map[string]*qstate{}
-	c.pullers.closeAll()
+	b.queues = map[string]*qstate{}
+	b.pullers.closeAll()
 }
 
 // qstate is what a client knows about one queue.
@@ -213,26 +219,26 @@ type qstate struct {
 	consumersActive, consumersTotal            atomic.Int64
 }
 
-func (c *Client) jitter() float64 { return mrand.Float64() }
+func (b *Broker) jitter() float64 { return mrand.Float64() }
 
 // state returns the queue's state, loading its options from the engine
 // when unknown or stale; ErrQueueNotFound when it does not exist.
-func (c *Client) state(ctx context.Context, name string) (*qstate, error) {
-	if c.closed.Load() {
+func (b *Broker) state(ctx context.Context, name string) (*qstate, error) {
+	if b.closed.Load() {
 		return nil, ErrClosed
 	}
 	if !ValidName(name) {
 		return nil, fmt.Errorf("%w: %q", ErrInvalidName, name)
 	}
-	c.mu.Lock()
-	q := c.queues[name]
-	c.mu.Unlock()
-	if q != nil && time.Duration(c.opts.Now().UnixNano()-q.loaded.Load()) < c.opts.ConfigRefresh {
+	b.mu.Lock()
+	q := b.queues[name]
+	b.mu.Unlock()
+	if q != nil && time.Duration(b.opts.Now().UnixNano()-q.loaded.Load()) < b.opts.ConfigRefresh {
 		return q, nil
 	}
-	e, err := c.kv.Get(ctx, name)
+	e, err := b.kv.Get(ctx, name)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		c.forget(name)
+		b.forget(name)
 		return nil, notFound(name)
 	}
 	if err != nil {
@@ -245,10 +251,10 @@ func (c *Client) state(ctx context.Context, name string) (*qstate, error) {
 	if q != nil {
 		q.cfg.Store(&rec.Config)
 		q.levels.Or(uint32(rec.Levels))
-		q.loaded.Store(c.opts.Now().UnixNano())
+		q.loaded.Store(b.opts.Now().UnixNano())
 		return q, nil
 	}
-	return c.attach(ctx, name, &rec)
+	return b.attach(ctx, name, &rec)
 }
 
 // record is a queue's entry in the options bucket.
@@ -259,7 +265,7 @@ type record struct {
 }
 
 // addLevel creates priority level p's consumer on first use and records it.
-func (c *Client) addLevel(ctx context.Context, q *qstate, p int) error {
+func (b *Broker) addLevel(ctx context.Context, q *qstate, p int) error {
 	bit := uint32(1) << p
 	if q.levels.Load()&bit != 0 {
 		return nil
@@ -269,11 +275,11 @@ func (c *Client) addLevel(ctx context.Context, q *qstate, p int) error {
 	if q.levels.Load()&bit != 0 {
 		return nil
 	}
-	if err := c.ensureLevel(ctx, q.stream, q.n, p, q.cfg.Load()); err != nil {
+	if err := b.ensureLevel(ctx, q.stream, q.n, p, q.cfg.Load()); err != nil {
 		return err
 	}
 	for range 10 {
-		e, err := c.kv.Get(ctx, q.n.queue)
+		e, err := b.kv.Get(ctx, q.n.queue)
 		if err != nil {
 			return fmt.Errorf("queue %q: levels: %w", q.n.queue, err)
 		}
@@ -282,8 +288,8 @@ func (c *Client) addLevel(ctx context.Context, q *qstate, p int) error {
 			return fmt.Errorf("queue %q: levels: %w", q.n.queue, err)
 		}
 		rec.Levels |= uint16(bit)
-		b, _ := json.Marshal(&rec)
-		if _, err = c.kv.Update(ctx, q.n.queue, b, e.Revision()); err == nil {
+		val, _ := json.Marshal(&rec)
+		if _, err = b.kv.Update(ctx, q.n.queue, val, e.Revision()); err == nil {
 			q.levels.Or(uint32(rec.Levels))
 			return nil
 		}
@@ -292,38 +298,38 @@ func (c *Client) addLevel(ctx context.Context, q *qstate, p int) error {
 }
 
 // attach looks up the queue's stream and caches what the client needs.
-func (c *Client) attach(ctx context.Context, name string, rec *record) (*qstate, error) {
+func (b *Broker) attach(ctx context.Context, name string, rec *record) (*qstate, error) {
 	q := &qstate{n: namesFor(name)}
 	cfg := &rec.Config
 	q.cfg.Store(cfg)
 	q.levels.Store(uint32(rec.Levels))
 	var err error
-	if q.stream, err = c.js.Stream(ctx, q.n.stream); err != nil {
+	if q.stream, err = b.js.Stream(ctx, q.n.stream); err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, notFound(name)
 		}
 		return nil, fmt.Errorf("queue %q: stream: %w", name, err)
 	}
-	q.bell = newDoorbell(c.nc, q.n.readyAll)
-	q.m = c.metrics.forQueue(name)
-	q.loaded.Store(c.opts.Now().UnixNano())
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if old := c.queues[name]; old != nil {
+	q.bell = newDoorbell(b.nc, q.n.readyAll)
+	q.m = b.metrics.forQueue(name)
+	q.loaded.Store(b.opts.Now().UnixNano())
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if old := b.queues[name]; old != nil {
 		q.bell.close()
 		old.cfg.Store(cfg)
 		old.levels.Or(uint32(rec.Levels))
 		return old, nil
 	}
-	c.queues[name] = q
+	b.queues[name] = q
 	return q, nil
 }
 
-func (c *Client) forget(name string) {
-	c.mu.Lock()
-	q := c.queues[name]
-	delete(c.queues, name)
-	c.mu.Unlock()
+func (b *Broker) forget(name string) {
+	b.mu.Lock()
+	q := b.queues[name]
+	delete(b.queues, name)
+	b.mu.Unlock()
 	if q != nil {
 		q.bell.close()
 	}
@@ -331,7 +337,7 @@ func (c *Client) forget(name string) {
 
 // CreateQueue creates the queue, or updates its options when it exists
 // (created reports which). The dead-letter queue is created too.
-func (c *Client) CreateQueue(ctx context.Context, name string, cfg Config) (info *Info, created bool, err error) {
+func (b *Broker) CreateQueue(ctx context.Context, name string, cfg Config) (info *Info, created bool, err error) {
 	if !ValidName(name) {
 		return nil, false, fmt.Errorf("%w: %q", ErrInvalidName, name)
 	}
@@ -340,18 +346,18 @@ func (c *Client) CreateQueue(ctx context.Context, name string, cfg Config) (info
 		return nil, false, err
 	}
 	rec := record{Config: cfg, Levels: 1}
-	old, getErr := c.kv.Get(ctx, name)
+	old, getErr := b.kv.Get(ctx, name)
 	created = errors.Is(getErr, jetstream.ErrKeyNotFound)
 	if getErr != nil && !created {
 		return nil, false, fmt.Errorf("queue %q: %w", name, engine.Classify(getErr))
 	}
 	if created {
-		if err := c.roomForQueue(ctx, name, &cfg); err != nil {
+		if err := b.roomForQueue(ctx, name, &cfg); err != nil {
 			return nil, false, err
 		}
 	}
 	if cfg.DeadLetterOf == "" {
-		if err := c.ensureDLQ(ctx, cfg.DeadLetterQueue, name); err != nil {
+		if err := b.ensureDLQ(ctx, cfg.DeadLetterQueue, name); err != nil {
 			return nil, false, err
 		}
 	}
@@ -361,35 +367,35 @@ func (c *Client) CreateQueue(ctx context.Context, name string, cfg Config) (info
 			rec.Levels |= prev.Levels
 		}
 	}
-	if err := c.ensureObjects(ctx, name, &rec); err != nil {
+	if err := b.ensureObjects(ctx, name, &rec); err != nil {
 		return nil, false, err
 	}
-	b, _ := json.Marshal(&rec)
-	if _, err := c.kv.Put(ctx, name, b); err != nil {
+	val, _ := json.Marshal(&rec)
+	if _, err := b.kv.Put(ctx, name, val); err != nil {
 		return nil, false, fmt.Errorf("queue %q: store options: %w", name, err)
 	}
-	c.mu.Lock()
-	q := c.queues[name]
-	c.mu.Unlock()
+	b.mu.Lock()
+	q := b.queues[name]
+	b.mu.Unlock()
 	if q != nil { // keep its unflushed counters and doorbell
 		q.cfg.Store(&rec.Config)
 		q.levels.Or(uint32(rec.Levels))
-		q.loaded.Store(c.opts.Now().UnixNano())
-	} else if q, err = c.attach(ctx, name, &rec); err != nil {
+		q.loaded.Store(b.opts.Now().UnixNano())
+	} else if q, err = b.attach(ctx, name, &rec); err != nil {
 		return nil, false, err
 	}
-	info, err = c.info(ctx, q)
+	info, err = b.info(ctx, q)
 	return info, created, err
 }
 
 // roomForQueue refuses a new queue (and the dead-letter queue it brings)
 // past Options.MaxQueues, or while the engine's storage is full. Nodes
 // creating queues at the same moment can pass the cap by those creations.
-func (c *Client) roomForQueue(ctx context.Context, name string, cfg *Config) error {
-	if err := c.opts.Writable(); err != nil {
+func (b *Broker) roomForQueue(ctx context.Context, name string, cfg *Config) error {
+	if err := b.opts.Writable(); err != nil {
 		return fmt.Errorf("queue %q: %w", name, err)
 	}
-	names, err := c.Names(ctx)
+	names, err := b.Names(ctx)
 	if err != nil {
 		return err
 	}
@@ -397,33 +403,33 @@ func (c *Client) roomForQueue(ctx context.Context, name string, cfg *Config) err
 	if cfg.DeadLetterOf == "" && !slices.Contains(names, cfg.DeadLetterQueue) {
 		need++
 	}
-	if len(names)+need > c.opts.MaxQueues {
+	if len(names)+need > b.opts.MaxQueues {
 		return fmt.Errorf("%w: queue %q: %d queues exist, the limit is %d (dead-letter queues included)",
-			ErrTooManyQueues, name, len(names), c.opts.MaxQueues)
+			ErrTooManyQueues, name, len(names), b.opts.MaxQueues)
 	}
 	return nil
 }
 
 // ensureDLQ creates the dead-letter queue of owner unless it exists.
-func (c *Client) ensureDLQ(ctx context.Context, dlq, owner string) error {
-	if _, err := c.kv.Get(ctx, dlq); err == nil {
+func (b *Broker) ensureDLQ(ctx context.Context, dlq, owner string) error {
+	if _, err := b.kv.Get(ctx, dlq); err == nil {
 		return nil
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("queue %q: %w", dlq, err)
 	}
-	_, _, err := c.CreateQueue(ctx, dlq, Config{MaxSize: 100000, Overflow: OverflowReject, DeadLetterOf: owner})
+	_, _, err := b.CreateQueue(ctx, dlq, Config{MaxSize: 100000, Overflow: OverflowReject, DeadLetterOf: owner})
 	return err
 }
 
-func (c *Client) ensureObjects(ctx context.Context, name string, rec *record) error {
+func (b *Broker) ensureObjects(ctx context.Context, name string, rec *record) error {
 	n := namesFor(name)
-	s, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        n.stream,
 		Description: "Plexus queue " + name,
 		Subjects:    []string{engine.SubjectPrefix + "q." + n.tok + ".>"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
-		Replicas:    c.opts.Replicas,
+		Replicas:    b.opts.Replicas,
 		Duplicates:  dedupeWindow,
 		// No MaxMsgs/MaxAge: the engine would delete silently, and a full
 		// stream would make a firing schedule fail. Plexus enforces maxSize
@@ -435,7 +441,7 @@ func (c *Client) ensureObjects(ctx context.Context, name string, rec *record) er
 	}
 	for p := range levels {
 		if rec.Levels&(1<<p) != 0 {
-			if err := c.ensureLevel(ctx, s, n, p, &rec.Config); err != nil {
+			if err := b.ensureLevel(ctx, s, n, p, &rec.Config); err != nil {
 				return err
 			}
 		}
@@ -444,7 +450,7 @@ func (c *Client) ensureObjects(ctx context.Context, name string, rec *record) er
 }
 
 // ensureLevel creates or updates priority level p's pull consumer.
-func (c *Client) ensureLevel(ctx context.Context, s jetstream.Stream, n *names, p int, cfg *Config) error {
+func (b *Broker) ensureLevel(ctx context.Context, s jetstream.Stream, n *names, p int, cfg *Config) error {
 	_, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       consumerName(p),
 		FilterSubject: n.ready[p],
@@ -462,28 +468,28 @@ func (c *Client) ensureLevel(ctx context.Context, s jetstream.Stream, n *names, 
 
 // DeleteQueue removes the queue, its messages and options. Its dead-letter
 // queue is kept (it is a queue of its own).
-func (c *Client) DeleteQueue(ctx context.Context, name string) error {
-	if _, err := c.state(ctx, name); err != nil {
+func (b *Broker) DeleteQueue(ctx context.Context, name string) error {
+	if _, err := b.state(ctx, name); err != nil {
 		return err
 	}
-	c.forget(name)
+	b.forget(name)
 	n := namesFor(name)
-	if err := c.js.DeleteStream(ctx, n.stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if err := b.js.DeleteStream(ctx, n.stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("queue %q: delete: %w", name, err)
 	}
-	_ = c.kv.Delete(ctx, statsKeyPrefix+name)
-	if err := c.forgetLedger(ctx, n); err != nil {
+	_ = b.kv.Delete(ctx, statsKeyPrefix+name)
+	if err := b.forgetLedger(ctx, n); err != nil {
 		return err
 	}
-	if err := c.kv.Delete(ctx, name); err != nil {
+	if err := b.kv.Delete(ctx, name); err != nil {
 		return fmt.Errorf("queue %q: delete options: %w", name, err)
 	}
 	return nil
 }
 
 // Names lists the existing queues, sorted.
-func (c *Client) Names(ctx context.Context) ([]string, error) {
-	lister, err := c.kv.ListKeys(ctx)
+func (b *Broker) Names(ctx context.Context) ([]string, error) {
+	lister, err := b.kv.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("queue: list: %w", err)
 	}
