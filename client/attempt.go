@@ -12,7 +12,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/breaker"
@@ -177,7 +176,7 @@ func (c *Client) exchange(ctx context.Context, req *request, url string) result 
 	if req.body != nil && hr.Header.Get("Content-Type") == "" {
 		hr.Header.Set("Content-Type", "application/octet-stream")
 	}
-	telemetry.Propagator().Inject(ctx, propagation.HeaderCarrier(hr.Header))
+	telemetry.InjectHTTP(ctx, hr.Header)
 	resp, err := c.cfg.HTTPClient.Do(hr)
 	if err != nil {
 		return result{err: err}

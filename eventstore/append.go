@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/telemetry"
 )
 
 // AppendResult says where an append's events landed.
@@ -257,7 +258,7 @@ func buildMsgs(ctx context.Context, stream string, cur verPos, events []Event) [
 		if len(e.Metadata) > 0 {
 			h[hdrMetadata] = []string{string(e.Metadata)}
 		}
-		injectTrace(ctx, h)
+		telemetry.InjectHeader(ctx, h)
 		if i == 0 {
 			h[hdrExpSubjSeq] = []string{strconv.FormatUint(cur.seq, 10)}
 			h[hdrExpSubjSeqSub] = []string{prefix + "*"}

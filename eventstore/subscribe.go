@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/telemetry"
 )
 
 // Handler handles one event. Its ctx carries the trace context the event
@@ -313,7 +314,7 @@ func (sub *Subscription) handleMsg(msg jetstream.Msg) msgOutcome {
 func (sub *Subscription) call(env Envelope, h nats.Header) (err error) {
 	sub.handleMu.Lock()
 	defer sub.handleMu.Unlock()
-	ctx := extractTrace(sub.ctx, h)
+	ctx := telemetry.ExtractHeader(sub.ctx, h)
 	ctx, span := sub.store.tracer.Start(ctx, "eventstore.handle", trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("plexus.group", sub.group), attribute.String("plexus.event.type", env.Type),
 			attribute.Int64("plexus.position", int64(env.Position)), attribute.String("plexus.event.id", env.ID),

@@ -8,10 +8,13 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/plexushq/plexus/telemetry"
 )
 
-// propagator reads and writes W3C trace context and baggage.
-var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+// propagator reads and writes W3C trace context and baggage (the one of
+// package telemetry).
+var propagator = telemetry.Propagator()
 
 // apiRouteTemplate is http.route of /api/{service}/… requests.
 const apiRouteTemplate = "/api/{service}/*"

@@ -15,9 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/plexushq/plexus/telemetry"
 )
 
 // tracerName names the registry's tracer.
@@ -64,7 +65,6 @@ type Checker struct {
 	tr     *http.Transport // owned, closed on Stop; nil when given
 	m      *checkMetrics
 	tracer trace.Tracer
-	prop   propagation.TextMapPropagator
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -84,8 +84,7 @@ func NewChecker(store *Store, cache *Cache, cfg CheckerConfig) *Checker {
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
-	c := &Checker{store: store, cache: cache, cfg: cfg, tracer: tp.Tracer(tracerName),
-		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
+	c := &Checker{store: store, cache: cache, cfg: cfg, tracer: tp.Tracer(tracerName)}
 	rt := cfg.Transport
 	if rt == nil {
 		c.tr = &http.Transport{
@@ -322,7 +321,7 @@ func (c *Checker) probe(ctx context.Context, inst *Instance) (ok bool, output st
 		return false, "bad check URL: " + err.Error()
 	}
 	req.Header.Set("User-Agent", "plexus-health-checker")
-	c.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	telemetry.InjectHTTP(ctx, req.Header)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {

@@ -15,12 +15,12 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/httpx"
+	"github.com/plexushq/plexus/telemetry"
 )
 
 // ClientConfig configures a Client. The zero value works.
@@ -45,7 +45,6 @@ type Client struct {
 	own     *http.Transport
 	timeout time.Duration
 	tracer  trace.Tracer
-	prop    propagation.TextMapPropagator
 }
 
 // NewClient returns a client of the admin API at baseURL (e.g.
@@ -64,7 +63,6 @@ func NewClient(baseURL, token string, cfg ClientConfig) (*Client, error) {
 		tp = noop.NewTracerProvider()
 	}
 	c.tracer = tp.Tracer(tracerName)
-	c.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	if c.hc == nil {
 		c.own = http.DefaultTransport.(*http.Transport).Clone()
 		c.hc = &http.Client{Transport: c.own}
@@ -119,7 +117,7 @@ func (c *Client) request(ctx context.Context, method, path string, in any) (*htt
 	if err != nil {
 		return nil, err
 	}
-	c.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	telemetry.InjectHTTP(ctx, req.Header)
 	return req, nil
 }
 

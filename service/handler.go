@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/internal/httpx"
@@ -72,12 +71,11 @@ func (s *Service) health(w http.ResponseWriter, _ *http.Request) {
 // an access log line and metrics to every request.
 func (s *Service) instrument(h http.Handler) http.Handler {
 	tracer := s.cfg.TracerProvider.Tracer("github.com/plexushq/plexus/service")
-	prop := telemetry.Propagator()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		s.metrics.inflight.Inc()
 		defer s.metrics.inflight.Dec()
-		ctx := prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx := telemetry.ExtractHTTP(r.Context(), r.Header)
 		ctx, span := tracer.Start(ctx, r.Method+" "+r.URL.Path, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
 				attribute.String("service.instance.id", s.cfg.ID)))

@@ -2,28 +2,71 @@ package telemetry
 
 import (
 	"context"
+	"net/http"
 	"net/textproto"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
-// Propagator is the composite W3C propagator every Plexus component uses:
-// trace context (traceparent, tracestate) and baggage.
-func Propagator() propagation.TextMapPropagator {
-	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+// Trace propagation has one home: every Plexus component carries W3C trace
+// context and baggage through the helpers below, in HTTP headers (gateway,
+// service client, registry client and checker, services) and in NATS
+// message headers (queue messages, events).
+
+// propagator is built once: W3C trace context (traceparent, tracestate)
+// and baggage.
+var propagator propagation.TextMapPropagator = propagation.NewCompositeTextMapPropagator(
+	propagation.TraceContext{}, propagation.Baggage{})
+
+// Propagator is the propagator every Plexus component uses (also
+// installed as OpenTelemetry's global one by Setup).
+func Propagator() propagation.TextMapPropagator { return propagator }
+
+// InjectHTTP writes ctx's trace context and baggage into the headers of an
+// outgoing request.
+func InjectHTTP(ctx context.Context, h http.Header) {
+	propagator.Inject(ctx, propagation.HeaderCarrier(h))
 }
 
-// HeaderCarrier adapts nats.Header to propagation.TextMapCarrier. Unlike
+// ExtractHTTP returns ctx carrying the remote span context and baggage of
+// an incoming request's headers.
+func ExtractHTTP(ctx context.Context, h http.Header) context.Context {
+	return propagator.Extract(ctx, propagation.HeaderCarrier(h))
+}
+
+// InjectHeader writes ctx's trace context and baggage into h (which must
+// not be nil), the headers of a queue message or an event. A ctx with
+// neither writes nothing.
+func InjectHeader(ctx context.Context, h nats.Header) {
+	if !trace.SpanContextFromContext(ctx).IsValid() && baggage.FromContext(ctx).Len() == 0 {
+		return
+	}
+	propagator.Inject(ctx, natsCarrier(h))
+}
+
+// ExtractHeader returns ctx carrying the remote span context and baggage
+// found in h; ctx is returned unchanged when h carries neither.
+func ExtractHeader(ctx context.Context, h nats.Header) context.Context {
+	c := natsCarrier(h)
+	if c.Get("traceparent") == "" && c.Get("baggage") == "" {
+		return ctx
+	}
+	return propagator.Extract(ctx, c)
+}
+
+// natsCarrier adapts nats.Header to propagation.TextMapCarrier. Unlike
 // propagation.HeaderCarrier it keeps keys exactly as written (NATS headers
 // are case-sensitive), so "traceparent" stays lower case as W3C spells it.
-type HeaderCarrier nats.Header
+type natsCarrier nats.Header
 
-var _ propagation.TextMapCarrier = HeaderCarrier(nil)
+var _ propagation.TextMapCarrier = natsCarrier(nil)
 
 // Get returns the first value of key, trying the exact key first and the
 // canonical MIME form second (publishers that used http.Header rules).
-func (c HeaderCarrier) Get(key string) string {
+func (c natsCarrier) Get(key string) string {
 	if v := c[key]; len(v) > 0 {
 		return v[0]
 	}
@@ -34,42 +77,13 @@ func (c HeaderCarrier) Get(key string) string {
 }
 
 // Set replaces key's values with value.
-func (c HeaderCarrier) Set(key, value string) { c[key] = []string{value} }
+func (c natsCarrier) Set(key, value string) { c[key] = []string{value} }
 
 // Keys lists the keys present.
-func (c HeaderCarrier) Keys() []string {
+func (c natsCarrier) Keys() []string {
 	keys := make([]string, 0, len(c))
 	for k := range c {
 		keys = append(keys, k)
 	}
 	return keys
-}
-
-// InjectHeader writes ctx's trace context and baggage into h (which must
-// not be nil) for a queue message or an event.
-func InjectHeader(ctx context.Context, h nats.Header) {
-	Propagator().Inject(ctx, HeaderCarrier(h))
-}
-
-// ExtractHeader returns ctx carrying the remote span context and baggage
-// found in h; ctx is returned unchanged when h carries none.
-func ExtractHeader(ctx context.Context, h nats.Header) context.Context {
-	if h == nil {
-		return ctx
-	}
-	return Propagator().Extract(ctx, HeaderCarrier(h))
-}
-
-// InjectMap writes ctx's trace context and baggage into m (which must not
-// be nil), e.g. the headers map of a queue message in the HTTP API.
-func InjectMap(ctx context.Context, m map[string]string) {
-	Propagator().Inject(ctx, propagation.MapCarrier(m))
-}
-
-// ExtractMap returns ctx carrying the span context and baggage found in m.
-func ExtractMap(ctx context.Context, m map[string]string) context.Context {
-	if m == nil {
-		return ctx
-	}
-	return Propagator().Extract(ctx, propagation.MapCarrier(m))
 }

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"net/http"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -37,13 +38,23 @@ func TestHeaderRoundTrip(t *testing.T) {
 		t.Fatalf("baggage tenant = %q", v)
 	}
 
-	mm := map[string]string{}
-	InjectMap(ctx, mm)
-	if mm["traceparent"] == "" || mm["baggage"] != "tenant=acme" {
-		t.Fatalf("map carrier = %v", mm)
+	hh := http.Header{}
+	InjectHTTP(ctx, hh)
+	if hh.Get("traceparent") == "" || hh.Get("baggage") != "tenant=acme" {
+		t.Fatalf("http carrier = %v", hh)
 	}
-	if sc := trace.SpanContextFromContext(ExtractMap(context.Background(), mm)); sc.TraceID() != testSpanContext().TraceID() {
-		t.Fatalf("map extract = %v", sc)
+	if sc := trace.SpanContextFromContext(ExtractHTTP(context.Background(), hh)); sc.TraceID() != testSpanContext().TraceID() {
+		t.Fatalf("http extract = %v", sc)
+	}
+}
+
+// TestInjectNothingWithoutContext: an untraced publish writes no header.
+func TestInjectNothingWithoutContext(t *testing.T) {
+	t.Parallel()
+	h := nats.Header{}
+	InjectHeader(context.Background(), h)
+	if len(h) != 0 {
+		t.Fatalf("headers written without a trace: %v", h)
 	}
 }
 
@@ -55,7 +66,7 @@ func TestExtractCanonicalAndNil(t *testing.T) {
 		t.Fatal("canonical key not found")
 	}
 	ctx := context.Background()
-	if ExtractHeader(ctx, nil) != ctx || ExtractMap(ctx, nil) != ctx {
+	if ExtractHeader(ctx, nil) != ctx || ExtractHeader(ctx, nats.Header{"X-Other": {"1"}}) != ctx {
 		t.Fatal("nil carrier must leave ctx unchanged")
 	}
 }
