@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/plexushq/plexus/clock"
 )
 
 // ErrOpen is returned by Allow when the breaker is open, or half-open with
@@ -111,23 +113,16 @@ func (s State) String() string {
 // MarshalText encodes the state as its String, for JSON.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// Clock tells the time; inject a fake one in tests.
-type Clock interface{ Now() time.Time }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
 // Option configures a Breaker (or every breaker of a Group).
 type Option func(*options)
 
 type options struct {
-	clock    Clock
+	clock    clock.Clock
 	onChange func(name string, from, to State)
 }
 
 // WithClock makes the breaker read time from c instead of time.Now.
-func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
+func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
 
 // OnStateChange registers f to be called after every state change. Calls
 // are made outside the breaker's lock, one at a time per breaker and in the
@@ -169,7 +164,7 @@ type Info struct {
 type Breaker struct {
 	name     string
 	cfg      Config
-	clock    Clock
+	clock    clock.Clock
 	onChange func(name string, from, to State)
 	born     time.Time
 	sysClock bool // clock is the system clock: use the monotonic fast path
@@ -199,12 +194,10 @@ func New(name string, cfg Config, opts ...Option) *Breaker {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.clock == nil {
-		o.clock = systemClock{}
-	}
+	o.clock = clock.Or(o.clock)
 	cfg = cfg.withDefaults()
 	b := &Breaker{name: name, cfg: cfg, clock: o.clock, onChange: o.onChange, gen: 1}
-	_, b.sysClock = b.clock.(systemClock)
+	b.sysClock = clock.IsSystem(b.clock)
 	b.born = b.clock.Now()
 	b.win.init(cfg.Window)
 	b.packed.Store(b.gen << 2)

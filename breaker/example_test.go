@@ -6,15 +6,11 @@ import (
 	"time"
 
 	"github.com/plexushq/plexus/breaker"
+	"github.com/plexushq/plexus/clock"
 )
 
-// manualClock is a Clock moved by hand, for a reproducible example.
-type manualClock struct{ t time.Time }
-
-func (c *manualClock) Now() time.Time { return c.t }
-
 func Example() {
-	clk := &manualClock{t: time.Unix(0, 0)}
+	clk := clock.NewManual(time.Unix(0, 0))
 	b := breaker.New("users", breaker.Config{FailureThreshold: 2, ResetTimeout: 30 * time.Second, HalfOpenRequests: 1},
 		breaker.WithClock(clk),
 		breaker.OnStateChange(func(name string, from, to breaker.State) {
@@ -33,7 +29,7 @@ func Example() {
 	call(503, nil)
 	call(502, nil)
 	call(200, nil)
-	clk.t = clk.t.Add(30 * time.Second)
+	clk.Advance(30 * time.Second)
 	call(200, nil) // the probe succeeds
 	// Output:
 	// users: closed → open

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plexushq/plexus/clock"
 	"github.com/plexushq/plexus/internal/httpguard"
 	"github.com/plexushq/plexus/internal/httpx"
 )
@@ -90,7 +91,7 @@ func rawAnswer(t *testing.T, c net.Conn, br *bufio.Reader) (*http.Response, stri
 
 // openBreaker starts a gateway with one instance whose breakers a 500 has
 // opened (manual clock, reset timeout 10s, one probe when half-open).
-func openBreaker(t *testing.T) (*recorder, string, *Gateway, *manualClock) {
+func openBreaker(t *testing.T) (*recorder, string, *Gateway, *clock.Manual) {
 	rec, url := newRecorder(t)
 	clk := newClock()
 	cfg := Config{Timeout: httpx.Duration(time.Minute), Retries: &RetryConfig{Attempts: intp(0)},
@@ -115,7 +116,7 @@ func openBreaker(t *testing.T) (*recorder, string, *Gateway, *manualClock) {
 
 // halfOpen is openBreaker moved past the reset timeout: the next request
 // is the one probe allowed.
-func halfOpen(t *testing.T) (*recorder, string, *Gateway, *manualClock) {
+func halfOpen(t *testing.T) (*recorder, string, *Gateway, *clock.Manual) {
 	rec, base, g, clk := openBreaker(t)
 	clk.Advance(11 * time.Second)
 	return rec, base, g, clk

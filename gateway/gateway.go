@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/plexushq/plexus/clock"
 	"github.com/plexushq/plexus/internal/httpguard"
 	"github.com/plexushq/plexus/registry"
 )
@@ -35,14 +36,6 @@ type Discovery interface {
 // The node's watch-fed registry cache is the gateway's discovery.
 var _ Discovery = (*registry.Cache)(nil)
 
-// Clock tells the time; breakers, ejection and rate limits read it, so
-// tests can move time by hand.
-type Clock interface{ Now() time.Time }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 // Options are the gateway's collaborators; only Discovery is required.
 type Options struct {
 	// Discovery finds the instances of services. Required.
@@ -51,8 +44,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics registers the gateway's collectors. Nil: no metrics.
 	Metrics prometheus.Registerer
-	// Clock for breakers, ejection and rate limits. Default: the wall clock.
-	Clock Clock
+	// Clock for breakers, ejection, retry budgets and rate limits, so
+	// tests can move time by hand. Default: the wall clock.
+	Clock clock.Clock
 	// AccessLog, when set, receives the JSON access log lines regardless of
 	// the configuration's accessLog key.
 	AccessLog io.Writer
@@ -78,7 +72,7 @@ type Gateway struct {
 	opts     Options
 	tracer   trace.Tracer // nil: no spans
 	log      *slog.Logger
-	clock    Clock
+	clock    clock.Clock
 	disc     Discovery
 	cfg      atomic.Pointer[compiled]
 	services sync.Map // name → *service
@@ -105,9 +99,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
-	if g.clock == nil {
-		g.clock = realClock{}
-	}
+	g.clock = clock.Or(g.clock)
 	lim := httpguard.Limits{BodyIdleTimeout: opts.BodyIdleTimeout, SendIdleTimeout: opts.SendIdleTimeout}.WithDefaults()
 	g.bodyIdle, g.sendIdle = lim.BodyIdleTimeout, lim.SendIdleTimeout
 	if opts.TracerProvider != nil {

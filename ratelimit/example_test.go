@@ -5,16 +5,13 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/plexushq/plexus/clock"
 	"github.com/plexushq/plexus/ratelimit"
 )
 
-type manualClock struct{ t time.Time }
-
-func (c *manualClock) Now() time.Time { return c.t }
-
 // The original's limit: 100 requests per minute per client IP and path.
 func Example() {
-	clk := &manualClock{t: time.Unix(0, 0)}
+	clk := clock.NewManual(time.Unix(0, 0))
 	l := ratelimit.New(ratelimit.Config{Requests: 100, Per: time.Minute}, ratelimit.WithClock(clk))
 	key, _ := ratelimit.KeyFunc("ip+path")
 	r := httptest.NewRequest("GET", "/api/users/1", nil)
@@ -25,7 +22,7 @@ func Example() {
 	}
 	fmt.Println(res.Allowed, res.Limit, res.Remaining, res.RetryAfter)
 
-	clk.t = clk.t.Add(600 * time.Millisecond) // one token back
+	clk.Advance(600 * time.Millisecond) // one token back
 	res = l.Allow(key(r, "198.51.100.4"))
 	fmt.Println(res.Allowed, res.Remaining)
 	// Output:

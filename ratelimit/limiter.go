@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"time"
+
+	"github.com/plexushq/plexus/clock"
 )
 
 // Defaults for zero Config fields.
@@ -58,18 +60,11 @@ type Result struct {
 	RetryAfter time.Duration
 }
 
-// Clock tells the time; inject a fake one in tests.
-type Clock interface{ Now() time.Time }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
 // Option configures a Limiter.
 type Option func(*Limiter)
 
 // WithClock makes the limiter read time from c instead of time.Now.
-func WithClock(c Clock) Option { return func(l *Limiter) { l.clock = c } }
+func WithClock(c clock.Clock) Option { return func(l *Limiter) { l.clock = clock.Or(c) } }
 
 // Sharding: up to maxShards shards (each a mutex and a map), each meant for
 // at least minShardKeys keys.
@@ -87,7 +82,7 @@ type Limiter struct {
 	cfg      Config
 	interval int64 // ns per token
 	tau      int64 // ns for a full bucket (Burst × interval)
-	clock    Clock
+	clock    clock.Clock
 	sysClock bool
 	born     time.Time
 	seed     maphash.Seed
@@ -107,11 +102,11 @@ func New(cfg Config, opts ...Option) *Limiter {
 	if cfg.MaxKeys <= 0 {
 		cfg.MaxKeys = DefaultMaxKeys
 	}
-	l := &Limiter{cfg: cfg, clock: systemClock{}, seed: maphash.MakeSeed()}
+	l := &Limiter{cfg: cfg, clock: clock.System, seed: maphash.MakeSeed()}
 	for _, o := range opts {
 		o(l)
 	}
-	_, l.sysClock = l.clock.(systemClock)
+	l.sysClock = clock.IsSystem(l.clock)
 	l.born = l.clock.Now()
 	if cfg.Requests <= 0 {
 		return l
