@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/plexushq/plexus/breaker"
+	"github.com/plexushq/plexus/retry"
 )
 
 // Charge failures to whoever caused them: time spent waiting on a client,
@@ -59,7 +60,7 @@ func verdictOf(c culprit, status int) verdict {
 	switch {
 	case c == clientFault:
 		return verdictNone
-	case c == upstreamFault || breaker.IsFailure(status, nil):
+	case c == upstreamFault || retry.Failure(status, nil):
 		return verdictFailed
 	}
 	return verdictOK

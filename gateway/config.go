@@ -77,8 +77,9 @@ type Config struct {
 type RetryConfig struct {
 	// Attempts is the number of extra tries (0 = none). Default 2.
 	Attempts *int `yaml:"attempts"`
-	// Budget is the fraction of requests that may be retries (plus a floor of
-	// a few retries per second). Default 0.2.
+	// Budget is the retries allowed per request over the last 10 seconds,
+	// plus one per second (package retry: the same meaning as the service
+	// client's RetryPolicy.Budget). Default 0.2.
 	Budget *float64 `yaml:"budget"`
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/plexushq/plexus/breaker"
 	"github.com/plexushq/plexus/internal/httpx"
+	"github.com/plexushq/plexus/retry"
 )
 
 // The gateway's own answers are RFC 9457 problems built here, in one place.
@@ -156,7 +157,7 @@ func (g *Gateway) problem(ex *exchange, err error) {
 func errorKind(err error) string {
 	var ne interface{ Timeout() bool }
 	switch {
-	case isDialError(err):
+	case retry.DialError(err):
 		return "connection refused or unreachable"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"

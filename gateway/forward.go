@@ -3,12 +3,12 @@ package gateway
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"time"
 
 	"github.com/plexushq/plexus/balance"
 	"github.com/plexushq/plexus/breaker"
+	"github.com/plexushq/plexus/retry"
 )
 
 // forwarding is one request's state across its tries.
@@ -167,41 +167,17 @@ func (g *Gateway) shouldRetry(ex *exchange, svc *service, set *settings, ctx con
 	if ex.attempts > set.attempts || ctx.Err() != nil || rb.clientErr() != nil {
 		return false
 	}
-	idem := idempotent(ex.r.Method)
+	idem := retry.Idempotent(ex.r.Method)
 	if err != nil {
-		if !(idem && rb.replayable()) && !(isDialError(err) && rb.untouched()) {
+		if !(idem && rb.replayable()) && !(retry.DialError(err) && rb.untouched()) {
 			return false
 		}
-	} else {
-		switch resp.StatusCode {
-		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		default:
-			return false
-		}
-		if !idem || !rb.replayable() || upgradeType(ex.r.Header) != "" {
-			return false
-		}
+	} else if !retry.RetryableStatus(resp.StatusCode) || !idem || !rb.replayable() || upgradeType(ex.r.Header) != "" {
+		return false
 	}
-	if !svc.budget.withdraw(g.clock.Now()) {
+	if !svc.budget.Load().Withdraw() {
 		g.metrics.budgetExhausted.WithLabelValues(ex.svcLabel).Inc()
 		return false
 	}
 	return true
-}
-
-func idempotent(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
-		return true
-	}
-	return false
-}
-
-// isDialError reports a failure to open the connection: nothing was sent.
-func isDialError(err error) bool {
-	var ne *net.OpError
-	if errors.As(err, &ne) {
-		return ne.Op == "dial"
-	}
-	return false
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/plexushq/plexus/breaker"
+	"github.com/plexushq/plexus/retry"
 )
 
 // metrics are the gateway's Prometheus collectors. Labels stay bounded:
@@ -103,7 +104,7 @@ func (m *metrics) upstreamErr(service string, ctx context.Context, err error) {
 	switch {
 	case errors.Is(context.Cause(ctx), errUpstreamTimeout):
 		kind = "timeout"
-	case isDialError(err):
+	case retry.DialError(err):
 		kind = "connect"
 	}
 	m.upstreamErrors.WithLabelValues(service, kind).Inc()

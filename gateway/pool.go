@@ -10,6 +10,7 @@ import (
 	"github.com/plexushq/plexus/balance"
 	"github.com/plexushq/plexus/breaker"
 	"github.com/plexushq/plexus/registry"
+	"github.com/plexushq/plexus/retry"
 )
 
 // maxInstanceBreakers bounds the per-instance breakers kept per service.
@@ -23,9 +24,9 @@ type service struct {
 	name    string
 	g       *Gateway
 	cur     atomic.Pointer[pool]
-	budget  budget
-	mu      sync.Mutex // guards what follows and rebuilds
-	cfg     *settings  // settings the breakers were built with
+	budget  atomic.Pointer[retry.Budget] // rebuilt when retries.budget changes
+	mu      sync.Mutex                   // guards what follows and rebuilds
+	cfg     *settings                    // settings the breakers were built with
 	breaker *breaker.Breaker
 	inst    *breaker.Group
 	picker  balance.Picker       // per service: weighted and round-robin keep state per set
@@ -121,6 +122,9 @@ func (s *service) configure(cfg *settings) {
 	s.cfg = cfg
 	if old == nil || old.strategy != cfg.strategy {
 		s.picker, _ = balance.New(cfg.strategy) // validated at compile
+	}
+	if old == nil || old.budget != cfg.budget {
+		s.budget.Store(retry.NewBudget(cfg.budget, retry.DefaultMinPerSecond, s.g.clock))
 	}
 	if old != nil && old.breaker == cfg.breaker && old.brOff == cfg.brOff {
 		return
@@ -270,46 +274,4 @@ func canEject(p *pool, now time.Time, maxPercent int) bool {
 		allowed = n - 1
 	}
 	return ejected < allowed
-}
-
-// budget is a token bucket of retries: every request deposits `ratio`
-// tokens (capped), a retry takes one; a floor of minPerSec retries per
-// second is always allowed, so a quiet service can still retry.
-type budget struct {
-	milli     atomic.Int64 // tokens × 1000
-	floorSec  atomic.Int64 // the second the floor counts
-	floorUsed atomic.Int64
-}
-
-const (
-	budgetCapMilli = 100 * 1000 // at most 100 banked retries
-	budgetFloor    = 10         // retries per second always allowed
-)
-
-func (b *budget) deposit(ratio float64) {
-	add := int64(ratio * 1000)
-	if add <= 0 {
-		return
-	}
-	if b.milli.Add(add) > budgetCapMilli {
-		b.milli.Store(budgetCapMilli)
-	}
-}
-
-// withdraw takes a retry token; false when the budget is spent.
-func (b *budget) withdraw(now time.Time) bool {
-	for {
-		v := b.milli.Load()
-		if v < 1000 {
-			break
-		}
-		if b.milli.CompareAndSwap(v, v-1000) {
-			return true
-		}
-	}
-	sec := now.Unix()
-	if old := b.floorSec.Load(); old != sec && b.floorSec.CompareAndSwap(old, sec) {
-		b.floorUsed.Store(0)
-	}
-	return b.floorUsed.Add(1) <= budgetFloor
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/plexushq/plexus/breaker"
 	"github.com/plexushq/plexus/registry"
+	"github.com/plexushq/plexus/retry"
 )
 
 // proxy answers what can be answered without the body — rate limit,
@@ -73,7 +74,7 @@ func (g *Gateway) admit(ex *exchange, name string, snap *registry.ServiceSnapsho
 	if pl.set.Len() == 0 { // healthy instances, but none with a usable URL
 		return nil, nil, errNoHealthy(name)
 	}
-	svc.budget.deposit(set.budget)
+	svc.budget.Load().Deposit()
 	if br := pl.breaker; br != nil && br.State() == breaker.Open {
 		if in := br.Info(); in.State == breaker.Open && in.RetryAfter > 0 {
 			return nil, nil, errBreakerOpen(name, in)
@@ -133,7 +134,7 @@ func (g *Gateway) wholeBody(ex *exchange, f *forwarding, pl *pool, rb *reqBody) 
 // declared length into memory, so they can be sent again to another
 // instance.
 func (g *Gateway) bufferForReplay(ex *exchange, rb *reqBody) error {
-	if rb.complete() || !idempotent(ex.r.Method) || rb.n <= 0 || rb.n > maxBufferedBody {
+	if rb.complete() || !retry.Idempotent(ex.r.Method) || rb.n <= 0 || rb.n > maxBufferedBody {
 		return nil
 	}
 	return rb.buffer(maxBufferedBody)

@@ -127,22 +127,40 @@ func TestRetryGoesToADifferentInstance(t *testing.T) {
 	}
 }
 
-func TestRetryBudgetBounds(t *testing.T) {
+// TestRetryBudgetForgetsQuietTraffic: retries.budget means what it means
+// in the service client (package retry): over the last 10 seconds,
+// retries are at most budget × requests plus 1 per second. The gateway's
+// token bucket used to bank retries from any past traffic (up to 100), so
+// an outage a minute after a busy spell was retried in full.
+func TestRetryBudgetForgetsQuietTraffic(t *testing.T) {
+	var failing atomic.Bool
+	var hits atomic.Int64
+	h := func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}
+	a, b, c := backend(t, h), backend(t, h), backend(t, h)
 	clk := newClock()
-	var b budget
-	for i := 0; i < 10; i++ {
-		b.deposit(0.2)
+	g := startGateway(t, Config{Retries: &RetryConfig{Attempts: intp(2), Budget: floatp(0.2)},
+		Breaker: &BreakerConfig{Disabled: true}, Ejection: &EjectionConfig{Disabled: true}}, Options{Clock: clk})
+	g.disc.set("svc", a.URL, b.URL, c.URL)
+	hc := client(t)
+	for range 200 { // a busy spell: 200 requests, all fine
+		if resp, _ := do(t, hc, mustReq(t, "GET", g.url+"/api/svc/x", nil)); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
 	}
-	got := 0
-	for b.withdraw(clk.Now()) {
-		got++
+	clk.Advance(time.Minute)
+	failing.Store(true)
+	hits.Store(0)
+	for range 10 { // an outage: each request could be tried 3 times
+		do(t, hc, mustReq(t, "GET", g.url+"/api/svc/x", nil))
 	}
-	if got != 2+budgetFloor {
-		t.Fatalf("10 requests at 20%% allowed %d retries, want 2 + floor %d", got, budgetFloor)
-	}
-	clk.Advance(time.Second)
-	if !b.withdraw(clk.Now()) {
-		t.Fatal("the per-second floor did not refill")
+	// 10 requests in the window: 0.2 × 10 + 1/s × 10s = 12 retries.
+	if retries := hits.Load() - 10; retries != 12 {
+		t.Fatalf("%d retries for 10 requests a minute after a busy spell, want the budget's 12", retries)
 	}
 }
 
