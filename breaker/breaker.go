@@ -1,6 +1,7 @@
 package breaker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -119,7 +120,23 @@ type Option func(*options)
 type options struct {
 	clock    clock.Clock
 	onChange func(name string, from, to State)
+	failure  func(err error) bool
 }
+
+// WithFailure sets how Record classifies a call's error: failure(err)
+// reports whether err counts against the backend. An error it does not
+// count says nothing about the backend (the caller's own cancellation, a
+// client's broken request) and releases the ticket without a result. The
+// default counts every error but context.Canceled. The breaker knows no
+// transport: HTTP callers turn a 5xx answer into an error (package retry
+// classifies HTTP results).
+func WithFailure(failure func(err error) bool) Option {
+	return func(o *options) { o.failure = failure }
+}
+
+// DefaultFailure is the default classification of WithFailure: every error
+// but context.Canceled is a failure.
+func DefaultFailure(err error) bool { return !errors.Is(err, context.Canceled) }
 
 // WithClock makes the breaker read time from c instead of time.Now.
 func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
@@ -166,6 +183,7 @@ type Breaker struct {
 	cfg      Config
 	clock    clock.Clock
 	onChange func(name string, from, to State)
+	failure  func(err error) bool
 	born     time.Time
 	sysClock bool // clock is the system clock: use the monotonic fast path
 
@@ -195,8 +213,11 @@ func New(name string, cfg Config, opts ...Option) *Breaker {
 		opt(&o)
 	}
 	o.clock = clock.Or(o.clock)
+	if o.failure == nil {
+		o.failure = DefaultFailure
+	}
 	cfg = cfg.withDefaults()
-	b := &Breaker{name: name, cfg: cfg, clock: o.clock, onChange: o.onChange, gen: 1}
+	b := &Breaker{name: name, cfg: cfg, clock: o.clock, onChange: o.onChange, failure: o.failure, gen: 1}
 	b.sysClock = clock.IsSystem(b.clock)
 	b.born = b.clock.Now()
 	b.win.init(cfg.Window)

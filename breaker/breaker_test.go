@@ -399,33 +399,56 @@ func TestStateChangesInOrderWithoutDeadlock(t *testing.T) {
 	}
 }
 
-func TestIsFailure(t *testing.T) {
+// TestRecordClassifiesWithTheHook: the breaker knows no HTTP (it used to
+// classify by status code, IsFailure): Record counts what WithFailure says,
+// and releases what it does not count.
+func TestRecordClassifiesWithTheHook(t *testing.T) {
 	t.Parallel()
-	timeout := &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}
-	cases := []struct {
-		name   string
-		status int
-		err    error
-		want   bool
-	}{
-		{"200", 200, nil, false},
-		{"304", 304, nil, false},
-		{"404", 404, nil, false},
-		{"429", 429, nil, false},
-		{"500", 500, nil, true},
-		{"502", 502, nil, true},
-		{"503", 503, nil, true},
-		{"504", 504, nil, true},
-		{"refused", 0, &net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
-		{"timeout", 0, timeout, true},
-		{"deadline", 0, fmt.Errorf("upstream: %w", context.DeadlineExceeded), true},
-		{"eof", 0, io.ErrUnexpectedEOF, true},
-		{"client went away", 0, fmt.Errorf("proxy: %w", context.Canceled), false},
-	}
-	for _, c := range cases {
-		if got := IsFailure(c.status, c.err); got != c.want {
-			t.Errorf("%s: IsFailure = %v, want %v", c.name, got, c.want)
+	errBusy := errors.New("busy, try later")
+	b := New("svc", Config{FailureThreshold: 2}, WithFailure(func(err error) bool { return !errors.Is(err, errBusy) }))
+	for _, err := range []error{errBusy, errBusy, errBusy, nil, errBusy} {
+		tk, aerr := b.Allow()
+		if aerr != nil {
+			t.Fatalf("refused after %v", err)
 		}
+		b.Record(tk, err)
+	}
+	if b.State() != Closed {
+		t.Fatalf("errors the hook does not count opened the breaker: %v", b.State())
+	}
+	for range 2 {
+		tk, _ := b.Allow()
+		b.Record(tk, io.ErrUnexpectedEOF)
+	}
+	if b.State() != Open {
+		t.Fatalf("two counted failures left it %v", b.State())
+	}
+}
+
+// TestRecordDefault: by default every error but the caller's own
+// cancellation is a failure, and a cancelled probe frees its slot.
+func TestRecordDefault(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	b := New("svc", Config{FailureThreshold: 1, ResetTimeout: time.Second, HalfOpenRequests: 1}, WithClock(clk))
+	tk, _ := b.Allow()
+	b.Record(tk, fmt.Errorf("proxy: %w", context.Canceled))
+	if b.State() != Closed {
+		t.Fatal("a cancelled call counted as a failure")
+	}
+	tk, _ = b.Allow()
+	b.Record(tk, &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded})
+	if b.State() != Open {
+		t.Fatal("a timeout did not count")
+	}
+	clk.Advance(time.Second)
+	probe, err := b.Allow()
+	if err != nil || !probe.Probe() {
+		t.Fatalf("no probe after the reset timeout: %v", err)
+	}
+	b.Record(probe, context.Canceled) // the probe's caller gave up
+	if _, err := b.Allow(); err != nil {
+		t.Fatalf("a cancelled probe kept its slot: %v", err)
 	}
 }
 

@@ -23,7 +23,10 @@ func Example() {
 			fmt.Println("refused, retry after", b.Info().RetryAfter)
 			return
 		}
-		b.Done(t, !breaker.IsFailure(status, err))
+		if err == nil && status >= 500 { // the caller decides what a failure is
+			err = fmt.Errorf("HTTP %d", status)
+		}
+		b.Record(t, err)
 	}
 	call(404, nil) // a client error: not a failure
 	call(503, nil)

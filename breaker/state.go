@@ -63,9 +63,24 @@ func (b *Breaker) Release(t Ticket) {
 	b.mu.Unlock()
 }
 
+// Record hands t back with the error of the call it admitted: nil is a
+// success, an error the breaker's failure classification counts
+// (WithFailure) is a failure, and any other error releases the ticket
+// without a result (Release).
+func (b *Breaker) Record(t Ticket, err error) {
+	switch {
+	case err == nil:
+		b.Done(t, true)
+	case b.failure(err):
+		b.Done(t, false)
+	default:
+		b.Release(t)
+	}
+}
+
 // Done reports the result of the call admitted with t. Results of tickets
 // from an earlier generation (issued before the last state change) and of
-// the zero Ticket are ignored. Use IsFailure to classify a result.
+// the zero Ticket are ignored. Record classifies an error for it.
 func (b *Breaker) Done(t Ticket, success bool) {
 	if t.gen == 0 {
 		return

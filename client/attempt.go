@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/breaker"
+	"github.com/plexushq/plexus/retry"
 	"github.com/plexushq/plexus/telemetry"
 )
 
@@ -35,9 +36,24 @@ func (r *result) final() bool {
 	return r.err == nil && !retryableStatus(r.status)
 }
 
+// retryableStatus adds 429 (honouring Retry-After) to retry's 502/503/504.
 func retryableStatus(s int) bool {
-	return s == http.StatusBadGateway || s == http.StatusServiceUnavailable ||
-		s == http.StatusGatewayTimeout || s == http.StatusTooManyRequests
+	return retry.RetryableStatus(s) || s == http.StatusTooManyRequests
+}
+
+// errServerStatus is what a 5xx answer says to the instance's breaker.
+var errServerStatus = errors.New("the instance answered 5xx")
+
+// backendErr is the attempt's outcome for the instance's breaker: nil when
+// it answered below 500, else the transport error or errServerStatus.
+func (r *result) backendErr() error {
+	switch {
+	case r.err != nil:
+		return r.err
+	case r.status >= 500:
+		return errServerStatus
+	}
+	return nil
 }
 
 // answer turns the result into Call's return values.
@@ -135,10 +151,8 @@ func (c *Client) attempt(ctx context.Context, st *serviceState, v *serviceView, 
 	res := c.exchange(ctx, req, url)
 	res.instance = inst.ID
 	dur := time.Since(start)
-	failure := breaker.IsFailure(res.status, res.err)
-	if !errors.Is(res.err, context.Canceled) {
-		b.Done(t, !failure) // a call we (or the caller) cancelled says nothing about the instance
-	}
+	failure := retry.Failure(res.status, res.err)
+	b.Record(t, res.backendErr()) // a call we (or the caller) cancelled says nothing about the instance
 	ep.End(dur, !failure || errors.Is(res.err, context.Canceled))
 	if res.err == nil && !failure {
 		st.latency.observe(dur)

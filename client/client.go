@@ -15,6 +15,7 @@ import (
 
 	"github.com/plexushq/plexus/balance"
 	"github.com/plexushq/plexus/breaker"
+	"github.com/plexushq/plexus/retry"
 )
 
 // Config configures a Client. The zero value works.
@@ -75,8 +76,8 @@ type Client struct {
 	disc     Discovery
 	svcs     services
 	breakers *breaker.Group
-	retries  *Budget
-	hedges   *Budget
+	retries  *retry.Budget
+	hedges   *retry.Budget
 	tracer   trace.Tracer
 	metrics  *metrics
 }
@@ -103,8 +104,8 @@ func New(d Discovery, cfg Config) (*Client, error) {
 	return &Client{
 		cfg: cfg, disc: d,
 		breakers: breaker.NewGroup(cfg.Breaker, 0),
-		retries:  NewBudget(cfg.Retry.Budget, cfg.Retry.MinPerSecond, nil),
-		hedges:   NewBudget(cfg.Hedge.Budget, cfg.Hedge.MinPerSecond, nil),
+		retries:  retry.NewBudget(cfg.Retry.Budget, cfg.Retry.MinPerSecond, nil),
+		hedges:   retry.NewBudget(cfg.Hedge.Budget, cfg.Hedge.MinPerSecond, nil),
 		tracer:   cfg.TracerProvider.Tracer("github.com/plexushq/plexus/client"),
 		metrics:  m,
 	}, nil
@@ -181,7 +182,7 @@ func (c *Client) Call(ctx context.Context, service, method, path string, body []
 		return nil, fmt.Errorf("client: path %q must start with /", path)
 	}
 	if !req.opts.idempotent {
-		req.opts.idempotent = idempotentMethod(req.method)
+		req.opts.idempotent = retry.Idempotent(req.method)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

@@ -134,23 +134,3 @@ func TestLatencyHistQuantile(t *testing.T) {
 		t.Fatalf("p90 of 1..100ms = %v", q)
 	}
 }
-
-func TestBudgetWindow(t *testing.T) {
-	t.Parallel()
-	now := time.Unix(1000, 0)
-	b := NewBudget(0.5, 0.1, func() time.Time { return now }) // floor 1 per window
-	for range 10 {
-		b.Deposit()
-	}
-	n := 0
-	for b.Withdraw() {
-		n++
-	}
-	if n != 6 {
-		t.Fatalf("withdrew %d, want 10*0.5+1", n)
-	}
-	now = now.Add(11 * time.Second) // the window slid past everything
-	if !b.Withdraw() || b.Withdraw() {
-		t.Fatal("after the window only the floor should remain")
-	}
-}

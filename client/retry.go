@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/plexushq/plexus/retry"
 )
 
 // RetryPolicy configures retries. Zero fields take the defaults.
@@ -19,7 +20,9 @@ type RetryPolicy struct {
 	BaseDelay time.Duration
 	// MaxDelay caps the backoff. Default 1s.
 	MaxDelay time.Duration
-	// Budget is the fraction of calls that may be retried. Default 0.2.
+	// Budget is the retries allowed per call over the last 10 seconds (the
+	// meaning of package retry, the same as the gateway's retries.budget).
+	// Default 0.2.
 	Budget float64
 	// MinPerSecond retries are allowed per second even with few calls.
 	// Default 1.
@@ -61,28 +64,12 @@ func (p *RetryPolicy) backoff(n int) time.Duration {
 	return time.Duration(rand.Int64N(int64(ceil) + 1))
 }
 
-// idempotentMethod reports methods RFC 9110 defines as idempotent.
-func idempotentMethod(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return false
-}
-
-// isDialError reports a failure to connect: the request was never sent, so
-// retrying it elsewhere is safe whatever the method.
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
 // retryReason says why an attempt's result may be retried ("" = it may not).
 func retryReason(status int, err error, idempotent bool) string {
 	switch {
 	case errors.Is(err, ErrNoInstances), errors.Is(err, ErrAllOpen), errors.Is(err, ErrResponseTooLarge):
 		return ""
-	case err != nil && isDialError(err):
+	case err != nil && retry.DialError(err):
 		return "connect"
 	case err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 		return ""
@@ -90,7 +77,7 @@ func retryReason(status int, err error, idempotent bool) string {
 		return ""
 	case err != nil:
 		return "connection"
-	case status == http.StatusBadGateway, status == http.StatusServiceUnavailable, status == http.StatusGatewayTimeout:
+	case retry.RetryableStatus(status):
 		return strconv.Itoa(status)
 	case status == http.StatusTooManyRequests:
 		return "429"
