@@ -31,8 +31,8 @@ type Config struct {
 	Middlewares []Middleware
 	// TracerProvider traces appends and handlers. Default: none.
 	TracerProvider trace.TracerProvider
-	// Registerer receives the plexus_events_* metrics. Default: none.
-	Registerer prometheus.Registerer
+	// Metrics receives the plexus_events_* metrics. Default: none.
+	Metrics prometheus.Registerer
 	// Logger for subscriptions and parking. Default: no logs.
 	Logger *slog.Logger
 	// VersionCache bounds the number of streams whose last version and
@@ -92,7 +92,7 @@ func New(eng *engine.Engine, cfg Config) *Store {
 		js:       eng.JetStream(),
 		log:      cfg.Logger,
 		tracer:   tracerFrom(cfg.TracerProvider),
-		metrics:  newMetrics(cfg.Registerer),
+		metrics:  newMetrics(cfg.Metrics),
 		versions: newVersionCache(cfg.VersionCache),
 		getSubj:  "$JS.API.DIRECT.GET." + engine.StreamEvents,
 		subs:     map[*Subscription]struct{}{},

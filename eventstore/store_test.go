@@ -257,8 +257,8 @@ func TestWriterIDDeduplicatesRetries(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	eng := enginetest.Start(t)
-	a := startStore(t, eng, eventstore.Config{Registerer: reg})
-	b := startStore(t, eng, eventstore.Config{Registerer: reg}) // shares the series
+	a := startStore(t, eng, eventstore.Config{Metrics: reg})
+	b := startStore(t, eng, eventstore.Config{Metrics: reg}) // shares the series
 	mustAppend(t, a, "m-1", 0, ev("m.x", 1), ev("m.y", 2))
 	_, _ = b.Append(ctxT(t), "m-1", 0, ev("m.x", 1))
 	_, _ = b.Append(ctxT(t), "m-1", 0, eventstore.Event{Type: ""})

@@ -15,10 +15,10 @@ import (
 
 	"github.com/plexushq/plexus/eventstore"
 	"github.com/plexushq/plexus/examples/internal/app"
-	"github.com/plexushq/plexus/examples/internal/qhttp"
 	"github.com/plexushq/plexus/examples/internal/readmodel"
 	"github.com/plexushq/plexus/examples/internal/saga"
 	"github.com/plexushq/plexus/internal/pgtest"
+	"github.com/plexushq/plexus/queue"
 )
 
 // sagaEnv is a real node, order-saga instances in-process, a real
@@ -232,11 +232,17 @@ func TestSagaRedeliveryDoesNotDoubleCharge(t *testing.T) {
 
 	// A duplicate beyond the queue's dedupe window: the same step under
 	// another message id.
-	q := qhttp.New(e.admin, token, nil)
+	q, err := queue.NewClient(e.admin, token, queue.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	dup := saga.Command{Step: saga.StepTakePayment, OrderID: "o-1"}
-	if _, err := q.Publish(ctx, saga.Queue, qhttp.Message{ID: "o-1.take-payment.again", Payload: dup}); err != nil {
+	dup, err := app.JSONMessage("o-1.take-payment.again", saga.Command{Step: saga.StepTakePayment, OrderID: "o-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Publish(ctx, saga.Queue, dup); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 20*time.Second, "the duplicate is consumed", func() bool {

@@ -137,7 +137,7 @@ func (b *Broker) Extend(ctx context.Context, queue string, receipts []string) ([
 	if err != nil {
 		return nil, err
 	}
-	qvt := q.cfg.Load().VisibilityTimeout.D()
+	qvt := q.cfg.Load().VisibilityTimeout
 	out := make([]string, len(refs))
 	for i, ref := range refs {
 		ack, err := b.js.PublishMsg(ctx, heldEntry(q, ref.seq, ref.delivered, ref.vt, ref.hseq))
@@ -156,7 +156,7 @@ func (b *Broker) Extend(ctx context.Context, queue string, receipts []string) ([
 		if err != nil {
 			return nil, fmt.Errorf("queue %q: extend: %w", queue, engine.Classify(err))
 		}
-		out[i] = b.seal(q.n.queue, receiptMeta{reply: ref.reply, deadline: b.opts.Now().Add(ref.vt * 95 / 100),
+		out[i] = b.seal(q.n.queue, receiptMeta{reply: ref.reply, deadline: b.opts.Clock.Now().Add(ref.vt * 95 / 100),
 			hseq: ack.Sequence, vt: ref.vt})
 	}
 	return out, b.flush(ctx)

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/plexushq/plexus/clock"
 	"github.com/plexushq/plexus/engine"
 )
 
@@ -27,12 +28,13 @@ type Options struct {
 	// TracerProvider records publish and consume spans. Nil: no spans
 	// (trace context is still carried in message headers).
 	TracerProvider trace.TracerProvider
-	// Registerer receives the plexus_queue_* metrics. Nil: none.
-	Registerer prometheus.Registerer
+	// Metrics receives the plexus_queue_* metrics. Nil: none.
+	Metrics prometheus.Registerer
 	// Logger for warnings. Default slog.Default().
 	Logger *slog.Logger
-	// Now is the clock for TTL and delay decisions. Default time.Now.
-	Now func() time.Time
+	// Clock tells the time for TTL, delay and receipt decisions. Default
+	// the wall clock.
+	Clock clock.Clock
 	// PollInterval bounds how late a waiting receiver notices messages that
 	// become ready without a publish (redeliveries, fired delays). Default 200ms.
 	PollInterval time.Duration
@@ -60,9 +62,7 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.PollInterval <= 0 {
 		o.PollInterval = 200 * time.Millisecond
 	}
@@ -155,7 +155,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Broker, er
 	if c.ledger, err = js.Stream(ctx, LedgerStream); err != nil {
 		return nil, fmt.Errorf("queue: delivery ledger: %w", engine.Classify(err))
 	}
-	c.metrics = newMetrics(opts.Registerer)
+	c.metrics = newMetrics(opts.Metrics)
 	return c, nil
 }
 
@@ -233,7 +233,7 @@ func (b *Broker) state(ctx context.Context, name string) (*qstate, error) {
 	b.mu.Lock()
 	q := b.queues[name]
 	b.mu.Unlock()
-	if q != nil && time.Duration(b.opts.Now().UnixNano()-q.loaded.Load()) < b.opts.ConfigRefresh {
+	if q != nil && time.Duration(b.opts.Clock.Now().UnixNano()-q.loaded.Load()) < b.opts.ConfigRefresh {
 		return q, nil
 	}
 	e, err := b.kv.Get(ctx, name)
@@ -251,17 +251,39 @@ func (b *Broker) state(ctx context.Context, name string) (*qstate, error) {
 	if q != nil {
 		q.cfg.Store(&rec.Config)
 		q.levels.Or(uint32(rec.Levels))
-		q.loaded.Store(b.opts.Now().UnixNano())
+		q.loaded.Store(b.opts.Clock.Now().UnixNano())
 		return q, nil
 	}
 	return b.attach(ctx, name, &rec)
 }
 
-// record is a queue's entry in the options bucket.
+// record is a queue's entry in the options bucket: the options and, in
+// the same JSON object, the priority levels.
 type record struct {
 	Config
 	// Levels is the bit set of priority levels that have a consumer.
+	Levels uint16
+}
+
+type recordJSON struct {
+	configJSON
 	Levels uint16 `json:"levels"`
+}
+
+// MarshalJSON writes the options and the levels in one object (Config's
+// own MarshalJSON would otherwise be promoted and drop Levels).
+func (r record) MarshalJSON() ([]byte, error) {
+	return json.Marshal(recordJSON{configJSON: r.Config.wire(), Levels: r.Levels})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (r *record) UnmarshalJSON(b []byte) error {
+	var j recordJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	r.Config, r.Levels = j.config(), j.Levels
+	return nil
 }
 
 // addLevel creates priority level p's consumer on first use and records it.
@@ -312,7 +334,7 @@ func (b *Broker) attach(ctx context.Context, name string, rec *record) (*qstate,
 	}
 	q.bell = newDoorbell(b.nc, q.n.readyAll)
 	q.m = b.metrics.forQueue(name)
-	q.loaded.Store(b.opts.Now().UnixNano())
+	q.loaded.Store(b.opts.Clock.Now().UnixNano())
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if old := b.queues[name]; old != nil {
@@ -380,7 +402,7 @@ func (b *Broker) CreateQueue(ctx context.Context, name string, cfg Config) (info
 	if q != nil { // keep its unflushed counters and doorbell
 		q.cfg.Store(&rec.Config)
 		q.levels.Or(uint32(rec.Levels))
-		q.loaded.Store(b.opts.Now().UnixNano())
+		q.loaded.Store(b.opts.Clock.Now().UnixNano())
 	} else if q, err = b.attach(ctx, name, &rec); err != nil {
 		return nil, false, err
 	}
@@ -417,7 +439,7 @@ func (b *Broker) ensureDLQ(ctx context.Context, dlq, owner string) error {
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("queue %q: %w", dlq, err)
 	}
-	_, _, err := b.CreateQueue(ctx, dlq, Config{MaxSize: 100000, Overflow: OverflowReject, DeadLetterOf: owner})
+	_, _, err := b.CreateQueue(ctx, dlq, Config{MaxSize: DeadLetterMaxSize, Overflow: OverflowReject, DeadLetterOf: owner})
 	return err
 }
 
@@ -455,7 +477,7 @@ func (b *Broker) ensureLevel(ctx context.Context, s jetstream.Stream, n *names, 
 		Durable:       consumerName(p),
 		FilterSubject: n.ready[p],
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.VisibilityTimeout.D(),
+		AckWait:       cfg.VisibilityTimeout,
 		MaxDeliver:    -1, // Plexus counts attempts and moves exhausted messages itself
 		MaxAckPending: -1,
 		MaxWaiting:    4096,

@@ -3,6 +3,7 @@ package queue
 import (
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -48,10 +49,16 @@ const (
 
 const maxBackoff = 15 * time.Minute
 
-// RetryNow as a Config.RetryDelay retries a failed message at once. The
-// zero RetryDelay means the default (5s), so the HTTP API and the
-// configuration file turn an explicit "retryDelay": "0s" into RetryNow.
-const RetryNow = httpx.Duration(-1)
+// Defaults of a queue's options (Config fields left zero or nil).
+const (
+	DefaultMaxSize           = 1000
+	DefaultRetryAttempts     = 3
+	DefaultRetryDelay        = 5 * time.Second
+	DefaultTTL               = time.Hour
+	DefaultVisibilityTimeout = 30 * time.Second
+	// DeadLetterMaxSize bounds a dead-letter queue Plexus creates.
+	DeadLetterMaxSize = 100000
+)
 
 // Bounds of a visibility timeout (a queue's or one receive's).
 const (
@@ -63,32 +70,37 @@ const (
 // unless Options.MaxQueues says otherwise.
 const DefaultMaxQueues = 1000
 
-// ValidName reports whether s is a valid queue name (API.md).
+// ValidName reports whether s is a valid queue name
+// (^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$, as docs/openapi.yaml says).
 func ValidName(s string) bool { return apiname.Valid(s) }
 
 // Config is a queue's options. The zero value of each field means its
-// default; Normalize fills them in.
+// default; Normalize fills them in. In JSON and YAML the durations are Go
+// duration strings ("5s"), as docs/openapi.yaml says.
 type Config struct {
-	// MaxSize bounds the messages held (ready, in flight and delayed). Default 1000.
+	// MaxSize bounds the messages held (ready, in flight and delayed).
+	// Default DefaultMaxSize.
 	MaxSize int `json:"maxSize,omitempty" yaml:"maxSize"`
 	// Overflow is OverflowDropOldest (default) or OverflowReject.
 	Overflow string `json:"overflow,omitempty" yaml:"overflow"`
 	// RetryAttempts is how many deliveries a message gets before it is
-	// dead-lettered with max_attempts_reached. Default 3.
+	// dead-lettered with max_attempts_reached. Default DefaultRetryAttempts.
 	RetryAttempts int `json:"retryAttempts,omitempty" yaml:"retryAttempts"`
-	// RetryDelay is the wait before a failed message is delivered again.
-	// Default 5s; RetryNow retries at once (in JSON and YAML: "0s").
-	RetryDelay httpx.Duration `json:"retryDelay,omitempty" yaml:"retryDelay"`
+	// RetryDelay is the wait before a failed message is delivered again, 0
+	// (at once) to 24h. Nil: DefaultRetryDelay.
+	RetryDelay *time.Duration `json:"retryDelay,omitempty" yaml:"retryDelay"`
 	// RetryBackoff is BackoffFixed (default) or BackoffExponential.
 	RetryBackoff string `json:"retryBackoff,omitempty" yaml:"retryBackoff"`
 	// TTL is the age after which an undelivered message is dead-lettered
-	// with reason expired. Default 1h; negative "-1s" disables it (dead-letter queues).
-	TTL httpx.Duration `json:"ttl,omitempty" yaml:"ttl"`
+	// with reason expired. Default DefaultTTL; negative disables it
+	// (dead-letter queues).
+	TTL time.Duration `json:"ttl,omitempty" yaml:"ttl"`
 	// DeadLetterQueue receives the queue's dead letters. Default "<name>.dlq".
 	DeadLetterQueue string `json:"deadLetterQueue,omitempty" yaml:"deadLetterQueue"`
 	// VisibilityTimeout is how long a received message stays invisible to
-	// other consumers before it is redelivered. Default 30s.
-	VisibilityTimeout httpx.Duration `json:"visibilityTimeout,omitempty" yaml:"visibilityTimeout"`
+	// other consumers before it is redelivered. Default
+	// DefaultVisibilityTimeout.
+	VisibilityTimeout time.Duration `json:"visibilityTimeout,omitempty" yaml:"visibilityTimeout"`
 	// DeadLetterOf names the queue whose dead letters this queue holds;
 	// set by Plexus on dead-letter queues it creates, which have no
 	// dead-letter queue of their own and never expire.
@@ -98,28 +110,29 @@ type Config struct {
 // Normalize fills defaults for queue name.
 func (c *Config) Normalize(name string) {
 	if c.MaxSize == 0 {
-		c.MaxSize = 1000
+		c.MaxSize = DefaultMaxSize
 	}
 	if c.Overflow == "" {
 		c.Overflow = OverflowDropOldest
 	}
 	if c.RetryAttempts == 0 {
-		c.RetryAttempts = 3
+		c.RetryAttempts = DefaultRetryAttempts
 	}
-	if c.RetryDelay == 0 {
-		c.RetryDelay = httpx.Duration(5 * time.Second)
+	if c.RetryDelay == nil {
+		d := DefaultRetryDelay
+		c.RetryDelay = &d
 	}
 	if c.RetryBackoff == "" {
 		c.RetryBackoff = BackoffFixed
 	}
 	if c.TTL == 0 && c.DeadLetterOf == "" {
-		c.TTL = httpx.Duration(time.Hour)
+		c.TTL = DefaultTTL
 	}
 	if c.DeadLetterQueue == "" && c.DeadLetterOf == "" {
 		c.DeadLetterQueue = name + ".dlq"
 	}
 	if c.VisibilityTimeout == 0 {
-		c.VisibilityTimeout = httpx.Duration(30 * time.Second)
+		c.VisibilityTimeout = DefaultVisibilityTimeout
 	}
 }
 
@@ -138,14 +151,14 @@ func (c *Config) Validate(name string) error {
 	if c.RetryAttempts < 1 || c.RetryAttempts > 1000 {
 		bad("retryAttempts", "%d: want 1 to 1000", c.RetryAttempts)
 	}
-	if c.RetryDelay != RetryNow && (c.RetryDelay.D() < 0 || c.RetryDelay.D() > 24*time.Hour) {
-		bad("retryDelay", "%s: want 0 to 24h", c.RetryDelay.D())
+	if d := c.retryDelay(); d < 0 || d > 24*time.Hour {
+		bad("retryDelay", "%s: want 0 to 24h", d)
 	}
 	if c.RetryBackoff != BackoffFixed && c.RetryBackoff != BackoffExponential {
 		bad("retryBackoff", "%q: want %q or %q", c.RetryBackoff, BackoffFixed, BackoffExponential)
 	}
-	if c.TTL.D() > 0 && c.TTL.D() < time.Second || c.TTL.D() > 365*24*time.Hour {
-		bad("ttl", "%s: want 1s to 8760h (or negative for none)", c.TTL.D())
+	if c.TTL > 0 && c.TTL < time.Second || c.TTL > 365*24*time.Hour {
+		bad("ttl", "%s: want 1s to 8760h (or negative for none)", c.TTL)
 	}
 	if c.DeadLetterOf == "" {
 		if !ValidName(c.DeadLetterQueue) {
@@ -154,18 +167,62 @@ func (c *Config) Validate(name string) error {
 			bad("deadLetterQueue", "a queue cannot be its own dead-letter queue")
 		}
 	}
-	if v := c.VisibilityTimeout.D(); v < minVisibility || v > maxVisibility {
+	if v := c.VisibilityTimeout; v < minVisibility || v > maxVisibility {
 		bad("visibilityTimeout", "%s: want %s to %s", v, minVisibility, maxVisibility)
 	}
 	return errors.Join(errs...)
 }
 
-// retryDelay is RetryDelay with RetryNow read as 0.
+// retryDelay is RetryDelay, DefaultRetryDelay when nil.
 func (c *Config) retryDelay() time.Duration {
-	if c.RetryDelay == RetryNow {
-		return 0
+	if c.RetryDelay == nil {
+		return DefaultRetryDelay
 	}
-	return c.RetryDelay.D()
+	return *c.RetryDelay
+}
+
+// configJSON is Config as JSON: durations as Go duration strings.
+type configJSON struct {
+	configFields
+	RetryDelay        *httpx.Duration `json:"retryDelay,omitempty"`
+	TTL               httpx.Duration  `json:"ttl,omitempty"`
+	VisibilityTimeout httpx.Duration  `json:"visibilityTimeout,omitempty"`
+}
+
+// configFields is Config without its methods.
+type configFields Config
+
+// MarshalJSON writes the durations as Go duration strings ("5s").
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.wire()) }
+
+// UnmarshalJSON reads the durations as Go duration strings ("5s").
+func (c *Config) UnmarshalJSON(b []byte) error {
+	j := c.wire()
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*c = j.config()
+	return nil
+}
+
+func (c Config) wire() configJSON {
+	j := configJSON{configFields: configFields(c), TTL: httpx.Duration(c.TTL),
+		VisibilityTimeout: httpx.Duration(c.VisibilityTimeout)}
+	if c.RetryDelay != nil {
+		d := httpx.Duration(*c.RetryDelay)
+		j.RetryDelay = &d
+	}
+	return j
+}
+
+func (j configJSON) config() Config {
+	c := Config(j.configFields)
+	c.TTL, c.VisibilityTimeout, c.RetryDelay = j.TTL.D(), j.VisibilityTimeout.D(), nil
+	if j.RetryDelay != nil {
+		d := max(j.RetryDelay.D(), 0) // "-1ns": how an earlier version stored "at once"
+		c.RetryDelay = &d
+	}
+	return c
 }
 
 // backoff is the delay before the retry that follows failed attempt n (1-based).

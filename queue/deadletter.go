@@ -87,7 +87,7 @@ func (b *Broker) deadLetter(ctx context.Context, q *qstate, src source, reason s
 	h[jetstream.MsgIDHeader] = []string{"dl." + q.n.stream + "." + strconv.FormatUint(src.seq, 10)}
 	h[hdrReason] = []string{reason}
 	h[hdrOrigQueue] = []string{q.n.queue}
-	h[hdrDLTime] = []string{strconv.FormatInt(b.opts.Now().UnixNano(), 10)}
+	h[hdrDLTime] = []string{strconv.FormatInt(b.opts.Clock.Now().UnixNano(), 10)}
 	h[hdrAttempts] = []string{strconv.Itoa(attempts)}
 	h[hdrPriority] = []string{strconv.Itoa(prio)}
 	if lastErr != "" {
@@ -226,7 +226,7 @@ func (b *Broker) Redrive(ctx context.Context, queue string, ids []string) (int, 
 			h[k] = []string{v}
 		}
 		h[hdrID] = []string{d.ID}
-		h[hdrTime] = []string{strconv.FormatInt(b.opts.Now().UnixNano(), 10)}
+		h[hdrTime] = []string{strconv.FormatInt(b.opts.Clock.Now().UnixNano(), 10)}
 		h[jetstream.MsgIDHeader] = []string{"rd." + dq.n.stream + "." + strconv.FormatUint(d.seq, 10)}
 		if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: q.n.ready[d.Priority], Header: h, Data: d.Payload}); err != nil {
 			return false, fmt.Errorf("queue %q: redrive: %w", queue, err)

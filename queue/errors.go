@@ -27,10 +27,13 @@ var (
 	// message: it was nacked (or acked) with it already, or delivered
 	// again since. Nothing was changed.
 	ErrReceiptStale = errors.New("receipt stale")
+	// ErrInvalidConfig: a queue option is out of range (a *ConfigError
+	// names it).
+	ErrInvalidConfig = errors.New("invalid queue option")
 	// ErrTooManyQueues: creating the queue would pass Options.MaxQueues.
 	ErrTooManyQueues = errors.New("too many queues")
-	// ErrClosed: the client was closed.
-	ErrClosed = errors.New("queue client closed")
+	// ErrClosed: the broker was closed.
+	ErrClosed = errors.New("queue broker closed")
 )
 
 // ConfigError is an invalid queue option.
@@ -39,6 +42,9 @@ type ConfigError struct {
 }
 
 func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
+
+// Is makes errors.Is(err, ErrInvalidConfig) true.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
 
 // NotFoundError names the queue that does not exist; it matches ErrQueueNotFound.
 type NotFoundError struct{ Queue string }
@@ -54,10 +60,10 @@ func invalidMsg(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidMessage, fmt.Sprintf(format, a...))
 }
 
-// problem maps the queue's own errors to HTTP problems; it is the domain
+// apiProblem maps the queue's own errors to HTTP problems; it is the domain
 // half of the API's httpx.Errors (engine failures and the rest are mapped
 // there). Nil for errors it does not know.
-func problem(err error) *httpx.Problem {
+func apiProblem(err error) *httpx.Problem {
 	var nf *NotFoundError
 	var ce *ConfigError
 	switch {

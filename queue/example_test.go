@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -55,4 +56,27 @@ func Example() {
 	// Output:
 	// urgent-1 "now!"
 	// welcome-1 "hello"
+}
+
+// A queue's options are plain Go values: durations are time.Duration, a
+// nil RetryDelay is the default (5s) and a zero one retries at once. In
+// JSON and YAML they are duration strings.
+func ExampleConfig() {
+	cfg := queue.Config{
+		MaxSize:           10000,
+		Overflow:          queue.OverflowReject,
+		RetryAttempts:     5,
+		RetryDelay:        new(2 * time.Second),
+		RetryBackoff:      queue.BackoffExponential,
+		TTL:               24 * time.Hour,
+		VisibilityTimeout: time.Minute,
+	}
+	b, _ := json.Marshal(cfg)
+	fmt.Println(string(b))
+	var back queue.Config
+	_ = json.Unmarshal([]byte(`{"retryDelay":"0s","ttl":"1m"}`), &back)
+	fmt.Println(*back.RetryDelay, back.TTL)
+	// Output:
+	// {"maxSize":10000,"overflow":"reject","retryAttempts":5,"retryBackoff":"exponential","retryDelay":"2s","ttl":"24h0m0s","visibilityTimeout":"1m0s"}
+	// 0s 1m0s
 }

@@ -154,7 +154,7 @@ func (b *Broker) expireSeen() {
 // delivered (stream sequence above the level's delivered floor).
 func (b *Broker) expire(ctx context.Context, q *qstate, max int) error {
 	cfg := q.cfg.Load()
-	if cfg.TTL.D() <= 0 {
+	if cfg.TTL <= 0 {
 		return nil
 	}
 	for p := range levels {
@@ -178,7 +178,7 @@ func (b *Broker) expire(ctx context.Context, q *qstate, max int) error {
 			if ns, err := parseNanos(raw.Header.Get(hdrTime)); err == nil {
 				ts = ns
 			}
-			if b.opts.Now().Sub(ts) <= cfg.TTL.D() {
+			if b.opts.Clock.Now().Sub(ts) <= cfg.TTL {
 				break
 			}
 			src := source{subject: raw.Subject, header: raw.Header, data: raw.Data, seq: raw.Sequence}

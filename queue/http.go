@@ -35,7 +35,7 @@ func NewAPI(b *Broker, cfg APIConfig) *API {
 	if log == nil {
 		log = b.log
 	}
-	return &API{b: b, timeout: httpx.RequestTimeout(cfg.RequestTimeout), errs: httpx.Errors{Log: log, Domain: problem}}
+	return &API{b: b, timeout: httpx.RequestTimeout(cfg.RequestTimeout), errs: httpx.Errors{Log: log, Domain: apiProblem}}
 }
 
 // Mount registers the routes with handle (e.g. a ServeMux's Handle).
@@ -77,7 +77,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 func name(w http.ResponseWriter, r *http.Request) (string, bool) {
 	n := r.PathValue("queue")
 	if !ValidName(n) {
-		httpx.WriteProblem(w, problem(fmt.Errorf("%w: %q", ErrInvalidName, n)))
+		httpx.WriteProblem(w, apiProblem(fmt.Errorf("%w: %q", ErrInvalidName, n)))
 		return "", false
 	}
 	return n, true

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -161,7 +162,7 @@ func TestHTTPBadInputChangesNothing(t *testing.T) {
 		}
 	}
 	after := f.stats("q")
-	if after.QueueSize != before.QueueSize || after.InFlight != 1 || after.Config != before.Config || after.Delayed != 0 {
+	if after.QueueSize != before.QueueSize || after.InFlight != 1 || !reflect.DeepEqual(after.Config, before.Config) || after.Delayed != 0 {
 		t.Fatalf("bad input changed the queue: before %+v after %+v", before, after)
 	}
 	if _, err := f.c.Stats(f.ctx, "nope"); err == nil {

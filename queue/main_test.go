@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,15 +33,18 @@ func TestMain(m *testing.M) {
 	)
 }
 
-// clock is an injected clock for TTL decisions.
-type clock struct{ off time.Duration }
+// offsetClock is the wall clock moved by an offset, for TTL decisions.
+type offsetClock struct{ off atomic.Int64 }
 
-func (c *clock) now() time.Time { return time.Now().Add(c.off) }
+func (c *offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
+
+// skip moves the clock d ahead of the wall clock.
+func (c *offsetClock) skip(d time.Duration) { c.off.Store(int64(d)) }
 
 type fixture struct {
 	t   *testing.T
 	c   *Broker
-	clk *clock
+	clk *offsetClock
 	ctx context.Context
 }
 
@@ -57,11 +61,11 @@ func newFixtureOpts(t *testing.T, opt func(*Options)) *fixture {
 // newFixtureOn runs a client on eng with the test options, changed by opt.
 func newFixtureOn(t *testing.T, eng *engine.Engine, opt func(*Options)) *fixture {
 	t.Helper()
-	clk := &clock{}
+	clk := &offsetClock{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	o := Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: clk.now,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clk,
 		PollInterval: 50 * time.Millisecond, ConfigRefresh: time.Millisecond,
 	}
 	if opt != nil {

@@ -51,7 +51,7 @@ func (s statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	now := s.c.opts.Now()
+	now := s.c.opts.Clock.Now()
 	for _, in := range infos {
 		gauge(descMessages, float64(max(in.QueueSize-in.InFlight, 0)), in.Name, "ready")
 		gauge(descMessages, float64(in.Delayed), in.Name, "delayed")

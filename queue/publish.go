@@ -196,7 +196,7 @@ func (b *Broker) publish(ctx context.Context, q *qstate, msgs []Message) ([]stri
 		return nil, err
 	}
 	defer release()
-	now := b.opts.Now()
+	now := b.opts.Clock.Now()
 	ids := make([]string, len(msgs))
 	if len(msgs) == 1 {
 		nm := b.build(ctx, q, &msgs[0], now)
@@ -312,7 +312,7 @@ func (b *Broker) PublishAsync(ctx context.Context, queue string, m Message) *Fut
 		return &Future{err: err}
 	}
 	defer release()
-	nm := b.build(ctx, q, &m, b.opts.Now())
+	nm := b.build(ctx, q, &m, b.opts.Clock.Now())
 	f := &Future{id: nm.Header[hdrID][0], q: q, b: b}
 	f.paf, f.err = b.js.PublishMsgAsync(nm)
 	return f

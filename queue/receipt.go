@@ -84,7 +84,7 @@ func (b *Broker) open(q *qstate, receipt string) (ackRef, error) {
 	if !ok || md.stream != q.n.stream || len(md.consumer) != 2 || md.consumer[0] != 'p' {
 		return bad("not issued for this queue")
 	}
-	if b.opts.Now().UnixMilli() > int64(binary.BigEndian.Uint64(meta[0:])) {
+	if b.opts.Clock.Now().UnixMilli() > int64(binary.BigEndian.Uint64(meta[0:])) {
 		return ackRef{}, fmt.Errorf("%w: the visibility timeout ended; the message may have been delivered again", ErrReceiptExpired)
 	}
 	return ackRef{reply: string(reply), priority: int(md.consumer[1] - '0'), delivered: md.delivered, seq: md.seq,

@@ -54,7 +54,7 @@ func (b *Broker) Receive(ctx context.Context, queue string, opts ReceiveOptions)
 	if opts.Max <= 0 {
 		opts.Max = 1
 	}
-	qvt := q.cfg.Load().VisibilityTimeout.D()
+	qvt := q.cfg.Load().VisibilityTimeout
 	vt := opts.VisibilityTimeout
 	if vt == 0 {
 		vt = qvt
@@ -82,7 +82,7 @@ func (b *Broker) Receive(ctx context.Context, queue string, opts ReceiveOptions)
 		}
 		return nil, lerr
 	}
-	dl := b.opts.Now().Add(vt * 95 / 100)
+	dl := b.opts.Clock.Now().Add(vt * 95 / 100)
 	for i, d := range ds {
 		d.Receipt = b.seal(q.n.queue, receiptMeta{reply: d.msg.Reply, deadline: dl, hseq: hseqs[i], vt: vt})
 	}
@@ -105,7 +105,7 @@ func (b *Broker) admit(ctx context.Context, q *qstate, m *nats.Msg, p int) *Deli
 	attempts := md.delivered
 	src := source{subject: m.Subject, header: h, data: m.Data, seq: md.seq}
 	switch {
-	case cfg.TTL.D() > 0 && b.opts.Now().Sub(ts) > cfg.TTL.D():
+	case cfg.TTL > 0 && b.opts.Clock.Now().Sub(ts) > cfg.TTL:
 		b.leave(ctx, q, m, src, ReasonExpired, attempts-1, b.takeLastErr(src.seq))
 		return nil
 	case attempts > cfg.RetryAttempts && cfg.DeadLetterOf == "":

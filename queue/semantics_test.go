@@ -7,14 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 func TestNackRetriesThenDeadLetters(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.create("retry", Config{RetryAttempts: 3, RetryDelay: httpx.Duration(100 * time.Millisecond)})
+	f.create("retry", Config{RetryAttempts: 3, RetryDelay: new(100 * time.Millisecond)})
 	id := f.publish("retry", Message{Payload: []byte(`"x"`), Priority: 4, Headers: map[string]string{"K": "v"}})
 	for attempt := 1; attempt <= 3; attempt++ {
 		start := time.Now()
@@ -65,7 +63,7 @@ func TestNackRetriesThenDeadLetters(t *testing.T) {
 func TestVisibilityTimeoutRedeliversAndCountsAttempt(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.create("vis", Config{RetryAttempts: 2, VisibilityTimeout: httpx.Duration(300 * time.Millisecond)})
+	f.create("vis", Config{RetryAttempts: 2, VisibilityTimeout: 300 * time.Millisecond})
 	id := f.publish("vis", Message{Payload: []byte(`1`)})
 	ds := f.receive("vis", 1, time.Second)
 	if len(ds) != 1 {
@@ -90,7 +88,7 @@ func TestVisibilityTimeoutRedeliversAndCountsAttempt(t *testing.T) {
 		}
 		receipt = fresh[0]
 	}
-	if err := f.c.Ack(f.ctx, "vis", []string{ds[0].Receipt}); !errors.Is(err, ErrReceiptExpired) || problem(err).Status != 409 {
+	if err := f.c.Ack(f.ctx, "vis", []string{ds[0].Receipt}); !errors.Is(err, ErrReceiptExpired) || apiProblem(err).Status != 409 {
 		t.Fatalf("stale receipt: %v", err)
 	}
 	if again := f.receive("vis", 1, 0); len(again) != 0 {
@@ -109,10 +107,10 @@ func TestVisibilityTimeoutRedeliversAndCountsAttempt(t *testing.T) {
 func TestTTLExpiresOnFetchAndWhileWaiting(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.create("ttl", Config{TTL: httpx.Duration(time.Minute)})
+	f.create("ttl", Config{TTL: time.Minute})
 	f.publish("ttl", Message{ID: "old1", Payload: []byte(`1`)})
 	f.publish("ttl", Message{ID: "old2", Payload: []byte(`1`), Priority: 3})
-	f.clk.off = 2 * time.Minute // the injected clock moves past the ttl
+	f.clk.skip(2 * time.Minute) // the injected clock moves past the ttl
 	f.publish("ttl", Message{ID: "fresh", Payload: []byte(`2`)})
 	// old2 is dead-lettered by housekeeping without any receiver.
 	if err := f.c.Maintain(f.ctx); err != nil {
@@ -133,7 +131,7 @@ func TestTTLExpiresOnFetchAndWhileWaiting(t *testing.T) {
 	if err := f.c.Nack(f.ctx, "ttl", ds[0].Receipt, "later", time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	f.clk.off = 4 * time.Minute
+	f.clk.skip(4 * time.Minute)
 	if ds := f.receive("ttl", 1, 300*time.Millisecond); len(ds) != 0 {
 		t.Fatalf("expired message delivered: %+v", ds)
 	}
@@ -170,7 +168,7 @@ func TestOverflowRejectIsQueueFull(t *testing.T) {
 	f.publish("strict", Message{Payload: []byte(`1`)})
 	f.publish("strict", Message{Payload: []byte(`1`), Delay: time.Hour})
 	_, err := f.c.Publish(f.ctx, "strict", Message{Payload: []byte(`1`)})
-	if !errors.Is(err, ErrQueueFull) || problem(err).Status != 507 {
+	if !errors.Is(err, ErrQueueFull) || apiProblem(err).Status != 507 {
 		t.Fatalf("err %v", err)
 	}
 	if st := f.stats("strict"); st.QueueSize != 1 || st.Delayed != 1 {
@@ -200,7 +198,7 @@ func TestConfigChangeApplied(t *testing.T) {
 	if err != nil || !created {
 		t.Fatal(err, created)
 	}
-	info, created, err := f.c.CreateQueue(f.ctx, "cfg", Config{MaxSize: 1, Overflow: OverflowReject, VisibilityTimeout: httpx.Duration(time.Second)})
+	info, created, err := f.c.CreateQueue(f.ctx, "cfg", Config{MaxSize: 1, Overflow: OverflowReject, VisibilityTimeout: time.Second})
 	if err != nil || created || info.Config.MaxSize != 1 || info.Config.DeadLetterQueue != "cfg.dlq" {
 		t.Fatalf("update %v %v %+v", err, created, info)
 	}
@@ -212,7 +210,7 @@ func TestConfigChangeApplied(t *testing.T) {
 	if err != nil || ci.Config.AckWait != time.Second {
 		t.Fatalf("ack wait %v %v", ci.Config.AckWait, err)
 	}
-	if _, _, err := f.c.CreateQueue(f.ctx, "cfg", Config{Overflow: "sometimes"}); err == nil || problem(err).Status != 422 {
+	if _, _, err := f.c.CreateQueue(f.ctx, "cfg", Config{Overflow: "sometimes"}); err == nil || apiProblem(err).Status != 422 {
 		t.Fatalf("bad overflow accepted: %v", err)
 	}
 	if st := f.stats("cfg"); st.Config.MaxSize != 1 {
@@ -253,7 +251,7 @@ func TestForgedReceiptRefused(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	t.Parallel()
-	c := Config{RetryDelay: httpx.Duration(time.Second), RetryBackoff: BackoffExponential}
+	c := Config{RetryDelay: new(time.Second), RetryBackoff: BackoffExponential}
 	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 40: maxBackoff} {
 		lo, hi := c.backoff(n, func() float64 { return 0 }), c.backoff(n, func() float64 { return 1 })
 		if lo != want*8/10 || hi != want*12/10 {

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Info is a queue's options and statistics (API.md).
+// Info is a queue's options and statistics (QueueInfo in docs/openapi.yaml).
 type Info struct {
 	Name                 string `json:"name"`
 	Config               Config `json:"config"`
@@ -26,33 +26,6 @@ type Info struct {
 	DeadLetteredMessages int64  `json:"deadLetteredMessages"`
 	ActiveConsumers      int64  `json:"activeConsumers"`
 	TotalConsumers       int64  `json:"totalConsumers"`
-}
-
-// MarshalJSON writes a RetryNow retry delay as the "0s" it was given as.
-func (i Info) MarshalJSON() ([]byte, error) {
-	type plain Info
-	type view struct {
-		plain
-		Config configView `json:"config"`
-	}
-	return json.Marshal(view{plain: plain(i), Config: configView{i.Config}})
-}
-
-// configView is a Config as the API shows it.
-type configView struct{ Config }
-
-func (c configView) MarshalJSON() ([]byte, error) {
-	type plain Config
-	p := plain(c.Config)
-	if c.RetryDelay != RetryNow {
-		return json.Marshal(p)
-	}
-	p.RetryDelay = 0
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, err
-	}
-	return append(append([]byte(nil), b[:len(b)-1]...), `,"retryDelay":"0s"}`...), nil
 }
 
 // counters are the cumulative counts kept in the engine per queue.

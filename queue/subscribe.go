@@ -148,7 +148,7 @@ func (s *Subscription) hold(ds []*Delivery) {
 // report tells the delivery ledger how many messages this subscription
 // holds (the queue's inFlight), for a little longer than the next report.
 func (s *Subscription) report(held int) {
-	vt := s.q.cfg.Load().VisibilityTimeout.D()
+	vt := s.q.cfg.Load().VisibilityTimeout
 	s.b.reportHeld(s.q, s.id, held, vt+time.Second)
 }
 
@@ -161,7 +161,7 @@ func (s *Subscription) release(d *Delivery) {
 // extend restarts the visibility timeout of held messages every third of it.
 func (s *Subscription) extend() {
 	defer s.fetchW.Done()
-	every := s.q.cfg.Load().VisibilityTimeout.D() / 3
+	every := s.q.cfg.Load().VisibilityTimeout / 3
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

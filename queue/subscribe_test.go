@@ -13,14 +13,12 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 func TestSubscribeAcksNacksAndRecoversPanics(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.create("work", Config{RetryAttempts: 2, RetryDelay: httpx.Duration(50 * time.Millisecond)})
+	f.create("work", Config{RetryAttempts: 2, RetryDelay: new(50 * time.Millisecond)})
 	for i := range 20 {
 		f.publish("work", Message{ID: fmt.Sprintf("ok-%d", i), Payload: []byte(`1`)})
 	}
@@ -85,7 +83,7 @@ func TestSubscribeAcksNacksAndRecoversPanics(t *testing.T) {
 func TestSubscribeExtendsVisibilityAndStopsGracefully(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.create("slow", Config{VisibilityTimeout: httpx.Duration(300 * time.Millisecond)})
+	f.create("slow", Config{VisibilityTimeout: 300 * time.Millisecond})
 	f.publish("slow", Message{ID: "long", Payload: []byte(`1`)})
 	started := make(chan struct{})
 	var calls atomic.Int32
@@ -236,7 +234,7 @@ func TestMetricsExported(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	reg := prometheus.NewRegistry()
-	c, err := New(f.ctx, f.c.js, Options{Registerer: reg, Logger: f.c.log})
+	c, err := New(f.ctx, f.c.js, Options{Metrics: reg, Logger: f.c.log})
 	if err != nil {
 		t.Fatal(err)
 	}

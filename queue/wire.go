@@ -32,15 +32,14 @@ type configRequest struct {
 }
 
 // config is the Config the request asks for; an explicit "retryDelay":
-// "0s" is RetryNow (left out, it is the default).
+// "0s" retries at once (left out, it is the default).
 func (r *configRequest) config() Config {
 	cfg := Config{MaxSize: r.MaxSize, Overflow: r.Overflow, RetryAttempts: r.RetryAttempts,
-		RetryBackoff: r.RetryBackoff, TTL: r.TTL, DeadLetterQueue: r.DeadLetterQueue, VisibilityTimeout: r.VisibilityTimeout}
+		RetryBackoff: r.RetryBackoff, TTL: r.TTL.D(), DeadLetterQueue: r.DeadLetterQueue,
+		VisibilityTimeout: r.VisibilityTimeout.D()}
 	if r.RetryDelay != nil {
-		cfg.RetryDelay = *r.RetryDelay
-		if cfg.RetryDelay == 0 {
-			cfg.RetryDelay = RetryNow
-		}
+		d := r.RetryDelay.D()
+		cfg.RetryDelay = &d
 	}
 	return cfg
 }

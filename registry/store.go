@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/plexushq/plexus/clock"
 	"github.com/plexushq/plexus/engine"
 )
 
@@ -30,8 +31,9 @@ type StoreConfig struct {
 	// MarkerTTL is how long removal markers stay in the bucket. Default
 	// DefaultMarkerTTL; at least one second.
 	MarkerTTL time.Duration
-	// Now is the clock. Default time.Now.
-	Now func() time.Time
+	// Clock tells the time of registrations, heartbeats and leases.
+	// Default the wall clock.
+	Clock clock.Clock
 	// Logger for store events. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -61,9 +63,6 @@ func OpenStore(ctx context.Context, eng *engine.Engine, cfg StoreConfig) (*Store
 	if cfg.MarkerTTL < time.Second {
 		return nil, fmt.Errorf("registry: marker TTL %s: at least 1s", cfg.MarkerTTL)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -82,7 +81,7 @@ func OpenStore(ctx context.Context, eng *engine.Engine, cfg StoreConfig) (*Store
 		js:        eng.JetStream(),
 		subjPre:   "$KV." + engine.BucketRegistry + ".",
 		markerTTL: cfg.MarkerTTL,
-		now:       cfg.Now,
+		now:       clock.Or(cfg.Clock).Now,
 		log:       cfg.Logger,
 		writable:  eng.Writable,
 	}, nil

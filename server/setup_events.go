@@ -16,7 +16,7 @@ func (n *Node) setupEvents(context.Context) error {
 		return nil
 	}
 	log := n.log.With("component", "events")
-	store := eventstore.New(n.eng, eventstore.Config{TracerProvider: n.tracer, Registerer: n.metrics, Logger: log})
+	store := eventstore.New(n.eng, eventstore.Config{TracerProvider: n.tracer, Metrics: n.metrics, Logger: log})
 	n.add("events", store)
 	if err := n.metrics.Register(eventstore.NewCollector(store)); err != nil {
 		return fmt.Errorf("events metrics: %w", err)

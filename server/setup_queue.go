@@ -43,18 +43,6 @@ func decodeQueues(fc *FileConfig) (map[string]queue.Config, error) {
 	if err := DecodeSection(&fc.Queues, &queues); err != nil {
 		return nil, fmt.Errorf("queues: %w", err)
 	}
-	// An explicit "retryDelay: 0s" means at once, not the default.
-	var raw map[string]map[string]any
-	_ = DecodeSection(&fc.Queues, &raw)
-	for name, fields := range raw {
-		if v, ok := fields["retryDelay"]; ok {
-			if d, err := time.ParseDuration(fmt.Sprint(v)); err == nil && d == 0 {
-				cfg := queues[name]
-				cfg.RetryDelay = queue.RetryNow
-				queues[name] = cfg
-			}
-		}
-	}
 	return queues, nil
 }
 
@@ -71,7 +59,7 @@ func (n *Node) setupQueue(ctx context.Context) error {
 	}
 	log := n.log.With("component", "queue")
 	b, err := queue.New(ctx, n.eng.JetStream(), queue.Options{
-		TracerProvider: n.tracer, Registerer: n.metrics, Logger: log, Replicas: n.eng.Replicas(),
+		TracerProvider: n.tracer, Metrics: n.metrics, Logger: log, Replicas: n.eng.Replicas(),
 		RequestTimeout: n.cfg.RequestTimeout, MaxQueues: n.cfg.MaxQueues, Writable: n.eng.Writable,
 	})
 	if err != nil {

@@ -63,14 +63,14 @@ func newQueueCreateCmd(g *globals) *cobra.Command {
 		}),
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&maxSize, "max-size", 1000, "messages held at most")
+	fl.IntVar(&maxSize, "max-size", queue.DefaultMaxSize, "messages held at most")
 	fl.StringVar(&overflow, "overflow", queue.OverflowDropOldest, "when full: drop-oldest (dead-letters it) or reject")
-	fl.IntVar(&attempts, "retry-attempts", 3, "deliveries before dead-lettering")
-	fl.DurationVar(&retryDelay, "retry-delay", 5*time.Second, "wait before a retry")
+	fl.IntVar(&attempts, "retry-attempts", queue.DefaultRetryAttempts, "deliveries before dead-lettering")
+	fl.DurationVar(&retryDelay, "retry-delay", queue.DefaultRetryDelay, "wait before a retry (0s: at once)")
 	fl.StringVar(&backoff, "retry-backoff", queue.BackoffFixed, "fixed or exponential (with jitter)")
-	fl.DurationVar(&ttl, "ttl", time.Hour, "age after which a message is dead-lettered as expired")
+	fl.DurationVar(&ttl, "ttl", queue.DefaultTTL, "age after which a message is dead-lettered as expired")
 	fl.StringVar(&dlq, "dead-letter-queue", "", "dead-letter queue (default NAME.dlq)")
-	fl.DurationVar(&visibilityTimeout, "visibility-timeout", 30*time.Second, "time a received message stays invisible")
+	fl.DurationVar(&visibilityTimeout, "visibility-timeout", queue.DefaultVisibilityTimeout, "time a received message stays invisible")
 	return cmd
 }
 

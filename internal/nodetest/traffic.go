@@ -187,7 +187,7 @@ func (tr *Traffic) events(t testing.TB) {
 	defer cancel()
 	// The subscriber shares the node's registry, as a service scraped beside
 	// the node would export plexus_events_handled_total.
-	store := eventstore.New(tr.Node.Engine(), eventstore.Config{Registerer: tr.Node.Metrics()})
+	store := eventstore.New(tr.Node.Engine(), eventstore.Config{Metrics: tr.Node.Metrics()})
 	if err := store.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

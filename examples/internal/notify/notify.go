@@ -14,11 +14,10 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/plexushq/plexus/examples/internal/app"
 	"github.com/plexushq/plexus/examples/internal/orders"
-	"github.com/plexushq/plexus/examples/internal/qhttp"
+	"github.com/plexushq/plexus/queue"
 	"github.com/plexushq/plexus/service"
 )
 
@@ -33,7 +32,7 @@ type Sent struct {
 }
 
 type notifier struct {
-	q        *qhttp.Client
+	q        *queue.Client
 	log      *slog.Logger
 	consumer string
 
@@ -51,12 +50,12 @@ func Run(ctx context.Context, cfg app.Config) error {
 	if err != nil {
 		return err
 	}
-	q := qhttp.New(cfg.AdminURL, cfg.Token, nil)
-	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = q.Ensure(ectx, orders.Queue)
-	cancel()
+	q, err := cfg.Queues(nil)
 	if err != nil {
-		return fmt.Errorf("queue %s: %w", orders.Queue, err)
+		return err
+	}
+	if err := app.EnsureQueue(ctx, q, orders.Queue, queue.Config{}); err != nil {
+		return err
 	}
 	s, err := service.New(ctx, sc)
 	if err != nil {
@@ -90,20 +89,14 @@ func (n *notifier) handleSent(w http.ResponseWriter, _ *http.Request) {
 // was handled (at least once); one that cannot be decoded is nacked, and
 // after the queue's retry attempts it lands in notifications.dlq.
 func (n *notifier) consume(ctx context.Context) {
-	n.q.Consume(ctx, n.log, orders.Queue, n.consumer, n.handle)
+	n.q.Consume(ctx, orders.Queue, n.handle, queue.ConsumeOptions{Consumer: n.consumer, Logger: n.log})
 }
 
-func (n *notifier) handle(m qhttp.Delivery) {
-	// Finish a received message even while shutting down: its ack is short.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+func (n *notifier) handle(_ context.Context, m *queue.Delivery) error {
 	var note orders.Notification
 	if err := json.Unmarshal(m.Payload, &note); err != nil || note.Type == "" {
 		n.log.Warn("bad notification", "id", m.ID, "err", err)
-		if err := n.q.Nack(ctx, orders.Queue, m.Receipt, fmt.Sprintf("undecodable payload: %v", err)); err != nil {
-			n.log.Warn("nack failed", "id", m.ID, "err", err)
-		}
-		return
+		return fmt.Errorf("undecodable payload: %v", err)
 	}
 	n.mu.Lock()
 	dup := n.seen[m.ID]
@@ -122,7 +115,5 @@ func (n *notifier) handle(m qhttp.Delivery) {
 		n.log.Info("notification sent", "id", m.ID, "type", note.Type, "order", note.Order.ID,
 			"user", note.Order.UserID, "to", note.Email, "attempt", m.Attempts)
 	}
-	if err := n.q.Ack(ctx, orders.Queue, m.Receipt); err != nil {
-		n.log.Warn("ack failed (the message will be redelivered)", "id", m.ID, "err", err)
-	}
+	return nil
 }

@@ -8,7 +8,6 @@ package orders
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
@@ -18,8 +17,8 @@ import (
 
 	"github.com/plexushq/plexus/client"
 	"github.com/plexushq/plexus/examples/internal/app"
-	"github.com/plexushq/plexus/examples/internal/qhttp"
 	"github.com/plexushq/plexus/examples/internal/users"
+	"github.com/plexushq/plexus/queue"
 	"github.com/plexushq/plexus/service"
 )
 
@@ -47,7 +46,7 @@ type Notification struct {
 
 type orders struct {
 	svc *service.Service
-	q   *qhttp.Client
+	q   *queue.Client
 	mu  sync.RWMutex
 	all map[string]Order
 }
@@ -58,12 +57,12 @@ func Run(ctx context.Context, cfg app.Config) error {
 	if err != nil {
 		return err
 	}
-	q := qhttp.New(cfg.AdminURL, cfg.Token, &http.Client{Timeout: 10 * time.Second})
-	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = q.Ensure(ectx, Queue)
-	cancel()
+	q, err := cfg.Queues(&http.Client{Timeout: 10 * time.Second})
 	if err != nil {
-		return fmt.Errorf("queue %s: %w", Queue, err)
+		return err
+	}
+	if err := app.EnsureQueue(ctx, q, Queue, queue.Config{}); err != nil {
+		return err
 	}
 	s, err := service.New(ctx, sc)
 	if err != nil {
@@ -107,8 +106,11 @@ func (o *orders) create(w http.ResponseWriter, r *http.Request) {
 	}
 	ord := Order{ID: app.NewID(), UserID: u.ID, Item: in.Item, Quantity: in.Quantity, CreatedAt: time.Now().UTC()}
 	// The message id is the order id: a retried publish is stored once.
-	if _, err := o.q.Publish(r.Context(), Queue, qhttp.Message{ID: "order-" + ord.ID,
-		Payload: Notification{Type: "order.created", Order: ord, Email: u.Email}}); err != nil {
+	m, err := app.JSONMessage("order-"+ord.ID, Notification{Type: "order.created", Order: ord, Email: u.Email})
+	if err == nil {
+		_, err = o.q.Publish(r.Context(), Queue, m)
+	}
+	if err != nil {
 		app.Problem(w, http.StatusServiceUnavailable, "queue: "+err.Error())
 		return
 	}

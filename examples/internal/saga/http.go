@@ -5,7 +5,6 @@ import (
 
 	"github.com/plexushq/plexus/eventstore"
 	"github.com/plexushq/plexus/examples/internal/app"
-	"github.com/plexushq/plexus/examples/internal/qhttp"
 	"github.com/plexushq/plexus/internal/names"
 )
 
@@ -43,7 +42,11 @@ func (s *Saga) placeOrder(w http.ResponseWriter, r *http.Request) {
 		app.Problem(w, http.StatusUnprocessableEntity, "unknown item: "+c.SKU)
 		return
 	}
-	if _, err := s.q.Publish(r.Context(), Queue, qhttp.Message{ID: c.MessageID(), Payload: c}); err != nil {
+	m, err := app.JSONMessage(c.MessageID(), c)
+	if err == nil {
+		_, err = s.q.Publish(r.Context(), Queue, m)
+	}
+	if err != nil {
 		app.Problem(w, http.StatusServiceUnavailable, "queue: "+err.Error())
 		return
 	}

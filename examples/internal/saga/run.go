@@ -10,13 +10,13 @@ import (
 
 	"github.com/plexushq/plexus/eventstore"
 	"github.com/plexushq/plexus/examples/internal/app"
-	"github.com/plexushq/plexus/examples/internal/qhttp"
+	"github.com/plexushq/plexus/queue"
 	"github.com/plexushq/plexus/service"
 )
 
 // QueueOptions: a failed step is retried quickly and often before it is
 // dead-lettered (order-saga.dlq).
-var QueueOptions = qhttp.Options{RetryAttempts: 10, RetryDelay: "200ms", RetryBackoff: "exponential"}
+var QueueOptions = queue.Config{RetryAttempts: 10, RetryDelay: new(200 * time.Millisecond), RetryBackoff: queue.BackoffExponential}
 
 // Run serves the saga's HTTP API and handles its steps until ctx ends or
 // SIGTERM/SIGINT arrives.
@@ -29,12 +29,12 @@ func RunWith(ctx context.Context, cfg app.Config, wrap func(Events) Events) erro
 	if err != nil {
 		return err
 	}
-	q := qhttp.New(cfg.AdminURL, cfg.Token, nil)
-	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = q.EnsureWith(ectx, Queue, QueueOptions)
-	cancel()
+	q, err := cfg.Queues(nil)
 	if err != nil {
-		return fmt.Errorf("queue %s: %w", Queue, err)
+		return err
+	}
+	if err := app.EnsureQueue(ctx, q, Queue, QueueOptions); err != nil {
+		return err
 	}
 	var ev Events = eventstore.NewClient(cfg.AdminURL, cfg.Token, &http.Client{Timeout: 15 * time.Second})
 	if wrap != nil {
@@ -52,7 +52,8 @@ func RunWith(ctx context.Context, cfg app.Config, wrap func(Events) Events) erro
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		q.Consume(wctx, log, Queue, id, func(m qhttp.Delivery) { sg.deliver(wctx, log, q, m) })
+		q.Consume(wctx, Queue, func(ctx context.Context, m *queue.Delivery) error { return sg.deliver(ctx, log, m) },
+			queue.ConsumeOptions{Consumer: id, Logger: log, HandlerTimeout: 20 * time.Second})
 	}()
 	err = s.Run(ctx, app.Tag(id, sg.handler()))
 	stopWorker()
@@ -60,11 +61,9 @@ func RunWith(ctx context.Context, cfg app.Config, wrap func(Events) Events) erro
 	return err
 }
 
-// deliver runs one message's step and acks it, or nacks it with the
-// error so that the queue redelivers it after the retry delay.
-func (s *Saga) deliver(ctx context.Context, log *slog.Logger, q *qhttp.Client, m qhttp.Delivery) {
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
-	defer cancel()
+// deliver runs one message's step; an error nacks it, so that the queue
+// redelivers it after the retry delay.
+func (s *Saga) deliver(hctx context.Context, log *slog.Logger, m *queue.Delivery) error {
 	var c Command
 	err := json.Unmarshal(m.Payload, &c)
 	if err == nil && (!validID(c.OrderID) || c.Step == "") {
@@ -75,13 +74,8 @@ func (s *Saga) deliver(ctx context.Context, log *slog.Logger, q *qhttp.Client, m
 	}
 	if err != nil {
 		log.Warn("saga step failed; retried after the queue's delay", "id", m.ID, "attempt", m.Attempts, "err", err)
-		if nerr := q.Nack(hctx, Queue, m.Receipt, err.Error()); nerr != nil {
-			log.Warn("nack failed (redelivered after the visibility timeout)", "id", m.ID, "err", nerr)
-		}
-		return
+		return err
 	}
 	log.Info("saga step done", "step", c.Step, "order", c.OrderID, "attempt", m.Attempts)
-	if err := q.Ack(hctx, Queue, m.Receipt); err != nil {
-		log.Warn("ack failed (the step will be redelivered, and changes nothing)", "id", m.ID, "err", err)
-	}
+	return nil
 }

@@ -6,7 +6,8 @@ import (
 	"fmt"
 
 	"github.com/plexushq/plexus/eventstore"
-	"github.com/plexushq/plexus/examples/internal/qhttp"
+	"github.com/plexushq/plexus/examples/internal/app"
+	"github.com/plexushq/plexus/queue"
 )
 
 // Steps: the message of each names one.
@@ -37,9 +38,9 @@ func (c Command) MessageID() string { return c.OrderID + "." + c.Step }
 // events yet; the message is retried.
 var ErrNotPlaced = errors.New("order not placed")
 
-// publisher publishes a step (qhttp.Client is one).
+// publisher publishes a step (queue.Client is one).
 type publisher interface {
-	Publish(ctx context.Context, queue string, m qhttp.Message) (string, error)
+	Publish(ctx context.Context, queue string, m queue.Message) (string, error)
 }
 
 // Saga runs the steps.
@@ -90,7 +91,11 @@ func (s *Saga) step(ctx context.Context, c Command) error {
 		return nil
 	}
 	n := Command{Step: next, OrderID: o.ID}
-	_, err = s.q.Publish(ctx, Queue, qhttp.Message{ID: n.MessageID(), Payload: n})
+	m, err := app.JSONMessage(n.MessageID(), n)
+	if err != nil {
+		return err
+	}
+	_, err = s.q.Publish(ctx, Queue, m)
 	return err
 }
 
