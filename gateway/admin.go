@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"net/http"
 	"sort"
 	"strings"
@@ -18,8 +19,24 @@ type BreakerStatus struct {
 	Failures int    `json:"failures"`
 	// OpenedAt is set while the breaker is open or half-open.
 	OpenedAt *time.Time `json:"openedAt,omitempty"`
-	// RetryAfter is the time left until an open breaker lets a probe through.
-	RetryAfter *httpx.Duration `json:"retryAfter,omitempty"`
+	// RetryAfter is the time left until an open breaker lets a probe
+	// through; zero when none is pending (JSON: a duration string, or
+	// absent).
+	RetryAfter time.Duration `json:"retryAfter,omitempty"`
+}
+
+// MarshalJSON writes RetryAfter as a Go duration string ("42.5s").
+func (b BreakerStatus) MarshalJSON() ([]byte, error) {
+	type fields BreakerStatus
+	j := struct {
+		fields
+		RetryAfter *httpx.Duration `json:"retryAfter,omitempty"`
+	}{fields: fields(b)}
+	if b.RetryAfter > 0 {
+		d := httpx.Duration(b.RetryAfter)
+		j.RetryAfter = &d
+	}
+	return json.Marshal(j)
 }
 
 // Breakers lists the breakers of every service the gateway has served,
@@ -56,17 +73,30 @@ func breakerStatus(service, instance string, in breaker.Info) BreakerStatus {
 		t := in.OpenedAt.UTC()
 		st.OpenedAt = &t
 	}
-	if in.RetryAfter > 0 {
-		d := httpx.Duration(in.RetryAfter)
-		st.RetryAfter = &d
-	}
+	st.RetryAfter = max(in.RetryAfter, 0)
 	return st
 }
 
-// BreakersHandler serves GET /v1/breakers on the admin listener:
-// [{service, instance?, state, failures, openedAt?, retryAfter?}].
-func (g *Gateway) BreakersHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, g.Breakers())
-	})
+// API serves the gateway's state on the admin listener (docs/openapi.yaml):
+// GET /v1/breakers, [{service, instance?, state, failures, openedAt?,
+// retryAfter?}].
+type API struct{ g *Gateway }
+
+// NewAPI returns the admin API of g.
+func NewAPI(g *Gateway) *API { return &API{g: g} }
+
+// Mount registers the routes with handle (e.g. a ServeMux's Handle).
+func (a *API) Mount(handle func(pattern string, h http.Handler)) {
+	handle("GET /v1/breakers", http.HandlerFunc(a.breakers))
+}
+
+// Handler is the API on its own mux (tests, embedding).
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	a.Mount(mux.Handle)
+	return mux
+}
+
+func (a *API) breakers(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusOK, a.g.Breakers())
 }

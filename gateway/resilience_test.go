@@ -275,7 +275,7 @@ func TestBreakersHandlerShape(t *testing.T) {
 	h.disc.set("svc", be.URL)
 	do(t, client(t), mustReq(t, "GET", h.url+"/api/svc/x", nil))
 	rec := httptest.NewRecorder()
-	h.g.BreakersHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/breakers", nil))
+	NewAPI(h.g).Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/breakers", nil))
 	body := rec.Body.String()
 	for _, want := range []string{`"service":"svc"`, `"instance":"i0"`, `"state":"closed"`, `"failures":0`} {
 		if !strings.Contains(body, want) {

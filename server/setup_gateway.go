@@ -37,7 +37,7 @@ func (n *Node) setupGateway(ctx context.Context) error {
 		return fmt.Errorf("config gateway: %w", err)
 	}
 	n.gateway = g
-	n.handleAdmin("GET /v1/breakers", g.BreakersHandler())
+	gateway.NewAPI(g).Mount(n.handleAdmin)
 	n.add("gateway", &gatewayComponent{g: g, file: n.cfg.ConfigFile, reload: n.Reload, log: log})
 	return nil
 }

@@ -75,13 +75,13 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 	n.traceChecks = sec.TraceHealthChecks
 	cfg := telemetry.Config{ServiceName: "plexus", ServiceVersion: n.cfg.Version, SampleRatio: ratio,
 		Attributes: nodeResource(n)}
+	var store *telemetry.Store // the control role's
 	if n.cfg.has(RoleControl) {
-		store := telemetry.NewStore(telemetry.StoreConfig{MaxTraces: sec.MaxTraces, MaxBytes: sec.MaxBytes,
+		store = telemetry.NewStore(telemetry.StoreConfig{MaxTraces: sec.MaxTraces, MaxBytes: sec.MaxBytes,
 			MaxSpansPerTrace: sec.MaxSpansPerTrace})
 		if err := store.RegisterMetrics(n.metrics); err != nil {
 			return fmt.Errorf("telemetry metrics: %w", err)
 		}
-		telemetry.NewAPI(store, telemetry.APIConfig{MaxBodyBytes: sec.MaxBodyBytes, Logger: n.log, Metrics: n.metrics}).Register(n.handleAdmin)
 		n.addHealth("traces", func(context.Context) any { return store.Stats() })
 		cfg.Processors = []sdktrace.SpanProcessor{store.Processor()}
 	}
@@ -99,7 +99,8 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 	hist := telemetry.NewHistory(n.metrics, telemetry.HistoryConfig{Logger: n.log,
 		Interval: sec.HistoryInterval.D(), Samples: sec.HistorySamples})
 	n.add("metrics-history", hist)
-	n.handleAdmin("GET /v1/metrics/history", hist.Handler())
+	telemetry.NewAPI(store, telemetry.APIConfig{MaxBodyBytes: sec.MaxBodyBytes, Logger: n.log, Metrics: n.metrics,
+		History: hist}).Mount(n.handleAdmin)
 	return nil
 }
 

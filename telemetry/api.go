@@ -3,9 +3,7 @@ package telemetry
 import (
 	"compress/gzip"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -21,12 +19,16 @@ import (
 	"github.com/plexushq/plexus/internal/httpx"
 )
 
-// API serves the OTLP/HTTP receiver and the trace query endpoints over a
-// Store. The zero value is not usable; build one with NewAPI.
+// API serves the OTLP/HTTP receiver and the trace search over a Store,
+// and a node's metrics history, as docs/openapi.yaml describes. Handlers
+// are thin; errors go through the API's httpx.Errors (every 5xx logged
+// once). The zero value is not usable; build one with NewAPI.
 type API struct {
 	store   *Store
+	history *History
 	maxBody int64
 	log     *slog.Logger
+	errs    httpx.Errors
 	exports *prometheus.CounterVec // nil without a registerer
 }
 
@@ -39,12 +41,15 @@ type APIConfig struct {
 	Logger *slog.Logger
 	// Metrics receives plexus_telemetry_exports_total{encoding,result}. Nil: none.
 	Metrics prometheus.Registerer
+	// History, when set, is served at GET /v1/metrics/history.
+	History *History
 }
 
 // maxListLimit bounds GET /v1/traces?limit=.
 const maxListLimit = 1000
 
-// NewAPI returns the HTTP API over store.
+// NewAPI returns the HTTP API over store (nil: no trace endpoints, e.g.
+// a node without the control role that still serves its History).
 func NewAPI(store *Store, cfg APIConfig) *API {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 8 << 20
@@ -52,8 +57,9 @@ func NewAPI(store *Store, cfg APIConfig) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &API{store: store, maxBody: cfg.MaxBodyBytes, log: cfg.Logger}
-	if cfg.Metrics != nil {
+	a := &API{store: store, history: cfg.History, maxBody: cfg.MaxBodyBytes, log: cfg.Logger,
+		errs: httpx.Errors{Log: cfg.Logger}}
+	if cfg.Metrics != nil && store != nil {
 		a.exports = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plexus_telemetry_exports_total",
 			Help: "OTLP export requests received, by encoding (protobuf, json, other) and result (ok, partial, rejected)."},
 			[]string{"encoding", "result"})
@@ -84,13 +90,29 @@ func (a *API) count(media, result string) {
 	a.exports.WithLabelValues(enc, result).Inc()
 }
 
-// Register adds the routes to a mux-like registration function, e.g.
-// http.ServeMux.Handle.
-func (a *API) Register(handle func(pattern string, h http.Handler)) {
-	handle("POST /v1/traces", http.HandlerFunc(a.Export))
-	handle("GET /v1/traces", http.HandlerFunc(a.List))
-	handle("GET /v1/traces/services", http.HandlerFunc(a.Services))
-	handle("GET /v1/traces/{traceId}", http.HandlerFunc(a.Get))
+// Mount registers the routes with handle (e.g. a ServeMux's Handle).
+func (a *API) Mount(handle func(pattern string, h http.Handler)) {
+	if a.store != nil {
+		handle("POST /v1/traces", http.HandlerFunc(a.Export))
+		handle("GET /v1/traces", http.HandlerFunc(a.List))
+		handle("GET /v1/traces/services", http.HandlerFunc(a.Services))
+		handle("GET /v1/traces/{traceId}", http.HandlerFunc(a.Get))
+	}
+	if a.history != nil {
+		handle("GET /v1/metrics/history", http.HandlerFunc(a.History))
+	}
+}
+
+// Handler is the API on its own mux (tests, embedding).
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	a.Mount(mux.Handle)
+	return mux
+}
+
+// History is GET /v1/metrics/history: the History's Snapshot.
+func (a *API) History(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusOK, a.history.Snapshot())
 }
 
 // Export is POST /v1/traces: an OTLP/HTTP export in protobuf or JSON,
@@ -99,20 +121,20 @@ func (a *API) Export(w http.ResponseWriter, r *http.Request) {
 	media, err := mediaType(r.Header.Get("Content-Type"))
 	if err != nil {
 		a.count("", "rejected")
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", err.Error()))
+		a.errs.Write(w, r, httpx.NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", err.Error()))
 		return
 	}
 	body, p := a.readBody(w, r)
 	if p != nil {
 		a.count(media, "rejected")
-		httpx.WriteProblem(w, p)
+		a.errs.Write(w, r, p)
 		return
 	}
 	req, err := DecodeExport(body, media)
 	if err != nil {
 		a.log.Debug("telemetry: malformed OTLP export", "remote", r.RemoteAddr, "err", err)
 		a.count(media, "rejected")
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusBadRequest, "malformed-otlp", err.Error()))
+		a.errs.Write(w, r, httpx.NewProblem(http.StatusBadRequest, "malformed-otlp", err.Error()))
 		return
 	}
 	spans, rejected := spansFromRequest(req)
@@ -132,7 +154,7 @@ func (a *API) Export(w http.ResponseWriter, r *http.Request) {
 		out, err = proto.Marshal(resp)
 	}
 	if err != nil {
-		httpx.Error(w, http.StatusInternalServerError, "encoding the export response failed")
+		a.errs.Write(w, r, fmt.Errorf("telemetry: encoding the export response: %w", err))
 		return
 	}
 	w.Header().Set("Content-Type", media)
@@ -140,40 +162,23 @@ func (a *API) Export(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
-// readBody reads the bounded, possibly gzip-compressed body.
+// readBody reads the body, bounded as sent and after gzip decompression,
+// with the shared reader (httpx.ReadBytes: 413, 408, 400).
 func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *httpx.Problem) {
-	tooLarge := httpx.NewProblem(http.StatusRequestEntityTooLarge, "body-too-large",
-		fmt.Sprintf("export body larger than %d bytes", a.maxBody))
-	var src io.Reader = http.MaxBytesReader(w, r.Body, a.maxBody)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 	case "gzip":
-		zr, err := gzip.NewReader(src)
+		zr, err := gzip.NewReader(http.MaxBytesReader(w, r.Body, a.maxBody))
 		if err != nil {
-			return nil, bodyError(err, tooLarge, "gzip")
+			return nil, httpx.NewProblem(http.StatusBadRequest, "malformed-otlp", "reading gzip: "+err.Error())
 		}
 		defer zr.Close()
-		src = zr
+		r.Body = zr
 	default:
 		return nil, httpx.NewProblem(http.StatusUnsupportedMediaType, "unsupported-encoding",
 			fmt.Sprintf("Content-Encoding %q: want gzip or none", enc))
 	}
-	body, err := io.ReadAll(io.LimitReader(src, a.maxBody+1))
-	if err != nil {
-		return nil, bodyError(err, tooLarge, "body")
-	}
-	if int64(len(body)) > a.maxBody {
-		return nil, tooLarge
-	}
-	return body, nil
-}
-
-func bodyError(err error, tooLarge *httpx.Problem, what string) *httpx.Problem {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return tooLarge
-	}
-	return httpx.NewProblem(http.StatusBadRequest, "malformed-otlp", fmt.Sprintf("reading %s: %v", what, err))
+	return httpx.ReadBytes(w, r, a.maxBody)
 }
 
 // Services is GET /v1/traces/services: the services and operation names
@@ -187,7 +192,7 @@ func (a *API) Services(w http.ResponseWriter, _ *http.Request) {
 func (a *API) List(w http.ResponseWriter, r *http.Request) {
 	q, p := parseQuery(r)
 	if p != nil {
-		httpx.WriteProblem(w, p)
+		a.errs.Write(w, r, p)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, a.store.List(q))
@@ -256,13 +261,13 @@ func parseQuery(r *http.Request) (Query, *httpx.Problem) {
 func (a *API) Get(w http.ResponseWriter, r *http.Request) {
 	id := strings.ToLower(r.PathValue("traceId"))
 	if b, err := hex.DecodeString(id); err != nil || len(b) != 16 {
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusBadRequest, "bad-trace-id",
+		a.errs.Write(w, r, httpx.NewProblem(http.StatusBadRequest, "bad-trace-id",
 			fmt.Sprintf("trace id %q: want 32 hex digits", clipID(id))))
 		return
 	}
 	t, ok := a.store.Get(id)
 	if !ok {
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusNotFound, "trace-not-found",
+		a.errs.Write(w, r, httpx.NewProblem(http.StatusNotFound, "trace-not-found",
 			fmt.Sprintf("trace %s not found (never received, or evicted)", id)))
 		return
 	}

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 // HistoryConfig sizes a History. Zero values take the defaults.
@@ -138,11 +135,4 @@ func (h *History) Snapshot() HistoryAnswer {
 	ring := slices.Clone(h.ring)
 	h.mu.Unlock()
 	return columns(ring, h.cfg)
-}
-
-// Handler serves GET /v1/metrics/history: the Snapshot as JSON.
-func (h *History) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, h.Snapshot())
-	})
 }

@@ -101,7 +101,7 @@ func TestHistoryRatesAndPercentiles(t *testing.T) {
 	approx(t, "append rate", a.Events.AppendedPerSecond[1], 5)
 
 	rec := httptest.NewRecorder()
-	h.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/metrics/history", nil))
+	NewAPI(nil, APIConfig{History: h}).Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/metrics/history", nil))
 	var wire map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &wire); err != nil || wire["interval"] != "5s" {
 		t.Fatalf("answer %s: %v", rec.Body.Bytes(), err)

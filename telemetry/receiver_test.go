@@ -32,7 +32,7 @@ func newReceiverWithMetrics(t *testing.T, cfg StoreConfig) (*Store, *httptest.Se
 	store := NewStore(cfg)
 	mux := http.NewServeMux()
 	reg := prometheus.NewRegistry()
-	NewAPI(store, APIConfig{MaxBodyBytes: 1 << 20, Metrics: reg}).Register(mux.Handle)
+	NewAPI(store, APIConfig{MaxBodyBytes: 1 << 20, Metrics: reg}).Mount(mux.Handle)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return store, srv, reg

@@ -22,18 +22,25 @@ const DefaultMaxBody = 1 << 20
 const answerAfterStall = 10 * time.Second
 
 // ReadBody reads a JSON request body, the one way every Plexus API does:
-// a content type, when given, must be JSON (415); the body is at most
-// maxBytes (413; default DefaultMaxBody).
+// a content type, when given, must be JSON (415), then ReadBytes.
 func ReadBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, *Problem) {
-	if maxBytes <= 0 {
-		maxBytes = DefaultMaxBody
-	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
 			return nil, NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type",
 				fmt.Sprintf("content type %q is not application/json", ct))
 		}
+	}
+	return ReadBytes(w, r, maxBytes)
+}
+
+// ReadBytes reads a request body of any content type: at most maxBytes
+// (413; default DefaultMaxBody), a body that stops arriving is 408
+// (httpguard's idle deadline), a broken one 400 bad-body. r.Body may be a
+// decoder over the wire's body (gzip): its errors are the body's.
+func ReadBytes(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, *Problem) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBody
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 	if err != nil {
@@ -42,7 +49,7 @@ func ReadBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, *
 		switch {
 		case errors.As(err, &mbe):
 			return nil, NewProblem(http.StatusRequestEntityTooLarge, "body-too-large",
-				fmt.Sprintf("request body is larger than %d bytes", maxBytes))
+				fmt.Sprintf("request body is larger than %d bytes", maxBytes)).With("maxBodyBytes", maxBytes)
 		case errors.As(err, &ce) && ce.Timeout():
 			// The answer's write bound runs from the request's start and may
 			// have passed while the body stalled: give the 408 time to go out.
