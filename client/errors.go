@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/plexushq/plexus/internal/httpx"
+	"github.com/plexushq/plexus/problem"
 )
 
 // ErrNoInstances is returned when the service has no healthy instance in
@@ -47,7 +47,7 @@ func (e *StatusError) Error() string {
 // errors.As(err, &pe) with pe *ProblemError; errors.As to *StatusError
 // works too.
 type ProblemError struct {
-	httpx.Problem
+	problem.Problem
 	Status *StatusError
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -14,26 +13,22 @@ import (
 	"time"
 
 	"github.com/plexushq/plexus/engine"
-	"github.com/plexushq/plexus/internal/httpx"
+	"github.com/plexushq/plexus/internal/adminclient"
+	"github.com/plexushq/plexus/problem"
 )
 
 // Client talks to a Plexus node's Events API over HTTP, for programs that
 // run outside the node. Its errors match the store's: *ConflictError,
 // ErrStreamNotFound, ErrNotFound, ErrInvalid.
 type Client struct {
-	base  string
-	token string
-	hc    *http.Client
+	conn adminclient.Conn
 }
 
 // NewClient returns a client of the admin API at baseURL (e.g.
 // "http://127.0.0.1:3100") with the admin token. hc nil means a client
 // with no overall timeout (Tail streams); bound calls with ctx.
 func NewClient(baseURL, token string, hc *http.Client) *Client {
-	if hc == nil {
-		hc = &http.Client{}
-	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, hc: hc}
+	return &Client{conn: adminclient.Conn{Base: strings.TrimRight(baseURL, "/"), Token: token, HTTP: hc}}
 }
 
 // Append appends events to stream with an expected version (AnyVersion,
@@ -103,7 +98,7 @@ func (c *Client) Tail(ctx context.Context, q Query, fn func(Envelope) error) err
 		if errors.As(err, &ferr) {
 			return ferr.err
 		}
-		var p *httpx.Problem
+		var p *problem.Problem
 		if errors.As(err, &p) && p.Status < 500 {
 			return err
 		}
@@ -128,22 +123,16 @@ type fnError struct{ err error }
 func (e fnError) Error() string { return e.err.Error() }
 
 func (c *Client) tailOnce(ctx context.Context, q Query, last uint64, fn func(Envelope) error) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/events/subscribe?"+queryValues(q).Encode(), nil)
-	if err != nil {
-		return 0, err
-	}
-	c.auth(req)
+	hdr := http.Header{"Accept": {"text/event-stream"}}
 	if last > 0 {
-		req.Header.Set("Last-Event-ID", strconv.FormatUint(last, 10))
+		hdr.Set("Last-Event-ID", strconv.FormatUint(last, 10))
 	}
-	resp, err := c.hc.Do(req)
+	path := "/v1/events/subscribe?" + queryValues(q).Encode()
+	resp, err := c.conn.Send(ctx, http.MethodGet, path, nil, hdr)
 	if err != nil {
-		return 0, err
+		return 0, storeError(err, http.MethodGet, path)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, problemFrom(resp)
-	}
 	n := 0
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -186,85 +175,50 @@ func queryValues(q Query) url.Values {
 	return v
 }
 
-func (c *Client) auth(req *http.Request) {
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	_, err := c.conn.Do(ctx, method, path, in, out)
+	return storeError(err, method, path)
 }
 
-func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	req, err := httpx.NewJSONRequest(ctx, method, c.base+path, c.token, in)
-	if err != nil {
+// storeError turns an error answer into the store's error values and
+// names the call in a transport error.
+func storeError(err error, method, path string) error {
+	var p *problem.Problem
+	if err == nil || !errors.As(err, &p) {
+		if err != nil {
+			err = fmt.Errorf("eventstore: %s %s: %w", method, path, err)
+		}
 		return err
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("eventstore: %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return problemFrom(resp)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(out); err != nil {
-		return fmt.Errorf("eventstore: %s %s: decoding answer: %w", method, path, err)
-	}
-	return nil
-}
-
-// problemFrom turns an error answer into the store's error values.
-func problemFrom(resp *http.Response) error {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	p := &httpx.Problem{}
-	if json.Unmarshal(b, p) != nil || p.Status == 0 {
-		p = httpx.NewProblem(resp.StatusCode, "", strings.TrimSpace(string(b)))
-	}
-	switch {
-	case p.Status == http.StatusConflict:
+	if p.Status == http.StatusConflict {
 		cur, _ := p.Extra["currentVersion"].(float64)
 		exp, _ := p.Extra["expectedVersion"].(float64)
-		return &ConflictError{Expected: int64(exp), Current: int64(cur), Stream: streamOf(resp.Request)}
-	case p.Status == http.StatusNotFound && p.Type == httpx.ProblemTypeBase+"stream-not-found":
-		return &answerError{kind: ErrStreamNotFound, p: p}
+		return &ConflictError{Expected: int64(exp), Current: int64(cur), Stream: streamOf(path)}
+	}
+	var kind error
+	switch {
+	case p.Slug() == "stream-not-found":
+		kind = ErrStreamNotFound
 	case p.Status == http.StatusNotFound:
-		return &answerError{kind: ErrNotFound, p: p}
+		kind = ErrNotFound
 	case p.Status == http.StatusBadRequest || p.Status == http.StatusUnprocessableEntity || p.Status == http.StatusRequestEntityTooLarge:
-		return &answerError{kind: ErrInvalid, p: p}
-	case p.Status == http.StatusServiceUnavailable && p.Type != httpx.ProblemTypeBase+"busy":
-		return &answerError{kind: engine.ErrUnavailable, p: p}
+		kind = ErrInvalid
+	case p.Slug() == "busy":
+		kind = ErrBusy
 	case p.Status == http.StatusServiceUnavailable:
-		return &answerError{kind: ErrBusy, p: p}
+		kind = engine.ErrUnavailable
 	case p.Status == http.StatusInsufficientStorage:
-		return &answerError{kind: engine.ErrStorageFull, p: p}
+		kind = engine.ErrStorageFull
 	}
-	return p
+	if kind == nil {
+		return p
+	}
+	return &adminclient.Error{Kind: kind, Problem: p}
 }
 
-// answerError is an error answer that matches one of the store's
-// sentinels (kind) and the problem. Its text is the server's detail, which
-// already names the thing and the cause, so it is said once.
-type answerError struct {
-	kind error
-	p    *httpx.Problem
-}
-
-func (e *answerError) Error() string {
-	d := e.p.Error()
-	if strings.HasPrefix(d, e.kind.Error()) {
-		return d
-	}
-	return e.kind.Error() + ": " + d
-}
-
-func (e *answerError) Unwrap() []error { return []error{e.kind, e.p} }
-
-func streamOf(r *http.Request) string {
-	if r == nil {
-		return ""
-	}
-	parts := strings.Split(r.URL.Path, "/")
+func streamOf(path string) string {
+	path, _, _ = strings.Cut(path, "?")
+	parts := strings.Split(path, "/")
 	if len(parts) > 3 && parts[2] == "streams" {
 		return parts[3]
 	}

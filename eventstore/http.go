@@ -61,7 +61,7 @@ func NewAPI(store *Store, cfg APIConfig) *API {
 	if log == nil {
 		log = store.log
 	}
-	return &API{store: store, cfg: cfg, log: log, errs: httpx.Errors{Log: log, Domain: problem}}
+	return &API{store: store, cfg: cfg, log: log, errs: httpx.Errors{Log: log, Domain: apiProblem}}
 }
 
 // Mount registers the routes with handle (e.g. an http.ServeMux's Handle).
@@ -339,14 +339,14 @@ func (a *API) parkedSkip(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// fail answers err: the store's errors through problem, the engine's and
+// fail answers err: the store's errors through apiProblem, the engine's and
 // the rest through the shared mapping (5xx logged once there).
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	a.errs.Write(w, r, err)
 }
 
-// problem maps the store's own errors to their answers; nil for the rest.
-func problem(err error) *httpx.Problem {
+// apiProblem maps the store's own errors to their answers; nil for the rest.
+func apiProblem(err error) *httpx.Problem {
 	var ce *ConflictError
 	switch {
 	case errors.As(err, &ce):

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -19,8 +18,8 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/plexushq/plexus/engine"
-	"github.com/plexushq/plexus/internal/httpx"
-	"github.com/plexushq/plexus/telemetry"
+	"github.com/plexushq/plexus/internal/adminclient"
+	"github.com/plexushq/plexus/problem"
 )
 
 // ClientConfig configures a Client. The zero value works.
@@ -39,9 +38,7 @@ type ClientConfig struct {
 // Client talks to the registry through a node's admin API with the admin
 // token. It is safe for concurrent use.
 type Client struct {
-	base    string
-	token   string
-	hc      *http.Client
+	conn    adminclient.Conn
 	own     *http.Transport
 	timeout time.Duration
 	tracer  trace.Tracer
@@ -50,11 +47,11 @@ type Client struct {
 // NewClient returns a client of the admin API at baseURL (e.g.
 // "http://127.0.0.1:3100") using token.
 func NewClient(baseURL, token string, cfg ClientConfig) (*Client, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("registry: admin URL %q: want http(s)://host:port", baseURL)
+	base, err := adminclient.BaseURL(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
 	}
-	c := &Client{base: strings.TrimRight(baseURL, "/"), token: token, hc: cfg.HTTPClient, timeout: cfg.Timeout}
+	c := &Client{conn: adminclient.Conn{Base: base, Token: token, HTTP: cfg.HTTPClient}, timeout: cfg.Timeout}
 	if c.timeout <= 0 {
 		c.timeout = 10 * time.Second
 	}
@@ -63,9 +60,9 @@ func NewClient(baseURL, token string, cfg ClientConfig) (*Client, error) {
 		tp = noop.NewTracerProvider()
 	}
 	c.tracer = tp.Tracer(tracerName)
-	if c.hc == nil {
+	if c.conn.HTTP == nil {
 		c.own = http.DefaultTransport.(*http.Transport).Clone()
-		c.hc = &http.Client{Transport: c.own}
+		c.conn.HTTP = &http.Client{Transport: c.own}
 	}
 	return c, nil
 }
@@ -83,12 +80,15 @@ func (c *Client) Close() {
 // 503 engine.ErrUnavailable, 507 engine.ErrStorageFull. Problem.RetryAfter
 // says when a retry may succeed.
 type ClientError struct {
-	Problem *httpx.Problem
+	Problem *problem.Problem
 }
 
 func (e *ClientError) Error() string {
 	return fmt.Sprintf("registry: %d %s: %s", e.Problem.Status, e.Problem.Title, e.Problem.Detail)
 }
+
+// Unwrap gives the problem to errors.As.
+func (e *ClientError) Unwrap() error { return e.Problem }
 
 // Is maps the answer's status to the registry's sentinel errors.
 func (e *ClientError) Is(target error) bool {
@@ -104,21 +104,12 @@ func (e *ClientError) Is(target error) bool {
 	case http.StatusInsufficientStorage:
 		return target == engine.ErrStorageFull
 	case http.StatusBadRequest:
-		if e.Problem.Type == httpx.ProblemTypeBase+"bad-name" {
+		if e.Problem.Slug() == "bad-name" {
 			return target == ErrBadName
 		}
 		return target == ErrInvalid
 	}
 	return false
-}
-
-func (c *Client) request(ctx context.Context, method, path string, in any) (*http.Request, error) {
-	req, err := httpx.NewJSONRequest(ctx, method, c.base+path, c.token, in)
-	if err != nil {
-		return nil, err
-	}
-	telemetry.InjectHTTP(ctx, req.Header)
-	return req, nil
 }
 
 // do sends one call and decodes a 2xx JSON answer into out (when not nil).
@@ -134,36 +125,24 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (stat
 		}
 		span.End()
 	}()
-	req, err := c.request(ctx, method, path, in)
-	if err != nil {
-		return 0, err
+	status, err = c.conn.Do(ctx, method, path, in, out)
+	if p := (*problem.Problem)(nil); errors.As(err, &p) {
+		status = p.Status
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("registry: %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return resp.StatusCode, fmt.Errorf("registry: %s %s: %w", method, path, err)
-	}
-	if resp.StatusCode >= 300 {
-		return resp.StatusCode, answerError(resp, data)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("registry: %s %s: decoding answer: %w", method, path, err)
-		}
-	}
-	return resp.StatusCode, nil
+	return status, clientError(err, method, path)
 }
 
-func answerError(resp *http.Response, data []byte) error {
-	p := &httpx.Problem{}
-	if json.Unmarshal(data, p) != nil || p.Status == 0 {
-		p = httpx.NewProblem(resp.StatusCode, "", strings.TrimSpace(string(data)))
+// clientError turns an error answer into a *ClientError and names the
+// call in a transport error.
+func clientError(err error, method, path string) error {
+	var p *problem.Problem
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &p):
+		return &ClientError{Problem: p}
 	}
-	return &ClientError{Problem: p}
+	return fmt.Errorf("registry: %s %s: %w", method, path, err)
 }
 
 func instancePath(service, id string) string {
@@ -237,19 +216,9 @@ func (c *Client) Watch(ctx context.Context, service string) (*WatchStream, error
 	if service != "" {
 		path += "?service=" + url.QueryEscape(service)
 	}
-	req, err := c.request(ctx, http.MethodGet, path, nil)
+	resp, err := c.conn.Send(ctx, http.MethodGet, path, nil, http.Header{"Accept": {"text/event-stream"}})
 	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("registry: watch: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, answerError(resp, data)
+		return nil, clientError(err, http.MethodGet, path)
 	}
 	ws := &WatchStream{body: resp.Body, rd: bufio.NewReaderSize(resp.Body, 64<<10)}
 	name, data, err := ws.read()

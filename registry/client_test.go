@@ -130,8 +130,13 @@ func TestRegistrarRejectsBadRegistration(t *testing.T) {
 	if _, err := cl.NewRegistrar("svc", "x", Registration{URL: "ftp://x"}, RegistrarConfig{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad registration accepted: %v", err)
 	}
-	if _, err := NewClient("localhost:3100", "", ClientConfig{}); err == nil {
-		t.Fatal("admin URL without scheme accepted")
+	if _, err := NewClient("ftp://localhost:3100", "", ClientConfig{}); err == nil {
+		t.Fatal("admin URL with another scheme accepted")
+	}
+	if c, err := NewClient("localhost:3100", "", ClientConfig{}); err != nil {
+		t.Fatalf("host:port (as the CLI takes it) refused: %v", err)
+	} else {
+		c.Close()
 	}
 }
 

@@ -67,10 +67,10 @@ func notFound(service, id string) error {
 	return fmt.Errorf("%w: instance %q of service %q", ErrNotFound, id, service)
 }
 
-// problem maps the registry's own errors to their RFC 9457 answers; it is
+// apiProblem maps the registry's own errors to their RFC 9457 answers; it is
 // the domain half of the API's httpx.Errors (engine failures and the rest
 // are mapped there). Nil for errors it does not know.
-func problem(err error) *httpx.Problem {
+func apiProblem(err error) *httpx.Problem {
 	var ve *ValidationError
 	var ne *NameError
 	switch {

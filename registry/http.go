@@ -47,7 +47,7 @@ func NewAPI(store *Store, cfg APIConfig) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &API{store: store, cfg: cfg, errs: httpx.Errors{Log: cfg.Logger, Domain: problem}}
+	return &API{store: store, cfg: cfg, errs: httpx.Errors{Log: cfg.Logger, Domain: apiProblem}}
 }
 
 // Mount registers the routes with handle (e.g. a ServeMux's Handle).
@@ -115,7 +115,7 @@ func (a *API) registerLegacy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body.Instance == nil {
-		httpx.WriteProblem(w, problem(invalid("instance", "is required: {id, url, weight?}")).With("error", "instance is required"))
+		httpx.WriteProblem(w, apiProblem(invalid("instance", "is required: {id, url, weight?}")).With("error", "instance is required"))
 		return
 	}
 	_, _, err := a.store.Register(r.Context(), body.ServiceName, body.Instance.ID, &body.Instance.Registration)

@@ -84,7 +84,7 @@ func FuzzRegistration(f *testing.F) {
 			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrBadName) {
 				t.Fatalf("error %v is neither ErrInvalid nor ErrBadName", err)
 			}
-			if p := problem(err); p == nil || p.Status != 400 && p.Status != 422 {
+			if p := apiProblem(err); p == nil || p.Status != 400 && p.Status != 422 {
 				t.Fatalf("problem %+v for %v", p, err)
 			}
 			return

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,8 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/plexushq/plexus/internal/httpx"
-	"github.com/plexushq/plexus/registry"
+	"github.com/plexushq/plexus/internal/adminclient"
+	"github.com/plexushq/plexus/problem"
 	"github.com/plexushq/plexus/server"
 )
 
@@ -60,12 +58,8 @@ func (g *globals) validate() error {
 }
 
 func adminURL(raw string) (string, error) {
-	s := strings.TrimRight(strings.TrimSpace(raw), "/")
-	if !strings.Contains(s, "://") {
-		s = "http://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+	s, err := adminclient.BaseURL(raw)
+	if err != nil {
 		return "", fmt.Errorf("--admin-url %q: want http://host:port, https://host:port or host:port", raw)
 	}
 	return s, nil
@@ -87,13 +81,9 @@ func (g *globals) explain(err error) error {
 	if err == nil {
 		return nil
 	}
-	var p *httpx.Problem
-	var ce *registry.ClientError
+	var p *problem.Problem
 	status := 0
-	switch {
-	case errors.As(err, &ce):
-		status = ce.Problem.Status
-	case errors.As(err, &p):
+	if errors.As(err, &p) {
 		status = p.Status
 	}
 	switch {
@@ -125,32 +115,12 @@ func (g *globals) bearer() string {
 func (g *globals) do(ctx context.Context, method, path string, in, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	req, err := httpx.NewJSONRequest(ctx, method, strings.TrimRight(g.adminURL, "/")+path, g.bearer(), in)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		p := &httpx.Problem{}
-		if json.Unmarshal(data, p) != nil || p.Status == 0 {
-			p = httpx.NewProblem(resp.StatusCode, "", strings.TrimSpace(string(data)))
-		}
+	conn := adminclient.Conn{Base: g.adminURL, Token: g.bearer()}
+	_, err := conn.Do(ctx, method, path, in, out)
+	if p := (*problem.Problem)(nil); errors.As(err, &p) {
 		return answerError{p}
 	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("decoding answer: %w", err)
-		}
-	}
-	return nil
+	return err
 }
 
 // print writes v as JSON, or as a table of header and rows.
@@ -171,8 +141,8 @@ func (g *globals) print(v any, header []string, rows [][]string) error {
 var errNotHealthy = errors.New("not healthy")
 
 // answerError is an error answer of the admin API, printed as
-// "<status> <title>: <detail>"; errors.As finds its *httpx.Problem.
-type answerError struct{ p *httpx.Problem }
+// "<status> <title>: <detail>"; errors.As finds its *problem.Problem.
+type answerError struct{ p *problem.Problem }
 
 func (e answerError) Error() string {
 	if e.p.Detail == "" {
