@@ -15,6 +15,7 @@ import (
 
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/httpx"
+	"github.com/plexushq/plexus/problem"
 )
 
 // APIConfig tunes the HTTP API. The zero value works.
@@ -100,7 +101,7 @@ type AppendRequest struct {
 
 // DecodeAppend strictly decodes an append body. It is what the HTTP API
 // runs on every append, exported for clients and fuzzing.
-func DecodeAppend(body []byte) (AppendRequest, *httpx.Problem) {
+func DecodeAppend(body []byte) (AppendRequest, *problem.Problem) {
 	var req AppendRequest
 	if p := httpx.DecodeJSONBytes(body, &req); p != nil {
 		return req, p

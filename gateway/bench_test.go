@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 // benchBackend answers 13 bytes with a Content-Length, like the bench's backend.
@@ -42,7 +40,7 @@ func benchGateway(b *testing.B, cfg Config, opts Options) *Gateway {
 // limit too high to trigger, metrics and a file access log.
 func featuresOn(b *testing.B) (Config, Options) {
 	return Config{Strategy: "p2c", AccessLog: filepath.Join(b.TempDir(), "access.log"),
-			RateLimit: &RateLimitConfig{Requests: 1 << 30, Per: httpx.Duration(time.Second), Key: "ip"}},
+			RateLimit: &RateLimitConfig{Requests: 1 << 30, Per: time.Second, Key: "ip"}},
 		Options{Metrics: prometheus.NewRegistry()}
 }
 

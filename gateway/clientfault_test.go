@@ -15,7 +15,6 @@ import (
 
 	"github.com/plexushq/plexus/clock"
 	"github.com/plexushq/plexus/internal/httpguard"
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 // recorder is a backend that notes each request's head when it arrives
@@ -94,8 +93,8 @@ func rawAnswer(t *testing.T, c net.Conn, br *bufio.Reader) (*http.Response, stri
 func openBreaker(t *testing.T) (*recorder, string, *Gateway, *clock.Manual) {
 	rec, url := newRecorder(t)
 	clk := newClock()
-	cfg := Config{Timeout: httpx.Duration(time.Minute), Retries: &RetryConfig{Attempts: intp(0)},
-		Breaker:  &BreakerConfig{FailureThreshold: 1, ResetTimeout: httpx.Duration(10 * time.Second), HalfOpenRequests: 1},
+	cfg := Config{Timeout: time.Minute, Retries: &RetryConfig{Attempts: intp(0)},
+		Breaker:  &BreakerConfig{FailureThreshold: 1, ResetTimeout: 10 * time.Second, HalfOpenRequests: 1},
 		Ejection: &EjectionConfig{Disabled: true}}
 	disc := newDiscovery()
 	g, base := serveGateway(t, cfg, Options{Discovery: disc, Clock: clk}, httpguard.Limits{})
@@ -257,7 +256,7 @@ func TestClientFaultsChargeNothing(t *testing.T) {
 			t.Parallel()
 			_, a := newRecorder(t)
 			_, b := newRecorder(t)
-			cfg := Config{Timeout: httpx.Duration(tc.timeout), MaxBodyBytes: 1000,
+			cfg := Config{Timeout: tc.timeout, MaxBodyBytes: 1000,
 				Retries:  &RetryConfig{Attempts: intp(2), Budget: floatp(1)},
 				Breaker:  &BreakerConfig{FailureThreshold: 1},
 				Ejection: &EjectionConfig{ConsecutiveFailures: 1}}
@@ -341,7 +340,7 @@ func TestSlowReaderIsCut(t *testing.T) {
 		}
 	})
 	disc := newDiscovery()
-	_, base := serveGateway(t, Config{Timeout: httpx.Duration(10 * time.Minute)},
+	_, base := serveGateway(t, Config{Timeout: 10 * time.Minute},
 		Options{Discovery: disc, SendIdleTimeout: 500 * time.Millisecond}, httpguard.Limits{})
 	disc.set("svc", up.URL)
 	c, _ := rawDial(t, base)

@@ -96,7 +96,7 @@ func (g *Gateway) settingsFor(c, prev *compiled, scope string, cfg Config, sc Se
 	s := &settings{strategy: DefaultStrategy, timeout: DefaultTimeout, maxBody: DefaultMaxBodyBytes,
 		attempts: DefaultRetryAttempts, budget: DefaultRetryBudget}
 	pick(&s.strategy, balance.Strategy(cfg.Strategy), balance.Strategy(sc.Strategy))
-	pick(&s.timeout, cfg.Timeout.D(), sc.Timeout.D())
+	pick(&s.timeout, cfg.Timeout, sc.Timeout)
 	pick(&s.maxBody, cfg.MaxBodyBytes, sc.MaxBodyBytes)
 	for _, r := range []*RetryConfig{cfg.Retries, sc.Retries} {
 		if r != nil && r.Attempts != nil {
@@ -146,8 +146,8 @@ func breakerConfig(bs ...*BreakerConfig) (breaker.Config, bool) {
 		pick(&cfg.FailureThreshold, b.FailureThreshold)
 		pick(&cfg.FailureRatio, b.FailureRatio)
 		pick(&cfg.MinRequests, b.MinRequests)
-		pick(&cfg.Window, b.Window.D())
-		pick(&cfg.ResetTimeout, b.ResetTimeout.D())
+		pick(&cfg.Window, b.Window)
+		pick(&cfg.ResetTimeout, b.ResetTimeout)
 		pick(&cfg.HalfOpenRequests, b.HalfOpenRequests)
 	}
 	return cfg, off
@@ -161,8 +161,8 @@ func ejectionConfig(es ...*EjectionConfig) ejectConfig {
 		}
 		e.off = x.Disabled
 		pick(&e.threshold, int32(x.ConsecutiveFailures))
-		pick(&e.base, x.BaseTime.D())
-		pick(&e.max, x.MaxTime.D())
+		pick(&e.base, x.BaseTime)
+		pick(&e.max, x.MaxTime)
 		pick(&e.maxPercent, x.MaxPercent)
 	}
 	if e.max < e.base {
@@ -174,7 +174,7 @@ func ejectionConfig(es ...*EjectionConfig) ejectConfig {
 // limiterFor returns the previous configuration's limiter for the same
 // scope and settings (keeping its buckets), or a new one.
 func (g *Gateway) limiterFor(c, prev *compiled, scope string, rl *RateLimitConfig) *limiter {
-	sig := fmt.Sprintf("%s|%d|%s|%d|%s", scope, rl.Requests, rl.Per.D(), rl.Burst, rl.keySpec())
+	sig := fmt.Sprintf("%s|%d|%s|%d|%s", scope, rl.Requests, rl.Per, rl.Burst, rl.keySpec())
 	if l, ok := c.limiters[sig]; ok {
 		return l
 	}
@@ -194,7 +194,7 @@ func (g *Gateway) limiterFor(c, prev *compiled, scope string, rl *RateLimitConfi
 		opts = append(opts, ratelimit.WithClock(g.opts.Clock))
 	}
 	l := &limiter{sig: sig, key: key, limit: fmt.Sprint(burst),
-		l: ratelimit.New(ratelimit.Config{Requests: rl.Requests, Per: rl.Per.D(), Burst: rl.Burst}, opts...)}
+		l: ratelimit.New(ratelimit.Config{Requests: rl.Requests, Per: rl.Per, Burst: rl.Burst}, opts...)}
 	c.limiters[sig] = l
 	return l
 }
@@ -202,7 +202,7 @@ func (g *Gateway) limiterFor(c, prev *compiled, scope string, rl *RateLimitConfi
 // transportFor reuses the previous transport (and its warm connections)
 // unless the idle timeout changed.
 func (g *Gateway) transportFor(cfg Config, prev *compiled) *http.Transport {
-	idle := cfg.UpstreamIdleTimeout.D()
+	idle := cfg.UpstreamIdleTimeout
 	if idle == 0 {
 		idle = DefaultUpstreamIdleTimeout
 	}

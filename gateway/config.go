@@ -13,7 +13,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/plexushq/plexus/balance"
-	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/internal/names"
 	"github.com/plexushq/plexus/ratelimit"
 )
@@ -44,7 +43,7 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
 	// Timeout bounds a request until the upstream's answer is complete
 	// (streams — SSE, WebSocket — are bounded only until their headers). Default 30s.
-	Timeout httpx.Duration `yaml:"timeout"`
+	Timeout time.Duration `yaml:"timeout"`
 	// Retries of idempotent requests to another instance.
 	Retries *RetryConfig `yaml:"retries"`
 	// Strategy picks instances: round-robin|least-connections|random|weighted|p2c|hash. Default p2c.
@@ -63,7 +62,7 @@ type Config struct {
 	AccessLog string `yaml:"accessLog"`
 	// UpstreamIdleTimeout closes idle upstream connections; keep it below the
 	// backends' keep-alive timeout (Node.js: 5s). Default 4s.
-	UpstreamIdleTimeout httpx.Duration `yaml:"upstreamIdleTimeout"`
+	UpstreamIdleTimeout time.Duration `yaml:"upstreamIdleTimeout"`
 	// Paths loosens the strict handling of request paths (encoded slashes,
 	// backslashes, empty segments) for upstreams known to need it.
 	Paths PathConfig `yaml:"paths"`
@@ -85,13 +84,13 @@ type RetryConfig struct {
 
 // BreakerConfig mirrors breaker.Config in the file's units.
 type BreakerConfig struct {
-	Disabled         bool           `yaml:"disabled"`
-	FailureThreshold int            `yaml:"failureThreshold"`
-	FailureRatio     float64        `yaml:"failureRatio"`
-	MinRequests      int            `yaml:"minRequests"`
-	Window           httpx.Duration `yaml:"window"`
-	ResetTimeout     httpx.Duration `yaml:"resetTimeout"`
-	HalfOpenRequests int            `yaml:"halfOpenRequests"`
+	Disabled         bool          `yaml:"disabled"`
+	FailureThreshold int           `yaml:"failureThreshold"`
+	FailureRatio     float64       `yaml:"failureRatio"`
+	MinRequests      int           `yaml:"minRequests"`
+	Window           time.Duration `yaml:"window"`
+	ResetTimeout     time.Duration `yaml:"resetTimeout"`
+	HalfOpenRequests int           `yaml:"halfOpenRequests"`
 }
 
 // EjectionConfig configures passive health checking.
@@ -101,9 +100,9 @@ type EjectionConfig struct {
 	// ConsecutiveFailures eject an instance. Default 5.
 	ConsecutiveFailures int `yaml:"consecutiveFailures"`
 	// BaseTime is the first ejection's length; each repeated ejection doubles it. Default 10s.
-	BaseTime httpx.Duration `yaml:"baseTime"`
+	BaseTime time.Duration `yaml:"baseTime"`
 	// MaxTime caps the ejection length. Default 5m.
-	MaxTime httpx.Duration `yaml:"maxTime"`
+	MaxTime time.Duration `yaml:"maxTime"`
 	// MaxPercent of a service's instances may be ejected at once (at least
 	// one when there are two or more, never all). Default 50.
 	MaxPercent int `yaml:"maxPercent"`
@@ -111,28 +110,28 @@ type EjectionConfig struct {
 
 // RateLimitConfig is a token bucket per key.
 type RateLimitConfig struct {
-	Requests int            `yaml:"requests"`
-	Per      httpx.Duration `yaml:"per"`
-	Burst    int            `yaml:"burst"`
+	Requests int           `yaml:"requests"`
+	Per      time.Duration `yaml:"per"`
+	Burst    int           `yaml:"burst"`
 	// Key is ip (default), ip+path, header:NAME or apikey.
 	Key string `yaml:"key"`
 }
 
 // CORSConfig configures cross-origin answers.
 type CORSConfig struct {
-	AllowOrigins     []string       `yaml:"allowOrigins"`
-	AllowMethods     []string       `yaml:"allowMethods"`
-	AllowHeaders     []string       `yaml:"allowHeaders"`
-	ExposeHeaders    []string       `yaml:"exposeHeaders"`
-	AllowCredentials bool           `yaml:"allowCredentials"`
-	MaxAge           httpx.Duration `yaml:"maxAge"`
+	AllowOrigins     []string      `yaml:"allowOrigins"`
+	AllowMethods     []string      `yaml:"allowMethods"`
+	AllowHeaders     []string      `yaml:"allowHeaders"`
+	ExposeHeaders    []string      `yaml:"exposeHeaders"`
+	AllowCredentials bool          `yaml:"allowCredentials"`
+	MaxAge           time.Duration `yaml:"maxAge"`
 }
 
 // ServiceConfig overrides the gateway-wide keys for one service.
 type ServiceConfig struct {
 	Strategy     string           `yaml:"strategy"`
 	HashKey      string           `yaml:"hashKey"`
-	Timeout      httpx.Duration   `yaml:"timeout"`
+	Timeout      time.Duration    `yaml:"timeout"`
 	MaxBodyBytes int64            `yaml:"maxBodyBytes"`
 	Retries      *RetryConfig     `yaml:"retries"`
 	Breaker      *BreakerConfig   `yaml:"breaker"`
@@ -148,7 +147,7 @@ type RouteConfig struct {
 	Service     string           `yaml:"service"`
 	StripPrefix bool             `yaml:"stripPrefix"`
 	RateLimit   *RateLimitConfig `yaml:"rateLimit"`
-	Timeout     httpx.Duration   `yaml:"timeout"`
+	Timeout     time.Duration    `yaml:"timeout"`
 	Strategy    string           `yaml:"strategy"`
 }
 

@@ -56,7 +56,7 @@ func newCORS(c *CORSConfig) *cors {
 		x.expose = []string{strings.Join(c.ExposeHeaders, ", ")}
 	}
 	if c.MaxAge > 0 {
-		x.maxAge = []string{strconv.Itoa(int(c.MaxAge.D().Seconds()))}
+		x.maxAge = []string{strconv.Itoa(int(c.MaxAge.Seconds()))}
 	}
 	return x
 }

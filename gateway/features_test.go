@@ -12,14 +12,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/registry"
 )
 
 func TestRateLimitHeadersAnd429(t *testing.T) {
 	clk := newClock()
 	be := countingBackend(t, "a")
-	cfg := Config{RateLimit: &RateLimitConfig{Requests: 3, Per: httpx.Duration(time.Minute), Key: "ip+path"}}
+	cfg := Config{RateLimit: &RateLimitConfig{Requests: 3, Per: time.Minute, Key: "ip+path"}}
 	h := startGateway(t, cfg, Options{Clock: clk})
 	h.disc.set("svc", be.URL)
 	c := client(t)
@@ -60,9 +59,9 @@ func TestRateLimitHeadersAnd429(t *testing.T) {
 func TestRouteRateLimitOverridesGlobal(t *testing.T) {
 	be := countingBackend(t, "a")
 	cfg := Config{
-		RateLimit: &RateLimitConfig{Requests: 100, Per: httpx.Duration(time.Minute)},
+		RateLimit: &RateLimitConfig{Requests: 100, Per: time.Minute},
 		Routes: []RouteConfig{{Match: RouteMatch{PathPrefix: "/users"}, Service: "svc", StripPrefix: true,
-			RateLimit: &RateLimitConfig{Requests: 1, Per: httpx.Duration(time.Hour), Key: "header:X-User"}}},
+			RateLimit: &RateLimitConfig{Requests: 1, Per: time.Hour, Key: "header:X-User"}}},
 	}
 	h := startGateway(t, cfg, Options{})
 	h.disc.set("svc", be.URL)
@@ -92,7 +91,7 @@ func TestCORS(t *testing.T) {
 		wantOrigin string
 		wantCreds  string
 	}{
-		{"preflight allowed", CORSConfig{AllowOrigins: []string{"https://app.example"}, AllowCredentials: true, MaxAge: httpx.Duration(10 * time.Minute)},
+		{"preflight allowed", CORSConfig{AllowOrigins: []string{"https://app.example"}, AllowCredentials: true, MaxAge: 10 * time.Minute},
 			"OPTIONS", map[string]string{"Origin": "https://app.example", "Access-Control-Request-Method": "PUT"}, 204, "https://app.example", "true"},
 		{"preflight refused", CORSConfig{AllowOrigins: []string{"https://app.example"}},
 			"OPTIONS", map[string]string{"Origin": "https://evil.example", "Access-Control-Request-Method": "PUT"}, 403, "", ""},

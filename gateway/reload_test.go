@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 func TestReloadUnderLoadNoFailedRequests(t *testing.T) {
@@ -62,9 +60,9 @@ func TestReloadUnderLoadNoFailedRequests(t *testing.T) {
 	}
 	strategies := []string{"round-robin", "p2c", "least-connections", "weighted", "random"}
 	for i := 0; i < 50; i++ {
-		cfg := Config{Strategy: strategies[i%len(strategies)], Timeout: httpx.Duration(time.Duration(10+i) * time.Second),
-			RateLimit:           &RateLimitConfig{Requests: 1000000, Per: httpx.Duration(time.Second)},
-			UpstreamIdleTimeout: httpx.Duration(time.Duration(3+i%3) * time.Second)}
+		cfg := Config{Strategy: strategies[i%len(strategies)], Timeout: time.Duration(10+i) * time.Second,
+			RateLimit:           &RateLimitConfig{Requests: 1000000, Per: time.Second},
+			UpstreamIdleTimeout: time.Duration(3+i%3) * time.Second}
 		if err := h.g.Apply(cfg); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
@@ -149,8 +147,8 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Timeout.D() != 30*time.Second || cfg.Services["user-service"].Timeout.D() != 5*time.Second ||
-		cfg.RateLimit.Per.D() != time.Minute || *cfg.Retries.Attempts != 2 || !cfg.Routes[0].StripPrefix {
+	if cfg.Timeout != 30*time.Second || cfg.Services["user-service"].Timeout != 5*time.Second ||
+		cfg.RateLimit.Per != time.Minute || *cfg.Retries.Attempts != 2 || !cfg.Routes[0].StripPrefix {
 		t.Errorf("decoded %+v", cfg)
 	}
 	g, err := New(cfg, Options{Discovery: newDiscovery()})

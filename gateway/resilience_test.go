@@ -174,7 +174,7 @@ func TestUpstreamTimeout504(t *testing.T) {
 			w.WriteHeader(200)
 		}
 	})
-	h := startGateway(t, Config{Timeout: httpx.Duration(150 * time.Millisecond), Retries: &RetryConfig{Attempts: intp(0)}}, Options{})
+	h := startGateway(t, Config{Timeout: 150 * time.Millisecond, Retries: &RetryConfig{Attempts: intp(0)}}, Options{})
 	h.disc.set("svc", slow.URL)
 	resp, b := do(t, client(t), mustReq(t, "GET", h.url+"/api/svc/x", nil))
 	if resp.StatusCode != 504 || resp.Header.Get("Retry-After") == "" {
@@ -204,7 +204,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 	clk := newClock()
 	be := countingBackend(t, "a")
 	cfg := Config{
-		Breaker:  &BreakerConfig{FailureThreshold: 3, ResetTimeout: httpx.Duration(10 * time.Second), HalfOpenRequests: 2, MinRequests: 1000},
+		Breaker:  &BreakerConfig{FailureThreshold: 3, ResetTimeout: 10 * time.Second, HalfOpenRequests: 2, MinRequests: 1000},
 		Retries:  &RetryConfig{Attempts: intp(0)},
 		Ejection: &EjectionConfig{Disabled: true},
 	}
@@ -286,8 +286,8 @@ func TestBreakersHandlerShape(t *testing.T) {
 
 func TestEjectionGrowsAndNeverEjectsAll(t *testing.T) {
 	clk := newClock()
-	h := startGateway(t, Config{Ejection: &EjectionConfig{ConsecutiveFailures: 1, BaseTime: httpx.Duration(time.Second),
-		MaxTime: httpx.Duration(3 * time.Second)}}, Options{Clock: clk})
+	h := startGateway(t, Config{Ejection: &EjectionConfig{ConsecutiveFailures: 1, BaseTime: time.Second,
+		MaxTime: 3 * time.Second}}, Options{Clock: clk})
 	g := h.g
 	snap := &registry.ServiceSnapshot{Name: "svc", Gen: 1}
 	for i := 0; i < 2; i++ {
@@ -341,7 +341,7 @@ func TestOpenInstanceBreakerLeavesInstanceOut(t *testing.T) {
 	bad, good := countingBackend(t, "bad"), countingBackend(t, "good")
 	bad.status.Store(500)
 	cfg := Config{Strategy: "round-robin", Retries: &RetryConfig{Attempts: intp(0)},
-		Breaker:  &BreakerConfig{FailureThreshold: 2, MinRequests: 1000, ResetTimeout: httpx.Duration(time.Hour)},
+		Breaker:  &BreakerConfig{FailureThreshold: 2, MinRequests: 1000, ResetTimeout: time.Hour},
 		Ejection: &EjectionConfig{Disabled: true}}
 	h := startGateway(t, cfg, Options{Clock: newClock()})
 	h.disc.set("svc", bad.URL, good.URL)
@@ -376,7 +376,7 @@ func TestManyInstancesAllBreakersOpenEnds(t *testing.T) {
 		urls[i] = fmt.Sprintf("%s/i%d", b.URL, i)
 	}
 	cfg := Config{Strategy: "random", Ejection: &EjectionConfig{Disabled: true},
-		Breaker: &BreakerConfig{FailureThreshold: 1, MinRequests: 1000, ResetTimeout: httpx.Duration(time.Hour)}}
+		Breaker: &BreakerConfig{FailureThreshold: 1, MinRequests: 1000, ResetTimeout: time.Hour}}
 	h := startGateway(t, cfg, Options{})
 	h.disc.set("svc", urls...)
 	c := client(t)

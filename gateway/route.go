@@ -32,7 +32,7 @@ func compileRoutes(rcs []RouteConfig, limiterOf func(i int, rc *RouteConfig) *li
 		rc := &rcs[i]
 		rt := &route{limiter: limiterOf(i, rc),
 			name: rc.Name, service: rc.Service, strip: rc.StripPrefix,
-			timeout: rc.Timeout.D(), methods: rc.Match.Methods,
+			timeout: rc.Timeout, methods: rc.Match.Methods,
 		}
 		p := strings.TrimRight(rc.Match.PathPrefix, "/")
 		rt.prefix, rt.anyPath, rt.segs = p, p == "", strings.Count(p, "/")

@@ -17,8 +17,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 // wsEcho is a WebSocket backend that echoes every message.
@@ -44,7 +42,7 @@ func wsEcho(t *testing.T) *httptest.Server {
 
 func TestWebSocketThroughGateway(t *testing.T) {
 	be := wsEcho(t)
-	h := startGateway(t, Config{Timeout: httpx.Duration(200 * time.Millisecond)}, Options{})
+	h := startGateway(t, Config{Timeout: 200 * time.Millisecond}, Options{})
 	h.disc.set("chat", be.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -90,7 +88,7 @@ func TestSSEFlushedImmediately(t *testing.T) {
 			}
 		}
 	})
-	h := startGateway(t, Config{Timeout: httpx.Duration(200 * time.Millisecond)}, Options{})
+	h := startGateway(t, Config{Timeout: 200 * time.Millisecond}, Options{})
 	h.disc.set("feed", be.URL)
 	resp, err := client(t).Get(h.url + "/api/feed/events")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/plexushq/plexus/internal/httpx"
+	"github.com/plexushq/plexus/problem"
 )
 
 const (
@@ -60,12 +61,12 @@ type publishRequest struct {
 
 // DecodePublish strictly decodes a publish body: one message or
 // {"messages":[…]}. Errors are problems (400 syntax, 422 values).
-func DecodePublish(body []byte) ([]Message, bool, *httpx.Problem) {
+func DecodePublish(body []byte) ([]Message, bool, *problem.Problem) {
 	var req publishRequest
 	if p := httpx.DecodeJSONBytes(body, &req); p != nil {
 		return nil, false, p
 	}
-	bad := func(format string, a ...any) ([]Message, bool, *httpx.Problem) {
+	bad := func(format string, a ...any) ([]Message, bool, *problem.Problem) {
 		return nil, false, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-message", fmt.Sprintf(format, a...))
 	}
 	batch := req.Messages != nil

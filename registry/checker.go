@@ -226,7 +226,7 @@ func (c *Checker) plan(ctx context.Context, wg *sync.WaitGroup, ps *planState, f
 			}
 			due := ps.notBefore[k]
 			if inst.LastCheck != nil {
-				iv := inst.Check.Interval.D()
+				iv := inst.Check.Interval
 				if !inst.LastCheck.Equal(ps.own[k]) {
 					iv += takeoverGrace(iv)
 				}
@@ -240,7 +240,7 @@ func (c *Checker) plan(ctx context.Context, wg *sync.WaitGroup, ps *planState, f
 				continue // a finishing check wakes the planner
 			}
 			ps.inflight[k] = true
-			ps.notBefore[k] = now.Add(inst.Check.Interval.D())
+			ps.notBefore[k] = now.Add(inst.Check.Interval)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -304,7 +304,7 @@ func (c *Checker) check(ctx context.Context, inst *Instance) time.Time {
 // probe sends the check request; it passes on a 2xx answer within the
 // timeout.
 func (c *Checker) probe(ctx context.Context, inst *Instance) (ok bool, output string) {
-	ctx, cancel := context.WithTimeout(ctx, inst.Check.Timeout.D())
+	ctx, cancel := context.WithTimeout(ctx, inst.Check.Timeout)
 	defer cancel()
 	target := strings.TrimRight(inst.URL, "/") + inst.Check.Path
 	ctx, span := c.tracer.Start(ctx, "registry.check", trace.WithSpanKind(trace.SpanKindClient),
@@ -325,7 +325,7 @@ func (c *Checker) probe(ctx context.Context, inst *Instance) (ok bool, output st
 	resp, err := c.client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return false, fmt.Sprintf("timeout after %s", inst.Check.Timeout.D())
+			return false, fmt.Sprintf("timeout after %s", inst.Check.Timeout)
 		}
 		return false, err.Error()
 	}

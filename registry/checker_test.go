@@ -13,7 +13,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 // backend is a real HTTP server whose /health answers 200 or 503.
@@ -51,8 +50,8 @@ func newBackend(t *testing.T) *backend {
 }
 
 func fastCheck(url string) *Registration {
-	return &Registration{URL: url, TTL: httpx.Duration(time.Minute),
-		Check: &Check{Interval: httpx.Duration(100 * time.Millisecond), Timeout: httpx.Duration(80 * time.Millisecond)}}
+	return &Registration{URL: url, TTL: time.Minute,
+		Check: &Check{Interval: 100 * time.Millisecond, Timeout: 80 * time.Millisecond}}
 }
 
 // startChecker starts a cache and a checker on s; both stop at cleanup.
@@ -199,7 +198,7 @@ func TestTwoCheckersShareTheWork(t *testing.T) {
 	startChecker(t, s, nil)
 	const iv = 200 * time.Millisecond
 	r := fastCheck(b.srv.URL)
-	r.Check.Interval = httpx.Duration(iv)
+	r.Check.Interval = iv
 	start := time.Now()
 	if _, _, err := s.Register(ctxT(t), "svc", "a", r); err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 func newClient(t *testing.T, e *apiEnv) *Client {
@@ -87,7 +86,7 @@ func TestRegistrarLifecycle(t *testing.T) {
 	e := newAPIEnv(t)
 	cl := newClient(t, e)
 	ctx := ctxT(t)
-	r, err := cl.NewRegistrar("svc", "me", Registration{URL: "http://127.0.0.1:1", TTL: httpx.Duration(time.Second)}, RegistrarConfig{})
+	r, err := cl.NewRegistrar("svc", "me", Registration{URL: "http://127.0.0.1:1", TTL: time.Second}, RegistrarConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +145,7 @@ func TestRestartKeepsUnexpiredRegistrations(t *testing.T) {
 	s, eng := newStoreEngine(t, dir)
 	ctx := ctxT(t)
 	short := reg("http://127.0.0.1:1")
-	short.TTL = httpx.Duration(time.Second)
+	short.TTL = time.Second
 	if _, _, err := s.Register(ctx, "svc", "long", reg("http://127.0.0.1:2")); err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,10 @@ package registry_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
-	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/registry"
 )
 
@@ -20,7 +20,7 @@ func ExampleRegistrar() {
 	defer cl.Close()
 	r, err := cl.NewRegistrar("user-service", "user-1", registry.Registration{
 		URL: "http://10.0.0.7:3001",
-		TTL: httpx.Duration(15 * time.Second),
+		TTL: 15 * time.Second,
 	}, registry.RegistrarConfig{})
 	if err != nil {
 		panic(err)
@@ -57,4 +57,26 @@ func ExampleNewHTTPCache() {
 			return
 		}
 	}
+}
+
+// A registration is plain Go values: durations are time.Duration (on the
+// wire, duration strings), defaults where a field is left zero.
+func ExampleRegistration() {
+	weight := 3
+	reg := registry.Registration{
+		URL:    "http://10.0.0.7:3001",
+		Weight: &weight,
+		TTL:    time.Minute,
+		Check:  &registry.Check{Path: "/healthz", Interval: 5 * time.Second, Timeout: time.Second},
+	}
+	b, _ := json.Marshal(reg)
+	fmt.Println(string(b))
+	inst, err := reg.Normalize("users", "users-1")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(inst.TTL, inst.Check.Interval, inst.Check.Rise)
+	// Output:
+	// {"url":"http://10.0.0.7:3001","weight":3,"ttl":"1m0s","check":{"path":"/healthz","interval":"5s","timeout":"1s"}}
+	// 1m0s 5s 2
 }

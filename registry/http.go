@@ -104,7 +104,7 @@ type legacyRegistration struct {
 	ServiceName string `json:"serviceName"`
 	Instance    *struct {
 		ID string `json:"id"`
-		Registration
+		registrationJSON
 	} `json:"instance"`
 }
 
@@ -118,7 +118,8 @@ func (a *API) registerLegacy(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteProblem(w, apiProblem(invalid("instance", "is required: {id, url, weight?}")).With("error", "instance is required"))
 		return
 	}
-	_, _, err := a.store.Register(r.Context(), body.ServiceName, body.Instance.ID, &body.Instance.Registration)
+	reg := body.Instance.registration()
+	_, _, err := a.store.Register(r.Context(), body.ServiceName, body.Instance.ID, &reg)
 	if err != nil {
 		// The original's answer carries the message as "error" too.
 		p := a.errs.Problem(err)
@@ -143,12 +144,6 @@ func (a *API) deregister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// HeartbeatAnswer is the answer of PUT …/heartbeat.
-type HeartbeatAnswer struct {
-	ExpiresAt time.Time      `json:"expiresAt"`
-	TTL       httpx.Duration `json:"ttl"`
 }
 
 func (a *API) heartbeat(w http.ResponseWriter, r *http.Request) {

@@ -80,7 +80,7 @@ func TestAPIRegisterLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if inst.Weight != 5 || inst.Status != StatusHealthy || inst.Check.Rise != 3 || inst.Check.Path != "/ready" ||
-		inst.TTL.D() != 20*time.Second || !inst.ExpiresAt.Equal(inst.RegisteredAt.Add(20*time.Second)) || inst.Metadata["team"] != "core" {
+		inst.TTL != 20*time.Second || !inst.ExpiresAt.Equal(inst.RegisteredAt.Add(20*time.Second)) || inst.Metadata["team"] != "core" {
 		t.Fatalf("instance %+v", inst)
 	}
 	code, _, b = e.call(t, "PUT", "/v1/services/users/instances/u1", `{"url":"http://127.0.0.1:9002"}`)
@@ -89,7 +89,7 @@ func TestAPIRegisterLifecycle(t *testing.T) {
 	}
 	var repl Instance
 	_ = json.Unmarshal(b, &repl)
-	if !repl.RegisteredAt.Equal(inst.RegisteredAt) || repl.Weight != 1 || repl.Check.Interval.D() != DefaultInterval {
+	if !repl.RegisteredAt.Equal(inst.RegisteredAt) || repl.Weight != 1 || repl.Check.Interval != DefaultInterval {
 		t.Fatalf("replaced %+v", repl)
 	}
 	e.call(t, "PUT", "/v1/services/users/instances/u2", `{"url":"https://u2.example:8443/base"}`)

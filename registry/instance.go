@@ -6,8 +6,6 @@ package registry
 
 import (
 	"time"
-
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 // Status is an instance's health as the registry sees it.
@@ -26,9 +24,9 @@ type Check struct {
 	// Path is requested with GET on the instance URL. Default "/health".
 	Path string `json:"path,omitempty"`
 	// Interval between checks. Default 10s, at least 100ms.
-	Interval httpx.Duration `json:"interval,omitempty"`
+	Interval time.Duration `json:"interval,omitempty"`
 	// Timeout of one check. Default 5s.
-	Timeout httpx.Duration `json:"timeout,omitempty"`
+	Timeout time.Duration `json:"timeout,omitempty"`
 	// Rise consecutive passes make an unhealthy instance healthy. Default 2.
 	Rise int `json:"rise,omitempty"`
 	// Fall consecutive failures make a healthy instance unhealthy. Default 2.
@@ -47,14 +45,14 @@ type Instance struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// TTL is the lease: without a heartbeat for this long the instance
 	// disappears by itself. Default 30s.
-	TTL           httpx.Duration `json:"ttl"`
-	Check         Check          `json:"check"`
-	Status        Status         `json:"status"`
-	RegisteredAt  time.Time      `json:"registeredAt"`
-	LastHeartbeat time.Time      `json:"lastHeartbeat"`
-	LastCheck     *time.Time     `json:"lastCheck,omitempty"`
-	CheckOutput   string         `json:"checkOutput,omitempty"`
-	ExpiresAt     time.Time      `json:"expiresAt"`
+	TTL           time.Duration `json:"ttl"`
+	Check         Check         `json:"check"`
+	Status        Status        `json:"status"`
+	RegisteredAt  time.Time     `json:"registeredAt"`
+	LastHeartbeat time.Time     `json:"lastHeartbeat"`
+	LastCheck     *time.Time    `json:"lastCheck,omitempty"`
+	CheckOutput   string        `json:"checkOutput,omitempty"`
+	ExpiresAt     time.Time     `json:"expiresAt"`
 	// CheckPasses and CheckFailures count consecutive check results for the
 	// rise/fall thresholds; they live in the store so that any checker node
 	// continues where another left off.

@@ -12,7 +12,7 @@ func (s *Store) Heartbeat(ctx context.Context, service, id string) (*Instance, e
 	return s.update(ctx, service, id, func(inst *Instance) (bool, error) {
 		now := s.now().UTC()
 		inst.LastHeartbeat = now
-		inst.ExpiresAt = now.Add(inst.TTL.D())
+		inst.ExpiresAt = now.Add(inst.TTL)
 		return true, nil
 	})
 }

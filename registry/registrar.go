@@ -45,7 +45,7 @@ func (c *Client) NewRegistrar(service, id string, reg Registration, cfg Registra
 		return nil, err
 	}
 	if cfg.Interval <= 0 {
-		cfg.Interval = inst.TTL.D() / 3
+		cfg.Interval = inst.TTL / 3
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

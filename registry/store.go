@@ -211,7 +211,7 @@ func (s *Store) Register(ctx context.Context, service, id string, reg *Registrat
 		now := s.now().UTC()
 		inst.Status, inst.CheckPasses, inst.CheckFailures = StatusHealthy, 0, 0
 		inst.RegisteredAt, inst.LastHeartbeat = now, now
-		inst.ExpiresAt = now.Add(inst.TTL.D())
+		inst.ExpiresAt = now.Add(inst.TTL)
 		inst.LastCheck, inst.CheckOutput = nil, ""
 		if cur != nil {
 			inst.RegisteredAt, inst.LastCheck, inst.CheckOutput = cur.RegisteredAt, cur.LastCheck, cur.CheckOutput

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 func TestLeaseExpiryShowsInWatch(t *testing.T) {
@@ -22,7 +21,7 @@ func TestLeaseExpiryShowsInWatch(t *testing.T) {
 		t.Fatalf("initial %v", initial)
 	}
 	r := reg("http://127.0.0.1:1")
-	r.TTL = httpx.Duration(time.Second)
+	r.TTL = time.Second
 	start := time.Now()
 	if _, created, err := s.Register(ctx, "svc", "a", r); err != nil || !created {
 		t.Fatalf("register: %v %v", created, err)
@@ -55,7 +54,7 @@ func TestHeartbeatKeepsInstanceAlive(t *testing.T) {
 	// 2.4s and more); the slack between heartbeats (2.8s) is generous so
 	// that a loaded machine does not end the lease between two of them.
 	r := reg("http://127.0.0.1:1")
-	r.TTL = httpx.Duration(3 * time.Second)
+	r.TTL = 3 * time.Second
 	first, _, err := s.Register(ctx, "svc", "a", r)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/internal/names"
 )
 
@@ -94,7 +93,7 @@ type Registration struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// TTL is the lease, 1s-24h (whole seconds are used by the engine; a
 	// fraction is rounded up). Default 30s.
-	TTL httpx.Duration `json:"ttl,omitempty"`
+	TTL time.Duration `json:"ttl,omitempty"`
 	// Check configures the active health check; absent fields take defaults.
 	Check *Check `json:"check,omitempty"`
 }
@@ -134,14 +133,14 @@ func (r *Registration) Normalize(service, id string) (*Instance, error) {
 	if inst.Metadata, err = validateMetadata(r.Metadata); err != nil {
 		return nil, err
 	}
-	ttl := r.TTL.D()
+	ttl := r.TTL
 	switch {
 	case ttl == 0:
 		ttl = DefaultTTL
 	case ttl < MinTTL || ttl > MaxTTL:
 		return nil, invalid("ttl", "%s is outside %s-%s", ttl, MinTTL, MaxTTL)
 	}
-	inst.TTL = httpx.Duration(ttl)
+	inst.TTL = ttl
 	var c Check
 	if r.Check != nil {
 		c = *r.Check
@@ -273,7 +272,7 @@ func (c Check) normalize() (Check, error) {
 	if _, err := url.ParseRequestURI(c.Path); err != nil {
 		return c, invalid("check.path", "%q does not parse", clip(c.Path))
 	}
-	iv, to := c.Interval.D(), c.Timeout.D()
+	iv, to := c.Interval, c.Timeout
 	switch {
 	case iv == 0:
 		iv = DefaultInterval
@@ -288,7 +287,7 @@ func (c Check) normalize() (Check, error) {
 	case to > iv:
 		return c, invalid("check.timeout", "%s is longer than the interval %s", to, iv)
 	}
-	c.Interval, c.Timeout = httpx.Duration(iv), httpx.Duration(to)
+	c.Interval, c.Timeout = iv, to
 	for _, f := range []struct {
 		name string
 		v    *int

@@ -17,13 +17,13 @@ func TestNormalizeDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := inst.Check
-	if inst.Weight != 1 || inst.TTL.D() != DefaultTTL || c.Path != "/health" || c.Interval.D() != 10*time.Second ||
-		c.Timeout.D() != 5*time.Second || c.Rise != 2 || c.Fall != 2 {
+	if inst.Weight != 1 || inst.TTL != DefaultTTL || c.Path != "/health" || c.Interval != 10*time.Second ||
+		c.Timeout != 5*time.Second || c.Rise != 2 || c.Fall != 2 {
 		t.Fatalf("defaults %+v", inst)
 	}
 	// A short interval caps the default timeout.
-	inst, err = (&Registration{URL: "http://h:1", Check: &Check{Interval: httpx.Duration(time.Second)}}).Normalize("svc", "a")
-	if err != nil || inst.Check.Timeout.D() != time.Second {
+	inst, err = (&Registration{URL: "http://h:1", Check: &Check{Interval: time.Second}}).Normalize("svc", "a")
+	if err != nil || inst.Check.Timeout != time.Second {
 		t.Fatalf("timeout %v %v", inst.Check.Timeout, err)
 	}
 }
@@ -111,9 +111,9 @@ func checkBounds(t *testing.T, inst *Instance) {
 	switch {
 	case inst.Weight < MinWeight || inst.Weight > MaxWeight:
 		t.Fatalf("weight %d", inst.Weight)
-	case inst.TTL.D() < MinTTL || inst.TTL.D() > MaxTTL:
-		t.Fatalf("ttl %s", inst.TTL.D())
-	case c.Interval.D() < MinCheckInterval || c.Timeout.D() <= 0 || c.Timeout.D() > c.Interval.D():
+	case inst.TTL < MinTTL || inst.TTL > MaxTTL:
+		t.Fatalf("ttl %s", inst.TTL)
+	case c.Interval < MinCheckInterval || c.Timeout <= 0 || c.Timeout > c.Interval:
 		t.Fatalf("check %+v", c)
 	case c.Rise < 1 || c.Fall < 1 || c.Rise > MaxRiseFall || c.Fall > MaxRiseFall:
 		t.Fatalf("rise/fall %+v", c)

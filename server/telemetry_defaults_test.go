@@ -126,7 +126,7 @@ func TestMetricsHistoryEndpoint(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &h) != nil {
 			t.Fatalf("history: %d %s", resp.StatusCode, body)
 		}
-		if len(h.Times) >= 3 && len(h.Events.LastPosition) == len(h.Times) && h.Interval.D() == 100*time.Millisecond {
+		if len(h.Times) >= 3 && len(h.Events.LastPosition) == len(h.Times) && h.Interval == 100*time.Millisecond {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -18,7 +18,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/plexushq/plexus/client"
-	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/registry"
 	"github.com/plexushq/plexus/telemetry"
 )
@@ -235,8 +234,8 @@ func (s *Service) release() {
 
 func (s *Service) registration() registry.Registration {
 	r := registry.Registration{URL: s.cfg.AdvertiseURL, Version: s.cfg.Version, Zone: s.cfg.Zone,
-		Tags: s.cfg.Tags, Metadata: s.cfg.Metadata, TTL: httpx.Duration(s.cfg.TTL),
-		Check: &registry.Check{Path: s.cfg.HealthPath, Interval: httpx.Duration(s.cfg.CheckInterval)}}
+		Tags: s.cfg.Tags, Metadata: s.cfg.Metadata, TTL: s.cfg.TTL,
+		Check: &registry.Check{Path: s.cfg.HealthPath, Interval: s.cfg.CheckInterval}}
 	if s.cfg.Weight > 0 {
 		w := s.cfg.Weight
 		r.Weight = &w

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 // raw is what one gathering keeps of the registry: cumulative counters and
@@ -251,7 +249,7 @@ func quantile(q float64, bs []bucket) *float64 {
 // (unix seconds); a null is a sample without that value (a service not
 // seen yet, or the first sample of a rate).
 type HistoryAnswer struct {
-	Interval httpx.Duration            `json:"interval"`
+	Interval time.Duration             `json:"interval"`
 	Capacity int                       `json:"capacity"`
 	Times    []float64                 `json:"times"`
 	Services map[string]*ServiceSeries `json:"services"`
@@ -287,7 +285,7 @@ type EventSeries struct {
 
 func columns(ring []*sample, cfg HistoryConfig) HistoryAnswer {
 	n := len(ring)
-	a := HistoryAnswer{Interval: httpx.Duration(cfg.Interval), Capacity: cfg.Samples, Times: make([]float64, n),
+	a := HistoryAnswer{Interval: cfg.Interval, Capacity: cfg.Samples, Times: make([]float64, n),
 		Services: map[string]*ServiceSeries{}, Queues: map[string]*QueueSeries{},
 		Events: EventSeries{AppendedPerSecond: make([]*float64, n), LastPosition: make([]*float64, n), Lag: map[string][]*float64{}}}
 	col := func() []*float64 { return make([]*float64, n) }

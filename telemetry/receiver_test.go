@@ -108,8 +108,8 @@ func checkStoredTrace(t *testing.T, base string, tid trace.TraceID, service stri
 	if child.Status != StatusError || child.StatusMessage != "upstream 503" || len(child.Events) != 1 || child.Events[0].Name != "retry" {
 		t.Fatalf("child status/events: %+v", child)
 	}
-	if child.Duration.D() < 2*time.Millisecond {
-		t.Fatalf("child duration %v", child.Duration.D())
+	if child.Duration < 2*time.Millisecond {
+		t.Fatalf("child duration %v", child.Duration)
 	}
 	if v, ok := root.Attributes["http.status_code"].(float64); !ok || v != 200 {
 		t.Fatalf("attributes %#v", root.Attributes)
@@ -176,7 +176,7 @@ func TestReceiverSpecJSON(t *testing.T) {
 	if !ok || len(d.Spans) != 2 {
 		t.Fatalf("stored %+v", d)
 	}
-	if d.Summary.Duration.D() != time.Second || d.Summary.RootService != "billing" || d.Summary.Errors != 1 {
+	if d.Summary.Duration != time.Second || d.Summary.RootService != "billing" || d.Summary.Errors != 1 {
 		t.Fatalf("summary %+v", d.Summary)
 	}
 	if d.Spans[1].ParentSpanID != "eee19b7ec3c1b174" || d.Spans[1].Kind != "client" || len(d.Spans[1].Links) != 1 {

@@ -3,8 +3,6 @@ package telemetry
 import (
 	"encoding/base64"
 	"time"
-
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 // Limits on what one span may hold in the store; longer values are cut so a
@@ -17,14 +15,14 @@ const (
 
 // Span is one finished span as the trace store keeps and serves it.
 type Span struct {
-	TraceID      string         `json:"traceId"`
-	SpanID       string         `json:"spanId"`
-	ParentSpanID string         `json:"parentSpanId,omitempty"`
-	Service      string         `json:"service"`
-	Name         string         `json:"name"`
-	Kind         string         `json:"kind,omitempty"`
-	Start        time.Time      `json:"start"`
-	Duration     httpx.Duration `json:"duration"`
+	TraceID      string        `json:"traceId"`
+	SpanID       string        `json:"spanId"`
+	ParentSpanID string        `json:"parentSpanId,omitempty"`
+	Service      string        `json:"service"`
+	Name         string        `json:"name"`
+	Kind         string        `json:"kind,omitempty"`
+	Start        time.Time     `json:"start"`
+	Duration     time.Duration `json:"duration"`
 	// DurationMs is Duration in milliseconds, for waterfalls.
 	DurationMs float64 `json:"durationMs"`
 	// Status is "unset", "ok" or "error".
@@ -68,14 +66,14 @@ const (
 	StatusError = "error"
 )
 
-func (s *Span) end() time.Time { return s.Start.Add(s.Duration.D()) }
+func (s *Span) end() time.Time { return s.Start.Add(s.Duration) }
 
 func (s *Span) setTimes(start, end time.Time) {
 	if end.Before(start) {
 		end = start
 	}
 	s.Start = start.UTC()
-	s.Duration = httpx.Duration(end.Sub(start))
+	s.Duration = end.Sub(start)
 	s.DurationMs = float64(end.Sub(start)) / float64(time.Millisecond)
 }
 

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/plexushq/plexus/internal/httpx"
 )
 
 // StoreConfig bounds the trace store. Zero values take the defaults.
@@ -198,15 +196,15 @@ func (s *Store) Stats() StoreStats {
 
 // TraceSummary is one line of the trace list.
 type TraceSummary struct {
-	TraceID       string         `json:"traceId"`
-	RootService   string         `json:"rootService"`
-	RootOperation string         `json:"rootOperation"`
-	Start         time.Time      `json:"start"`
-	Duration      httpx.Duration `json:"duration"`
-	DurationMs    float64        `json:"durationMs"`
-	Spans         int            `json:"spans"`
-	Errors        int            `json:"errors"`
-	Services      []string       `json:"services"`
+	TraceID       string        `json:"traceId"`
+	RootService   string        `json:"rootService"`
+	RootOperation string        `json:"rootOperation"`
+	Start         time.Time     `json:"start"`
+	Duration      time.Duration `json:"duration"`
+	DurationMs    float64       `json:"durationMs"`
+	Spans         int           `json:"spans"`
+	Errors        int           `json:"errors"`
+	Services      []string      `json:"services"`
 }
 
 // Query filters the trace list. Zero values do not filter.
@@ -278,7 +276,7 @@ func (t *storedTrace) summary() TraceSummary {
 	d := t.end.Sub(t.start)
 	return TraceSummary{
 		TraceID: t.id, RootService: t.spans[r].Service, RootOperation: t.spans[r].Name,
-		Start: t.start, Duration: httpx.Duration(d), DurationMs: float64(d) / float64(time.Millisecond),
+		Start: t.start, Duration: d, DurationMs: float64(d) / float64(time.Millisecond),
 		Spans: len(t.spans), Errors: t.errors, Services: slices.Clone(t.services),
 	}
 }

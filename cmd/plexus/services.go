@@ -15,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/registry"
 )
 
@@ -144,9 +143,9 @@ func (f *registerFlags) registration(cmd *cobra.Command, rawURL string) (registr
 			reg.Metadata[k] = v
 		}
 	}
-	reg.TTL = httpx.Duration(f.ttl)
+	reg.TTL = f.ttl
 	var c registry.Check
-	c.Path, c.Interval, c.Timeout, c.Rise, c.Fall = f.checkPath, httpx.Duration(f.interval), httpx.Duration(f.timeout), f.rise, f.fall
+	c.Path, c.Interval, c.Timeout, c.Rise, c.Fall = f.checkPath, f.interval, f.timeout, f.rise, f.fall
 	if c != (registry.Check{}) {
 		reg.Check = &c
 	}
@@ -216,7 +215,7 @@ func keepRegistered(ctx context.Context, g *globals, service, id string, reg reg
 		_ = r.Stop(context.WithoutCancel(ctx))
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "keeping %s/%s registered (a heartbeat every %s); Ctrl-C deregisters it\n", service, id, inst.TTL.D()/3)
+	fmt.Fprintf(os.Stderr, "keeping %s/%s registered (a heartbeat every %s); Ctrl-C deregisters it\n", service, id, inst.TTL/3)
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.timeout)
 	defer cancel()
@@ -243,7 +242,7 @@ func newServicesHeartbeatCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.print(out, []string{"EXPIRES AT", "TTL"},
-				[][]string{{out.ExpiresAt.Local().Format(time.RFC3339), out.TTL.D().String()}})
+				[][]string{{out.ExpiresAt.Local().Format(time.RFC3339), out.TTL.String()}})
 		}),
 	}
 	cmd.ValidArgsFunction = completeService(g)

@@ -56,7 +56,7 @@ func TestServicesCommands(t *testing.T) {
 		"--tag", "v2", "--meta", "team=core", "--ttl", "1m", "--check-interval", "2s", "-o", "json")
 	var inst registry.Instance
 	if err != nil || json.Unmarshal([]byte(out), &inst) != nil || inst.Weight != 2 || inst.Metadata["team"] != "core" ||
-		inst.TTL.D() != time.Minute || inst.Check.Interval.D() != 2*time.Second || inst.Tags[0] != "v2" {
+		inst.TTL != time.Minute || inst.Check.Interval != 2*time.Second || inst.Tags[0] != "v2" {
 		t.Fatalf("register: %v %s", err, out)
 	}
 	if out, err = cli("services", "ls"); err != nil || !strings.Contains(out, "user-service  1") {

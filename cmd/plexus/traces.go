@@ -52,7 +52,7 @@ func newTracesLsCmd(g *globals) *cobra.Command {
 			rows := make([][]string, 0, len(list))
 			for _, t := range list {
 				rows = append(rows, []string{t.TraceID, t.RootService, t.RootOperation,
-					t.Start.Local().Format("15:04:05.000"), t.Duration.D().String(),
+					t.Start.Local().Format("15:04:05.000"), t.Duration.String(),
 					strconv.Itoa(t.Spans), strconv.Itoa(t.Errors)})
 			}
 			return g.print(list, []string{"TRACE", "SERVICE", "OPERATION", "START", "DURATION", "SPANS", "ERRORS"}, rows)
@@ -96,13 +96,13 @@ func waterfall(t telemetry.TraceDetail) [][]string {
 			children[s.ParentSpanID] = append(children[s.ParentSpanID], s)
 		}
 	}
-	t0, total := t.Summary.Start, t.Summary.Duration.D()
+	t0, total := t.Summary.Start, t.Summary.Duration
 	var rows [][]string
 	var walk func(s telemetry.Span, depth int)
 	walk = func(s telemetry.Span, depth int) {
 		off := s.Start.Sub(t0)
 		rows = append(rows, []string{strings.Repeat("  ", depth) + s.Name, s.Service, off.String(),
-			s.Duration.D().String(), s.Status, bar(off, s.Duration.D(), total, 30)})
+			s.Duration.String(), s.Status, bar(off, s.Duration, total, 30)})
 		for _, c := range children[s.SpanID] {
 			walk(c, depth+1)
 		}

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/telemetry"
 )
 
@@ -13,10 +12,10 @@ func TestTracesWaterfall(t *testing.T) {
 	t0 := time.Unix(100, 0)
 	sp := func(id, parent, name string, off, d time.Duration) telemetry.Span {
 		return telemetry.Span{SpanID: id, ParentSpanID: parent, Name: name, Service: "s", Start: t0.Add(off),
-			Duration: httpx.Duration(d), Status: "ok"}
+			Duration: d, Status: "ok"}
 	}
 	td := telemetry.TraceDetail{
-		Summary: telemetry.TraceSummary{Start: t0, Duration: httpx.Duration(100 * time.Millisecond)},
+		Summary: telemetry.TraceSummary{Start: t0, Duration: 100 * time.Millisecond},
 		Spans: []telemetry.Span{sp("a", "", "root", 0, 100*time.Millisecond), sp("b", "a", "call", 10*time.Millisecond, 50*time.Millisecond),
 			sp("c", "b", "db", 20*time.Millisecond, 10*time.Millisecond), sp("d", "zz", "orphan", 90*time.Millisecond, 10*time.Millisecond)},
 	}
