@@ -119,27 +119,64 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 }
 
 // Apply validates cfg and, when valid, makes it the configuration for every
-// request that starts from now on. Requests in flight and open WebSockets
-// keep going. Access log files are reopened (log rotation: move the file,
-// then SIGHUP). An invalid cfg changes nothing.
+// request that starts from now on (Prepare, then Commit). Requests in
+// flight and open WebSockets keep going. Access log files are reopened
+// (log rotation: move the file, then SIGHUP). An invalid cfg changes
+// nothing.
 func (g *Gateway) Apply(cfg Config) error {
+	p, err := g.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	p.Commit()
+	return nil
+}
+
+// Prepared is a configuration built and checked, not yet in force: a node
+// prepares every section of a changed file before it commits any, so a
+// file that is invalid anywhere changes nothing. Commit it or Discard it;
+// it holds the gateway's reload lock until then.
+type Prepared struct {
+	g          *Gateway
+	prev, next *compiled
+}
+
+// Prepare builds cfg for Commit; an invalid cfg is an error (counted as a
+// rejected reload) and changes nothing.
+func (g *Gateway) Prepare(cfg Config) (*Prepared, error) {
 	g.reloadMu.Lock()
-	defer g.reloadMu.Unlock()
 	prev := g.cfg.Load()
 	c, err := g.compile(cfg, prev)
 	if err != nil {
+		g.reloadMu.Unlock()
 		g.metrics.reloads.WithLabelValues("rejected").Inc()
-		return err
+		return nil, err
 	}
-	g.cfg.Store(c)
-	if prev.transport != c.transport {
-		prev.transport.CloseIdleConnections()
+	return &Prepared{g: g, prev: prev, next: c}, nil
+}
+
+// Commit makes the prepared configuration the one in force.
+func (p *Prepared) Commit() {
+	g := p.g
+	defer g.reloadMu.Unlock()
+	g.cfg.Store(p.next)
+	if p.prev.transport != p.next.transport {
+		p.prev.transport.CloseIdleConnections()
 	}
 	g.logs.reopen(func(path string, err error) {
 		g.log.Error("gateway: reopening the access log failed; still writing to the old file", "file", path, "err", err)
 	})
 	g.metrics.reloads.WithLabelValues("applied").Inc()
-	return nil
+}
+
+// Discard drops the prepared configuration (counted as a rejected
+// reload); the one in force stays.
+func (p *Prepared) Discard() {
+	defer p.g.reloadMu.Unlock()
+	p.g.metrics.reloads.WithLabelValues("rejected").Inc()
+	if p.next.transport != p.prev.transport {
+		p.next.transport.CloseIdleConnections()
+	}
 }
 
 // Reload decodes a configuration with decode (strict decoding of the

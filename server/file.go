@@ -10,9 +10,11 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// FileConfig is the YAML configuration file of API.md. Each section is kept
-// as a YAML node and decoded strictly by the component that owns it, so the
-// file format lives next to the code it configures.
+// FileConfig is the node's YAML configuration file (--config; its sections
+// are described in docs/gateway.md, docs/queue.md and docs/telemetry.md).
+// Each section is kept as a YAML node and decoded strictly by the
+// component that owns it, so the file format lives next to the code it
+// configures.
 type FileConfig struct {
 	Gateway   yaml.Node `yaml:"gateway"`
 	Queues    yaml.Node `yaml:"queues"`
@@ -48,6 +50,19 @@ func ParseFile(b []byte, fc *FileConfig) error {
 		return errors.New("more than one YAML document")
 	}
 	return nil
+}
+
+// check decodes and checks every section of fc, whatever roles the node
+// runs: a file is valid or not as a whole.
+func (fc *FileConfig) check() error {
+	if _, err := gatewaySection(fc); err != nil {
+		return err
+	}
+	if _, err := decodeQueues(fc); err != nil {
+		return err
+	}
+	_, err := telemetrySectionOf(fc)
+	return err
 }
 
 // DecodeSection strictly decodes one section node into dst: unknown keys

@@ -29,11 +29,6 @@ type component interface {
 	Stop(ctx context.Context) error
 }
 
-// reloader is a component that applies a changed configuration file.
-type reloader interface {
-	Reload(fc *FileConfig) error
-}
-
 type namedComponent struct {
 	name string
 	c    component
@@ -61,7 +56,9 @@ type Node struct {
 	health    map[string]func(context.Context) any
 	ready     atomic.Bool
 	started   time.Time
-	reloadMu  sync.Mutex
+	reloadMu  sync.Mutex      // one reload at a time (reload.go)
+	preparers []namedPreparer // the sections a reload prepares, in setup order
+	conf      configState     // the generation in force
 	stopOnce  sync.Once
 	stopErr   error
 	regCache  *registry.Cache // KV-fed registry cache, started first (setup_registry.go)
@@ -104,6 +101,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.file, err = LoadFile(n.cfg.ConfigFile); err != nil {
 		return err
 	}
+	if err = n.file.check(); err != nil {
+		return err
+	}
 	if n.cfg.embedded() {
 		if n.lock, err = engine.LockDataDir(n.cfg.DataDir); err != nil {
 			return err
@@ -122,9 +122,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.lock = nil // the engine releases it now
 	n.setupMetrics()
+	n.setupConfigState()
 	n.setupAdmin()
 	if err = n.setupComponents(ctx); err != nil {
 		return err
+	}
+	if n.cfg.ConfigFile != "" { // every role reloads: the node watches the file
+		n.add("config-watch", &fileWatch{n: n, file: n.cfg.ConfigFile})
 	}
 	for i, nc := range n.comps {
 		if err = nc.c.Start(ctx); err != nil {
@@ -305,31 +309,6 @@ func (n *Node) Stop(ctx context.Context) error {
 		n.stopErr = errors.Join(errs...)
 	})
 	return n.stopErr
-}
-
-// Reload re-reads the configuration file and hands it to every component
-// that can apply changes. An invalid file changes nothing.
-func (n *Node) Reload() error {
-	n.reloadMu.Lock()
-	defer n.reloadMu.Unlock()
-	fc, err := LoadFile(n.cfg.ConfigFile)
-	if err != nil {
-		n.log.Error("configuration rejected; keeping the running one", "file", n.cfg.ConfigFile, "err", err)
-		return err
-	}
-	for _, nc := range n.comps {
-		r, ok := nc.c.(reloader)
-		if !ok {
-			continue
-		}
-		if err := r.Reload(fc); err != nil {
-			n.log.Error("configuration rejected; keeping the running one", "file", n.cfg.ConfigFile, "component", nc.name, "err", err)
-			return fmt.Errorf("%s: %w", nc.name, err)
-		}
-	}
-	n.file = fc
-	n.log.Info("configuration reloaded", "file", n.cfg.ConfigFile)
-	return nil
 }
 
 // Engine is the node's engine (nil before Start).

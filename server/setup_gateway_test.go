@@ -39,7 +39,7 @@ func TestGatewayRoleWithRegistryAndFileReload(t *testing.T) {
 	waitBody(t, gw+"/u/c", "path=/c")
 
 	writeFile(t, file, "gateway:\n  strategy: fastest\n")
-	waitBody(t, admin+"/metrics", `plexus_gateway_config_reloads_total{result="rejected"} 1`)
+	waitBody(t, admin+"/metrics", `plexus_config_reloads_total{result="rejected"} 1`)
 	if _, body := get(t, gw+"/u/c", ""); body == nil || string(body) != "path=/c" {
 		t.Fatalf("after an invalid file the old route answers %q", body)
 	}

@@ -3,13 +3,13 @@ package server
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/plexushq/plexus/queue"
 )
 
-// queueComponent runs the queue broker and applies the queues: section
-// of the configuration file at start and on reload.
+// queueComponent runs the queue broker and creates the queues of the
+// file's queues: section at start (a reload applies them through the
+// node's reload, setupQueue).
 type queueComponent struct {
 	*queue.Broker
 	queues map[string]queue.Config
@@ -23,18 +23,6 @@ func (q queueComponent) Start(ctx context.Context) error {
 	return q.Broker.Start(ctx)
 }
 
-// Reload creates or updates the queues the changed file lists; queues it
-// no longer lists are kept (they may hold messages).
-func (q queueComponent) Reload(fc *FileConfig) error {
-	queues, err := decodeQueues(fc)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return q.Configure(ctx, queues)
-}
-
 func decodeQueues(fc *FileConfig) (map[string]queue.Config, error) {
 	queues := map[string]queue.Config{}
 	if fc == nil {
@@ -42,6 +30,9 @@ func decodeQueues(fc *FileConfig) (map[string]queue.Config, error) {
 	}
 	if err := DecodeSection(&fc.Queues, &queues); err != nil {
 		return nil, fmt.Errorf("queues: %w", err)
+	}
+	if err := queue.Check(queues); err != nil {
+		return nil, err
 	}
 	return queues, nil
 }
@@ -69,6 +60,15 @@ func (n *Node) setupQueue(ctx context.Context) error {
 		return fmt.Errorf("queue metrics: %w", err)
 	}
 	n.add("queue", queueComponent{Broker: b, queues: queues})
+	// A reload creates or updates the queues the changed file lists; queues
+	// it no longer lists are kept (they may hold messages).
+	n.onReload("queues", func(fc *FileConfig) (change, error) {
+		queues, err := decodeQueues(fc)
+		if err != nil {
+			return change{}, err
+		}
+		return change{fallible: true, apply: func(ctx context.Context) error { return b.Configure(ctx, queues) }}, nil
+	})
 	queue.NewAPI(b, queue.APIConfig{RequestTimeout: n.cfg.RequestTimeout, Logger: log}).Mount(n.handleAdmin)
 	n.addHealth("queues", func(ctx context.Context) any {
 		names, err := b.Names(ctx)

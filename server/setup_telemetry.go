@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
-	"github.com/plexushq/plexus/internal/httpx"
 
 	"github.com/plexushq/plexus/telemetry"
 )
@@ -35,8 +34,8 @@ type telemetrySection struct {
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
 	// HistoryInterval and HistorySamples size the in-memory metrics
 	// history behind the dashboard's charts (defaults 5s and 360: 30 minutes).
-	HistoryInterval httpx.Duration `yaml:"historyInterval"`
-	HistorySamples  int            `yaml:"historySamples"`
+	HistoryInterval time.Duration `yaml:"historyInterval"`
+	HistorySamples  int           `yaml:"historySamples"`
 }
 
 // telemetryComponent flushes and stops the tracer provider on shutdown.
@@ -55,22 +54,16 @@ func (c telemetryComponent) Stop(ctx context.Context) error { return c.p.Shutdow
 // traced. OTEL_EXPORTER_OTLP_* variables additionally export everything to
 // an external collector.
 func (n *Node) setupTelemetry(ctx context.Context) error {
-	var sec telemetrySection
-	if err := DecodeSection(&n.file.Telemetry, &sec); err != nil {
-		return fmt.Errorf("config telemetry: %w", err)
+	sec, err := telemetrySectionOf(n.file)
+	if err != nil {
+		return err
 	}
 	ratio := telemetry.DefaultSampleRatio
 	if sec.SampleRatio != nil {
 		ratio = *sec.SampleRatio
-		if ratio < 0 || ratio > 1 {
-			return fmt.Errorf("config telemetry: sampleRatio %v: want 0 to 1", ratio)
-		}
 		if ratio == 0 {
 			ratio = -1 // telemetry.Config: negative means none
 		}
-	}
-	if d := sec.HistoryInterval.D(); d != 0 && d < 100*time.Millisecond {
-		return fmt.Errorf("config telemetry: historyInterval %s: want at least 100ms", d)
 	}
 	n.traceChecks = sec.TraceHealthChecks
 	cfg := telemetry.Config{ServiceName: "plexus", ServiceVersion: n.cfg.Version, SampleRatio: ratio,
@@ -94,14 +87,44 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 		n.log.Info("exporting traces", "endpoint", p.Exporter())
 	}
 	n.add("telemetry", telemetryComponent{p})
+	// The telemetry: section is built into the tracer provider and the
+	// stores at start: a reload checks it, and says when a change waits
+	// for a restart.
+	n.onReload("telemetry", func(fc *FileConfig) (change, error) {
+		next, err := telemetrySectionOf(fc)
+		if err != nil {
+			return change{}, err
+		}
+		return change{apply: func(context.Context) error {
+			if !reflect.DeepEqual(next, sec) {
+				n.log.Warn("configuration: the telemetry: section changed; it takes effect at the next restart")
+			}
+			return nil
+		}}, nil
+	})
 	// Every node keeps a short history of its own metrics for the
 	// dashboard's charts (GET /v1/metrics/history, token required).
 	hist := telemetry.NewHistory(n.metrics, telemetry.HistoryConfig{Logger: n.log,
-		Interval: sec.HistoryInterval.D(), Samples: sec.HistorySamples})
+		Interval: sec.HistoryInterval, Samples: sec.HistorySamples})
 	n.add("metrics-history", hist)
 	telemetry.NewAPI(store, telemetry.APIConfig{MaxBodyBytes: sec.MaxBodyBytes, Logger: n.log, Metrics: n.metrics,
 		History: hist}).Mount(n.handleAdmin)
 	return nil
+}
+
+// telemetrySectionOf decodes and checks fc's telemetry: section.
+func telemetrySectionOf(fc *FileConfig) (telemetrySection, error) {
+	var sec telemetrySection
+	if err := DecodeSection(&fc.Telemetry, &sec); err != nil {
+		return sec, fmt.Errorf("config telemetry: %w", err)
+	}
+	if r := sec.SampleRatio; r != nil && (*r < 0 || *r > 1) {
+		return sec, fmt.Errorf("config telemetry: sampleRatio %v: want 0 to 1", *r)
+	}
+	if d := sec.HistoryInterval; d != 0 && d < 100*time.Millisecond {
+		return sec, fmt.Errorf("config telemetry: historyInterval %s: want at least 100ms", d)
+	}
+	return sec, nil
 }
 
 // nodeResource names this node in its spans' resource, beside service.name
