@@ -156,8 +156,8 @@ func TestUniformDistribution(t *testing.T) {
 }
 
 // TestRoundRobinStableUnderChange flips the healthy set every few picks;
-// the endpoints that stay must still share picks evenly (the original
-// counter % len skewed here).
+// the endpoints that stay must still share picks evenly (the seed's
+// counter % len skewed here; docs/balancing.md).
 func TestRoundRobinStableUnderChange(t *testing.T) {
 	t.Parallel()
 	eps := endpoints(5)

@@ -15,7 +15,8 @@ import (
 // all its probes in flight.
 var ErrOpen = errors.New("circuit breaker is open")
 
-// Defaults for zero Config fields (the original's values where it had one).
+// Defaults for zero Config fields (the seed's values where it had one;
+// docs/gateway.md).
 const (
 	DefaultFailureThreshold = 5
 	DefaultFailureRatio     = 0.5

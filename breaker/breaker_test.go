@@ -76,7 +76,7 @@ func TestOpensOnConsecutiveFailures(t *testing.T) {
 	}
 }
 
-// TestOpensOnRatio is the original's defect: 4 failures out of 5 calls never
+// TestOpensOnRatio is the seed's defect: 4 failures out of 5 calls never
 // tripped because each success reset the count.
 func TestOpensOnRatio(t *testing.T) {
 	t.Parallel()

@@ -19,8 +19,8 @@ var ErrNoInstances = errors.New("no healthy instances")
 // wraps breaker.ErrOpen too.
 var ErrAllOpen = errors.New("every instance's circuit breaker is open")
 
-// StatusError is a non-2xx answer. Its Error text follows the original
-// ServiceClient: "HTTP <status>: <text>".
+// StatusError is a non-2xx answer. Its Error text follows the seed's
+// ServiceClient (docs/client.md): "HTTP <status>: <text>".
 type StatusError struct {
 	Service    string
 	Method     string

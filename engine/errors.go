@@ -65,7 +65,7 @@ var unavailableErrs = []error{
 // Classify returns err wrapped with ErrStorageFull or ErrUnavailable when
 // it is one of the engine's temporary failures, and err unchanged
 // otherwise (domain answers such as "not found" or "wrong last sequence"
-// stay as they are). The result still matches the original error.
+// stay as they are). The result still matches err (errors.Is).
 func Classify(err error) error {
 	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrStorageFull) {
 		return err

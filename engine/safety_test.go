@@ -102,7 +102,7 @@ func TestClassify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got := engine.Classify(tc.err)
 			if !errors.Is(got, tc.err) {
-				t.Errorf("%v no longer matches the original", got)
+				t.Errorf("%v no longer matches the error it classifies", got)
 			}
 			for _, s := range []error{engine.ErrUnavailable, engine.ErrStorageFull} {
 				if errors.Is(got, s) != (s == tc.want) {

@@ -15,7 +15,7 @@ type ApplyFunc[S any] func(state S, e Envelope) (S, error)
 // RepositoryConfig tunes a Repository. The zero value works.
 type RepositoryConfig struct {
 	// SnapshotEvery saves a snapshot whenever a save crosses a multiple of
-	// this many events. Default 100 (as the original); negative: never.
+	// this many events. Default 100 (the seed's; docs/events.md); negative: never.
 	SnapshotEvery int
 	// Source is the source of the events the repository saves. Default
 	// DefaultSource.

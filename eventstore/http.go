@@ -41,8 +41,8 @@ type StreamLimiter interface {
 	Acquire() (release func(), err error)
 }
 
-// API serves the Events endpoints of API.md and the parked-event
-// endpoints on a mux.
+// API serves the events endpoints of docs/openapi.yaml and the
+// parked-event endpoints on a mux.
 type API struct {
 	store *Store
 	cfg   APIConfig

@@ -31,9 +31,10 @@ const (
 	DefaultUpstreamIdleTimeout = 4 * time.Second
 )
 
-// Config is the `gateway:` section of the configuration file (API.md). The
+// Config is the `gateway:` section of the configuration file
+// (docs/gateway.md). The
 // zero value is a working gateway: P2C balancing, 30s timeout, two retries
-// within a 20% budget, the original's breaker defaults, passive ejection,
+// within a 20% budget, the seed's breaker defaults, passive ejection,
 // no rate limit and no CORS.
 type Config struct {
 	// TrustedProxies are CIDRs (or single addresses) whose X-Forwarded-*

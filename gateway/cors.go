@@ -9,7 +9,7 @@ import (
 	"github.com/plexushq/plexus/internal/httpx"
 )
 
-// The original gateway's CORS lists, used when the configuration gives none.
+// The seed gateway's CORS lists (docs/gateway.md), used when the configuration gives none.
 var (
 	defaultCORSMethods = []string{"GET", "POST", "PUT", "DELETE", "OPTIONS"}
 	defaultCORSHeaders = []string{"Origin", "X-Requested-With", "Content-Type", "Accept", "Authorization"}

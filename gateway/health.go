@@ -13,14 +13,15 @@ type serviceCounts struct {
 	Healthy   int `json:"healthy"`
 }
 
-// healthBody is the original gateway's /health shape.
+// healthBody is the gateway's /health shape (the seed gateway's;
+// GET /health in docs/openapi.yaml).
 type healthBody struct {
 	Status    string                   `json:"status"`
 	Timestamp string                   `json:"timestamp"`
 	Services  map[string]serviceCounts `json:"services"`
 }
 
-// health answers GET /health as the original did:
+// health answers GET /health in the seed gateway's shape:
 // {"status":"healthy","timestamp":…,"services":{"<name>":{"instances":N,"healthy":M}}}.
 func (g *Gateway) health(ex *exchange) {
 	svcs := g.disc.Services()

@@ -185,7 +185,8 @@ func splitAPIPath(path string) (service, rest string, ok bool) {
 	return service, rest, true
 }
 
-// validServiceName is the API.md name rule without a regexp on the hot path.
+// validServiceName is the name rule of docs/openapi.yaml (internal/names)
+// without a regexp on the hot path.
 func validServiceName(s string) bool {
 	if len(s) == 0 || len(s) > 128 {
 		return false

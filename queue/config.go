@@ -17,8 +17,8 @@ import (
 // Overflow policies for a full queue.
 const (
 	// OverflowDropOldest makes room by dead-lettering the oldest ready
-	// message with reason "overflow" (the original's behaviour, minus the
-	// silent loss).
+	// message with reason "overflow" (the seed's default, minus its silent
+	// loss; docs/queue.md).
 	OverflowDropOldest = "drop-oldest"
 	// OverflowReject refuses the publish with ErrQueueFull (HTTP 507).
 	OverflowReject = "reject"

@@ -9,7 +9,7 @@ import (
 	"github.com/plexushq/plexus/ratelimit"
 )
 
-// The original's limit: 100 requests per minute per client IP and path.
+// The seed gateway's limit: 100 requests per minute per client IP and path.
 func Example() {
 	clk := clock.NewManual(time.Unix(0, 0))
 	l := ratelimit.New(ratelimit.Config{Requests: 100, Per: time.Minute}, ratelimit.WithClock(clk))

@@ -23,7 +23,7 @@ const maxKeyValue = 128
 //
 //   - "ip": the client IP (as resolved by the gateway, trusted proxies
 //     applied);
-//   - "ip+path" (also the empty spec, the original's behaviour): client IP
+//   - "ip+path" (also the empty spec, the seed gateway's key; docs/gateway.md): client IP
 //     and URL path, folded (KeyPath) so that spellings which reach the same
 //     place share a bucket;
 //   - "header:NAME": the value of request header NAME; a request without it

@@ -11,7 +11,7 @@ import (
 
 // Defaults for zero Config fields.
 const (
-	DefaultPer     = time.Minute // the original's window
+	DefaultPer     = time.Minute // the seed gateway's window (docs/gateway.md)
 	DefaultMaxKeys = 100000
 )
 

@@ -31,7 +31,7 @@ type StreamLimiter interface {
 	Acquire() (release func(), err error)
 }
 
-// API serves the registry endpoints of API.md. Handlers are thin: decode,
+// API serves the registry endpoints of docs/openapi.yaml. Handlers are thin: decode,
 // call the Store, encode; errors go through the API's httpx.Errors.
 type API struct {
 	store *Store
@@ -98,7 +98,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, status, inst)
 }
 
-// legacyRegistration is the original gateway's POST /admin/register-service
+// legacyRegistration is the seed gateway's POST /admin/register-service
 // body; the instance may carry every field of a Registration.
 type legacyRegistration struct {
 	ServiceName string `json:"serviceName"`
@@ -121,7 +121,7 @@ func (a *API) registerLegacy(w http.ResponseWriter, r *http.Request) {
 	reg := body.Instance.registration()
 	_, _, err := a.store.Register(r.Context(), body.ServiceName, body.Instance.ID, &reg)
 	if err != nil {
-		// The original's answer carries the message as "error" too.
+		// The seed's answer carries the message as "error" too.
 		p := a.errs.Problem(err)
 		a.fail(w, r, p.With("error", p.Detail))
 		return

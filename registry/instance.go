@@ -11,7 +11,7 @@ import (
 // Status is an instance's health as the registry sees it.
 type Status string
 
-// Instance statuses. A new instance starts healthy, as in the original;
+// Instance statuses. A new instance starts healthy (docs/registry.md);
 // checks move it from there. Draining instances get no new traffic.
 const (
 	StatusHealthy   Status = "healthy"

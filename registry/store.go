@@ -189,8 +189,7 @@ func isCASConflict(err error) bool {
 
 // Register validates reg and stores the instance, replacing one with the
 // same id. It reports whether the instance is new. A (re-)registration
-// starts the instance healthy with fresh check counters, as the original
-// did; it keeps registeredAt and the last check of the instance it
+// starts the instance healthy with fresh check counters (docs/registry.md); it keeps registeredAt and the last check of the instance it
 // replaces. An invalid registration changes nothing. While the engine's
 // storage is full it is refused with engine.ErrStorageFull (heartbeats,
 // status changes and deregistrations, which replace or remove a key, go

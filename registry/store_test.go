@@ -5,7 +5,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 func TestLeaseExpiryShowsInWatch(t *testing.T) {

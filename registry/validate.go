@@ -48,7 +48,7 @@ var (
 	metaKeyRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._/-]{0,63}$`)
 )
 
-// ValidateService checks a service name: API.md's rule, and no empty key
+// ValidateService checks a service name: the rule of docs/openapi.yaml, and no empty key
 // token (a trailing dot or two dots in a row) since the name is part of a
 // key of the engine's bucket.
 func ValidateService(name string) error {

@@ -11,6 +11,6 @@
 // the window so that a quiet service can still retry. Deposits older than
 // the window are forgotten: quiet hours do not bank retries for the next
 // outage. This is Finagle's RetryBudget; it keeps a total outage from
-// multiplying the load on a struggling service (the original retried every
-// call three times).
+// multiplying the load on a struggling service (the seed's service client
+// retried every call three times; docs/client.md).
 package retry

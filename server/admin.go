@@ -55,7 +55,7 @@ func (n *Node) adminHandler() http.Handler {
 		if httpguard.HasBody(r) {
 			b := httpguard.NewBody(w, r.Body, idle)
 			defer b.Detach()
-			r = r.WithContext(r.Context()) // a copy: net/http keeps judging the original body
+			r = r.WithContext(r.Context()) // a copy: net/http keeps judging the request it read
 			r.Body = b
 		}
 		n.admin.ServeHTTP(w, r)

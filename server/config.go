@@ -42,7 +42,8 @@ type Config struct {
 	// AdminToken protects the admin API. Empty: read DataDir/admin-token, or
 	// generate it there (mode 0600) at first start and print it once.
 	AdminToken string
-	// ConfigFile is the YAML file of API.md (gateway, queues). Optional.
+	// ConfigFile is the YAML configuration file (gateway:, queues:,
+	// telemetry:; docs/operations.md). Optional.
 	ConfigFile string
 	// NATS are external engine URLs; empty means embedded.
 	NATS []string

@@ -8,7 +8,7 @@ import (
 )
 
 // setupEvents wires the event store on the control role: the events
-// stream and buckets are created at start, the Events API (API.md) and the
+// stream and buckets are created at start, the events API (docs/openapi.yaml) and the
 // parked-event endpoints are served on the admin listener, and /health
 // reports the number of events and the last position.
 func (n *Node) setupEvents(context.Context) error {

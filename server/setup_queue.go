@@ -38,7 +38,7 @@ func decodeQueues(fc *FileConfig) (map[string]queue.Config, error) {
 }
 
 // setupQueue wires the durable message queue on the control role: queues
-// of the queues: section are created at start, the Queues API (API.md) is
+// of the queues: section are created at start, the queue API (docs/openapi.yaml) is
 // served on the admin listener, and /health counts the queues.
 func (n *Node) setupQueue(ctx context.Context) error {
 	if !n.cfg.has(RoleControl) {

@@ -16,7 +16,7 @@ import (
 	"github.com/plexushq/plexus/server"
 )
 
-// nodeFlags are the flags of `up` and `serve` (API.md).
+// nodeFlags are the flags of `up` and `serve` (docs/operations.md).
 type nodeFlags struct {
 	cfg         server.Config
 	nats        string

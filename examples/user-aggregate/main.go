@@ -1,4 +1,4 @@
-// Command user-aggregate is the original's UserAggregate written with
+// Command user-aggregate is the seed's UserAggregate (docs/examples.md) written with
 // Plexus's event store: users are event-sourced aggregates (create, update,
 // delete, login, logout) saved with optimistic concurrency and snapshots,
 // and a projection keeps a users-by-email directory. It runs an embedded

@@ -10,7 +10,8 @@ import (
 	"github.com/plexushq/plexus/eventstore"
 )
 
-// Event types of a user, as in the original UserAggregate.
+// Event types of a user, as the seed's UserAggregate named them
+// (docs/examples.md).
 const (
 	UserCreated = "user.created"
 	UserUpdated = "user.updated"

@@ -286,3 +286,39 @@ func TestEveryHTTPAPIHasTheSameShape(t *testing.T) {
 		}
 	}
 }
+
+// TestReferencesStayInTheRepository: comments and docs cited API.md and
+// "the original", neither of which is in the repository; they cite
+// docs/openapi.yaml and docs/ (the README defines "the seed").
+func TestReferencesStayInTheRepository(t *testing.T) {
+	re := regexp.MustCompile(`API\.md|[Tt]he original\b`)
+	r := root(t)
+	err := filepath.WalkDir(r, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(r, path)
+		if d.IsDir() {
+			if strings.HasPrefix(d.Name(), ".") && rel != "." || d.Name() == "node_modules" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, ".md") || strings.HasSuffix(path, "arch_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if re.MatchString(line) {
+				t.Errorf("%s:%d cites a document outside the repository: %s", filepath.ToSlash(rel), i+1, strings.TrimSpace(line))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

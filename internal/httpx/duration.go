@@ -7,7 +7,7 @@ import (
 )
 
 // Duration is a time.Duration that reads and writes Go duration strings
-// ("5s", "250ms") in JSON, as API.md says. A bare number is rejected so that
+// ("5s", "250ms") in JSON, as docs/openapi.yaml says. A bare number is rejected so that
 // "5" never silently means five nanoseconds.
 type Duration time.Duration
 

@@ -1,10 +1,10 @@
-// Package names holds API.md's one rule for the names of services, queues
+// Package names holds docs/openapi.yaml's one rule for the names of services, queues
 // and streams, so every component accepts and refuses the same names.
 package names
 
 import "regexp"
 
-// Pattern is API.md's rule: ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$.
+// Pattern is the rule of docs/openapi.yaml (schema Name): ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$.
 const Pattern = `^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`
 
 // MaxLen is the longest name the rule allows.

@@ -17,7 +17,7 @@ func TestValid(t *testing.T) {
 	}
 }
 
-// FuzzValidMatchesPattern keeps the hand-written matcher equal to API.md's
+// FuzzValidMatchesPattern keeps the hand-written matcher equal to docs/openapi.yaml's
 // regular expression.
 func FuzzValidMatchesPattern(f *testing.F) {
 	for _, s := range []string{"orders", "a.b", "-x", "", "x\x00", strings.Repeat("y", 130)} {
