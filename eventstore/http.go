@@ -86,11 +86,7 @@ func (a *API) Mount(handle func(pattern string, h http.Handler)) {
 }
 
 // Handler returns the API on a mux of its own.
-func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	a.Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
-	return mux
-}
+func (a *API) Handler() http.Handler { return httpx.Mux(a.Mount) }
 
 // AppendRequest is the body of POST /v1/streams/{stream}/events.
 type AppendRequest struct {

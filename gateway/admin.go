@@ -91,11 +91,7 @@ func (a *API) Mount(handle func(pattern string, h http.Handler)) {
 }
 
 // Handler is the API on its own mux (tests, embedding).
-func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	a.Mount(mux.Handle)
-	return mux
-}
+func (a *API) Handler() http.Handler { return httpx.Mux(a.Mount) }
 
 func (a *API) breakers(w http.ResponseWriter, _ *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, a.g.Breakers())

@@ -1,17 +1,16 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/plexushq/plexus/internal/logtest"
 	"github.com/plexushq/plexus/registry"
 )
 
@@ -273,7 +272,7 @@ func within(t *testing.T, hits []int, shares []float64, tol float64) {
 
 func TestAccessLogAndMetrics(t *testing.T) {
 	be := countingBackend(t, "a")
-	var buf syncBuffer
+	var buf logtest.Buffer
 	reg := prometheus.NewRegistry()
 	h := startGateway(t, Config{}, Options{AccessLog: &buf, Metrics: reg})
 	h.disc.set("svc", be.URL)
@@ -314,21 +313,4 @@ func TestAccessLogAndMetrics(t *testing.T) {
 			t.Errorf("metric %s not registered", n)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

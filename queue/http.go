@@ -61,11 +61,7 @@ func (a *API) Mount(handle func(pattern string, h http.Handler)) {
 }
 
 // Handler is the HTTP API on its own mux (tests, embedding).
-func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	a.Mount(mux.Handle)
-	return mux
-}
+func (a *API) Handler() http.Handler { return httpx.Mux(a.Mount) }
 
 // fail answers err: the queue's errors through problem, the engine's and
 // the rest through the shared mapping (every 5xx logged once there).

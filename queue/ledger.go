@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -146,7 +147,7 @@ func (b *Broker) check(ctx context.Context, q *qstate, ref ackRef) error {
 // It returns ErrReceiptStale (or errRepeat) when someone got there first.
 func (b *Broker) claim(ctx context.Context, q *qstate, ref ackRef, outcome string) error {
 	if err := b.ledger.DeleteMsg(ctx, ref.hseq); err != nil {
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
+		if msgGone(err) {
 			if cerr := b.check(ctx, q, ref); cerr != nil {
 				return cerr
 			}
@@ -162,6 +163,30 @@ func (b *Broker) claim(ctx context.Context, q *qstate, ref ackRef, outcome strin
 		b.log.Warn("queue: recording a delivery's outcome", "queue", q.n.queue, "err", err)
 	}
 	return nil
+}
+
+// msgGone reports a delete of a message that is not there: ErrMsgNotFound,
+// a sequence the stream does not have (JSSequenceNotFoundErrF), or the
+// server's generic delete failure (JSStreamMsgDeleteFailedF) carrying its
+// store's ErrStoreMsgNotFound; the last two are how a store restarted
+// after write errors (a full disk) answers for an entry it lost. The
+// caller then checks the ledger (409 when the receipt cannot be proven
+// current) instead of failing with a 500.
+func msgGone(err error) bool {
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return true
+	}
+	var ae *jetstream.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode {
+	case jetstream.ErrorCode(server.JSSequenceNotFoundErrF):
+		return true
+	case jetstream.ErrorCode(server.JSStreamMsgDeleteFailedF):
+		return ae.Description == server.ErrStoreMsgNotFound.Error()
+	}
+	return false
 }
 
 // ledgerLast is the last entry on subj, nil when there is none.

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -15,27 +14,8 @@ import (
 	"github.com/plexushq/plexus/internal/enginetest"
 	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/internal/httpxtest"
+	"github.com/plexushq/plexus/internal/logtest"
 )
-
-// syncBuffer is a log sink that tests read while handlers write.
-type syncBuffer struct {
-	mu  chan struct{}
-	buf bytes.Buffer
-}
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chan struct{}, 1)} }
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu <- struct{}{}
-	defer func() { <-b.mu }()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu <- struct{}{}
-	defer func() { <-b.mu }()
-	return b.buf.String()
-}
 
 func put(t *testing.T, url, body string) (int, http.Header, []byte) {
 	t.Helper()
@@ -60,7 +40,7 @@ func TestEngineGoneAnswers503WithRetryHint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := newSyncBuffer()
+	logs := &logtest.Buffer{}
 	api := httptest.NewServer(NewAPI(s, APIConfig{RequestTimeout: 300 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))}).Handler())
 	defer api.Close()

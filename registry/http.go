@@ -70,11 +70,7 @@ func (a *API) Mount(handle func(pattern string, h http.Handler)) {
 
 // Handler returns a mux serving only the registry routes (for tests and
 // embedding).
-func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	a.Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
-	return mux
-}
+func (a *API) Handler() http.Handler { return httpx.Mux(a.Mount) }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	a.errs.Write(w, r, err)

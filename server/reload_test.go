@@ -1,37 +1,18 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/plexushq/plexus/gateway"
+	"github.com/plexushq/plexus/internal/logtest"
 )
-
-// syncBuffer is a log sink tests read while the node writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func gatewayTimeout(t *testing.T, n *Node) time.Duration {
 	t.Helper()
@@ -91,7 +72,7 @@ func TestReloadWithoutTheGatewayRole(t *testing.T) {
 func TestReloadGenerationMetricAndLog(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "plexus.yaml")
 	writeFile(t, file, "gateway: {timeout: 30s}\n")
-	var logs syncBuffer
+	var logs logtest.Buffer
 	n := startNode(t, Config{ConfigFile: file, AdminToken: "test-token-0123456789",
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	admin := "http://" + n.AdminAddr()

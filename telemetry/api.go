@@ -104,11 +104,7 @@ func (a *API) Mount(handle func(pattern string, h http.Handler)) {
 }
 
 // Handler is the API on its own mux (tests, embedding).
-func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	a.Mount(mux.Handle)
-	return mux
-}
+func (a *API) Handler() http.Handler { return httpx.Mux(a.Mount) }
 
 // History is GET /v1/metrics/history: the History's Snapshot.
 func (a *API) History(w http.ResponseWriter, _ *http.Request) {

@@ -32,3 +32,11 @@ func NewJSONRequest(ctx context.Context, method, url, token string, in any) (*ht
 	}
 	return req, nil
 }
+
+// Mux serves the routes an API mounts (its Mount method) on a mux of
+// their own: every API's Handler, for tests and embedding.
+func Mux(mount func(handle func(pattern string, h http.Handler))) http.Handler {
+	mux := http.NewServeMux()
+	mount(mux.Handle)
+	return mux
+}
