@@ -15,6 +15,7 @@ import (
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/adminclient"
 	"github.com/plexushq/plexus/problem"
+	"github.com/plexushq/plexus/telemetry"
 )
 
 // Client talks to a Plexus node's Events API over HTTP, for programs that
@@ -28,7 +29,8 @@ type Client struct {
 // "http://127.0.0.1:3100") with the admin token. hc nil means a client
 // with no overall timeout (Tail streams); bound calls with ctx.
 func NewClient(baseURL, token string, hc *http.Client) *Client {
-	return &Client{conn: adminclient.Conn{Base: strings.TrimRight(baseURL, "/"), Token: token, HTTP: hc}}
+	return &Client{conn: adminclient.Conn{Base: strings.TrimRight(baseURL, "/"), Token: token, HTTP: hc,
+		Inject: telemetry.InjectHTTP}}
 }
 
 // Append appends events to stream with an expected version (AnyVersion,

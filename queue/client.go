@@ -14,6 +14,7 @@ import (
 	"github.com/plexushq/plexus/internal/adminclient"
 	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/problem"
+	"github.com/plexushq/plexus/telemetry"
 )
 
 // ClientConfig configures a Client. The zero value works.
@@ -40,7 +41,7 @@ func NewClient(baseURL, token string, cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	return &Client{conn: adminclient.Conn{Base: base, Token: token, HTTP: cfg.HTTPClient}}, nil
+	return &Client{conn: adminclient.Conn{Base: base, Token: token, HTTP: cfg.HTTPClient, Inject: telemetry.InjectHTTP}}, nil
 }
 
 func queuePath(queue, rest string) string { return "/v1/queues/" + url.PathEscape(queue) + rest }

@@ -20,6 +20,7 @@ import (
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/adminclient"
 	"github.com/plexushq/plexus/problem"
+	"github.com/plexushq/plexus/telemetry"
 )
 
 // ClientConfig configures a Client. The zero value works.
@@ -51,7 +52,8 @@ func NewClient(baseURL, token string, cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	c := &Client{conn: adminclient.Conn{Base: base, Token: token, HTTP: cfg.HTTPClient}, timeout: cfg.Timeout}
+	c := &Client{conn: adminclient.Conn{Base: base, Token: token, HTTP: cfg.HTTPClient, Inject: telemetry.InjectHTTP},
+		timeout: cfg.Timeout}
 	if c.timeout <= 0 {
 		c.timeout = 10 * time.Second
 	}

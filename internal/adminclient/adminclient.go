@@ -1,7 +1,8 @@
 // Package adminclient is the shared core of the Go clients of a node's
 // admin API (registry.Client, eventstore.Client, queue.Client and the
-// CLI): the request (JSON body, bearer token, trace context), the bounded
-// read of the answer, and the problem of an error answer, written once.
+// CLI): the request (JSON body, bearer token, trace context through the
+// Inject hook), the bounded read of the answer, and the problem of an
+// error answer, written once.
 package adminclient
 
 import (
@@ -15,7 +16,6 @@ import (
 
 	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/problem"
-	"github.com/plexushq/plexus/telemetry"
 )
 
 // MaxAnswer bounds the answers read whole (lists of instances, events).
@@ -41,6 +41,10 @@ type Conn struct {
 	Base  string // from BaseURL
 	Token string
 	HTTP  *http.Client
+	// Inject writes ctx's trace context into a request's headers: the
+	// clients pass telemetry.InjectHTTP (this package sits below
+	// telemetry). Nil: none.
+	Inject func(ctx context.Context, h http.Header)
 }
 
 func (c *Conn) client() *http.Client {
@@ -62,7 +66,9 @@ func (c *Conn) Send(ctx context.Context, method, path string, in any, header htt
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
-	telemetry.InjectHTTP(ctx, req.Header)
+	if c.Inject != nil {
+		c.Inject(ctx, req.Header)
+	}
 	resp, err := c.client().Do(req)
 	if err != nil {
 		return nil, err
