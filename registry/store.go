@@ -34,6 +34,31 @@ type StoreConfig struct {
 	Now func() time.Time
 	// Logger for store events. Default slog.Default().
 	Logger *slog.Logger
+	// WatchCheck is how often a waiting watch asks the engine for the
+	// bucket's latest revision, to prove itself current or find itself
+	// stalled (see Watcher). Default 1s; negative turns the checks off.
+	WatchCheck time.Duration
+	// WatchStallAfter is how long a watch may stay behind a revision the
+	// engine reported before Next gives ErrWatchStalled. Default 2s.
+	WatchStallAfter time.Duration
+}
+
+func (c *StoreConfig) defaults() {
+	if c.MarkerTTL == 0 {
+		c.MarkerTTL = DefaultMarkerTTL
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.WatchCheck == 0 {
+		c.WatchCheck = time.Second
+	}
+	if c.WatchStallAfter <= 0 {
+		c.WatchStallAfter = 2 * time.Second
+	}
 }
 
 // Store keeps instances in the engine's key-value bucket
@@ -43,29 +68,24 @@ type StoreConfig struct {
 // compare-and-set on the key's revision so concurrent writers (heartbeats,
 // checkers on several nodes, status changes) never overwrite each other.
 type Store struct {
-	kv        jetstream.KeyValue
-	js        jetstream.JetStream
-	subjPre   string
-	markerTTL time.Duration
-	now       func() time.Time
-	log       *slog.Logger
-	writable  func() error // the engine's storage gate (engine.Writable)
+	kv         jetstream.KeyValue
+	js         jetstream.JetStream
+	stream     jetstream.Stream // the bucket's stream, for revision checks
+	subjPre    string
+	markerTTL  time.Duration
+	now        func() time.Time
+	log        *slog.Logger
+	watchCheck time.Duration
+	watchStall time.Duration
+	writable   func() error // the engine's storage gate (engine.Writable)
 }
 
 // OpenStore creates or updates the registry bucket on eng and returns a
 // store on it.
 func OpenStore(ctx context.Context, eng *engine.Engine, cfg StoreConfig) (*Store, error) {
-	if cfg.MarkerTTL == 0 {
-		cfg.MarkerTTL = DefaultMarkerTTL
-	}
+	cfg.defaults()
 	if cfg.MarkerTTL < time.Second {
 		return nil, fmt.Errorf("registry: marker TTL %s: at least 1s", cfg.MarkerTTL)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	kv, err := eng.EnsureKV(ctx, jetstream.KeyValueConfig{
 		Bucket:         engine.BucketRegistry,
@@ -77,15 +97,37 @@ func OpenStore(ctx context.Context, eng *engine.Engine, cfg StoreConfig) (*Store
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
+	stream, err := eng.JetStream().Stream(ctx, "KV_"+engine.BucketRegistry)
+	if err != nil {
+		return nil, fmt.Errorf("registry: bucket stream: %w", err)
+	}
 	return &Store{
-		kv:        kv,
-		js:        eng.JetStream(),
-		subjPre:   "$KV." + engine.BucketRegistry + ".",
-		markerTTL: cfg.MarkerTTL,
-		now:       cfg.Now,
-		log:       cfg.Logger,
-		writable:  eng.Writable,
+		kv:         kv,
+		js:         eng.JetStream(),
+		stream:     stream,
+		subjPre:    "$KV." + engine.BucketRegistry + ".",
+		markerTTL:  cfg.MarkerTTL,
+		now:        cfg.Now,
+		log:        cfg.Logger,
+		watchCheck: cfg.WatchCheck,
+		watchStall: cfg.WatchStallAfter,
+		writable:   eng.Writable,
 	}, nil
+}
+
+// lastRevision is the revision of the newest entry (value or removal
+// marker) under the key filter, 0 when there is none. Any replica of the
+// bucket may answer (a direct get), so it works while the bucket elects a
+// leader; a replica is never ahead of the leader.
+func (s *Store) lastRevision(ctx context.Context, filter string) (uint64, error) {
+	m, err := s.stream.GetLastMsgForSubject(ctx, s.subjPre+filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
 }
 
 // key is the bucket key of an instance. Instance ids have no dots, so the
