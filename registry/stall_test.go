@@ -103,7 +103,7 @@ func TestViewAgesWhileTheEngineIsGone(t *testing.T) {
 	cl.Kill(0)
 	lost := c.FreshAt()
 	time.Sleep(500 * time.Millisecond) // ten checks' worth without an answer
-	if got := c.FreshAt(); got.After(lost.Add(100*time.Millisecond)) {
+	if got := c.FreshAt(); got.After(lost.Add(100 * time.Millisecond)) {
 		t.Fatalf("view proved fresh at %s while the engine was down (last proof %s)", got, lost)
 	}
 	if age := c.ViewAge(); age < 400*time.Millisecond {
