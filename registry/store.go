@@ -234,10 +234,10 @@ func isCASConflict(err error) bool {
 // same id. It reports whether the instance is new. A (re-)registration
 // starts the instance healthy with fresh check counters, as the original
 // did; it keeps registeredAt and the last check of the instance it
-// replaces. An invalid registration changes nothing. While the engine's
-// storage is full it is refused with engine.ErrStorageFull (heartbeats,
-// status changes and deregistrations, which replace or remove a key, go
-// on in the engine's reserve).
+// replaces, and the checker that checks it. An invalid registration
+// changes nothing. While the engine's storage is full it is refused with
+// engine.ErrStorageFull (heartbeats, status changes and deregistrations,
+// which replace or remove a key, go on in the engine's reserve).
 func (s *Store) Register(ctx context.Context, service, id string, reg *Registration) (*Instance, bool, error) {
 	inst, err := reg.Normalize(service, id)
 	if err != nil {
@@ -255,9 +255,10 @@ func (s *Store) Register(ctx context.Context, service, id string, reg *Registrat
 		inst.Status, inst.CheckPasses, inst.CheckFailures = StatusHealthy, 0, 0
 		inst.RegisteredAt, inst.LastHeartbeat = now, now
 		inst.ExpiresAt = now.Add(inst.TTL.D())
-		inst.LastCheck, inst.CheckOutput = nil, ""
+		inst.LastCheck, inst.CheckOutput, inst.Checker, inst.CheckerSince = nil, "", "", nil
 		if cur != nil {
 			inst.RegisteredAt, inst.LastCheck, inst.CheckOutput = cur.RegisteredAt, cur.LastCheck, cur.CheckOutput
+			inst.Checker, inst.CheckerSince = cur.Checker, cur.CheckerSince
 		}
 		nrev, err := s.write(ctx, inst, rev)
 		if isCASConflict(err) {
