@@ -59,7 +59,7 @@ type Instance struct {
 	// others leave the instance alone while it reports in time.
 	Checker      string     `json:"checker,omitempty"`
 	CheckerSince *time.Time `json:"checkerSince,omitempty"`
-	ExpiresAt     time.Time      `json:"expiresAt"`
+	ExpiresAt    time.Time  `json:"expiresAt"`
 	// CheckPasses and CheckFailures count consecutive check results for the
 	// rise/fall thresholds; they live in the store so that any checker node
 	// continues where another left off.
