@@ -31,7 +31,7 @@ func TestHelperSubscriberProcess(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	eng, err := engine.Start(ctx, engine.Config{URLs: []string{os.Getenv("PLEXUS_SUB_NATS")},
+	eng, err := engine.Start(ctx, engine.Config{URLs: []string{os.Getenv("PLEXUS_SUB_NATS")}, Token: subToken,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
@@ -85,12 +85,15 @@ func positionsIn(t *testing.T, path string) []uint64 {
 	return out
 }
 
+// subToken is what the test's exposed engine requires of its subscriber processes.
+const subToken = "subscriber-process-token"
+
 func TestSubscriberProcessRestartsWithoutGapsOrDuplicates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs subscriber processes")
 	}
 	addr := plexustest.FreeAddr(t)
-	eng := enginetest.StartConfig(t, engine.Config{Listen: addr})
+	eng := enginetest.StartConfig(t, engine.Config{Listen: addr, Token: subToken})
 	s := startStore(t, eng, eventstore.Config{})
 	out := filepath.Join(t.TempDir(), "handled")
 	start := func() *exec.Cmd {

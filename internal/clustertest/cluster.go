@@ -31,8 +31,16 @@ type Options struct {
 	Size int
 	// User and Password, when set, are required of every client.
 	User, Password string
+	// ClientOptions are what the harness's own clients (readiness checks,
+	// Connect) add when Configure sets up other authentication or TLS.
+	ClientOptions []nats.Option
 	// MaxPayload is the servers' max_payload. Default the server's (1 MiB).
 	MaxPayload int32
+	// Rewrite replaces byte strings in what the servers send to clients
+	// (each New as long as its Old): a server that claims another version
+	// in its INFO, or drops a stream setting from its answers, without
+	// being another server.
+	Rewrite []Rewrite
 	// Configure, when set, changes each server's options before it starts
 	// (TLS, accounts, limits).
 	Configure func(i int, o *server.Options)
@@ -83,6 +91,12 @@ func Start(t testing.TB, opts Options) *Cluster {
 		if n.client, err = newProxy(); err != nil {
 			t.Fatal(err)
 		}
+		for _, rw := range opts.Rewrite {
+			if len(rw.Old) != len(rw.New) || rw.Old == "" {
+				t.Fatalf("rewrite %q -> %q: want non-empty strings of one length", rw.Old, rw.New)
+			}
+		}
+		n.client.rewrite = opts.Rewrite
 		n.routes = make([]*proxy, opts.Size)
 		for j := range opts.Size {
 			if j != i {
@@ -325,6 +339,7 @@ func (c *Cluster) Connect(i int, opts ...nats.Option) (*nats.Conn, error) {
 	if c.opts.User != "" {
 		opts = append(opts, nats.UserInfo(c.opts.User, c.opts.Password))
 	}
+	opts = append(opts, c.opts.ClientOptions...)
 	return nats.Connect(c.URL(i), opts...)
 }
 

@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -20,7 +21,13 @@ type proxy struct {
 	to   string // target address; "" refuses connections
 	cut  bool
 	conn map[net.Conn]struct{}
+	// rewrite replaces byte strings (each with one of the same length, so
+	// the protocol's framing holds) in what the target sends back.
+	rewrite []Rewrite
 }
+
+// Rewrite replaces Old with New (of the same length) in a server's answers.
+type Rewrite struct{ Old, New string }
 
 func newProxy() (*proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -133,14 +140,53 @@ func (p *proxy) serve(in net.Conn) {
 	}
 	defer p.untrack(in, out)
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
+	pipe := func(dst io.Writer, src io.Reader, cs ...net.Conn) {
 		_, _ = io.Copy(dst, src)
-		_ = dst.Close()
-		_ = src.Close()
+		for _, c := range cs {
+			_ = c.Close()
+		}
 		done <- struct{}{}
 	}
-	go pipe(out, in)
-	go pipe(in, out)
+	go pipe(out, in, out, in)
+	if len(p.rewrite) > 0 {
+		go pipe(&rewriter{w: in, rules: p.rewrite}, out, in, out)
+	} else {
+		go pipe(in, out, in, out)
+	}
 	<-done
 	<-done
+}
+
+// rewriter applies same-length replacements to a byte stream, holding back
+// the last few bytes of each write so that a match split across writes is
+// still found. It flushes what it holds only when the stream ends, which is
+// fine for the request-response traffic it is used on: every answer ends
+// with CRLF, and the held bytes are fewer than the longest pattern.
+type rewriter struct {
+	w     io.Writer
+	rules []Rewrite
+	buf   []byte
+}
+
+func (r *rewriter) Write(b []byte) (int, error) {
+	r.buf = append(r.buf, b...)
+	for _, rule := range r.rules {
+		r.buf = bytes.ReplaceAll(r.buf, []byte(rule.Old), []byte(rule.New))
+	}
+	// Hold back a possible prefix of a pattern at the end.
+	hold := 0
+	for _, rule := range r.rules {
+		for k := min(len(rule.Old)-1, len(r.buf)); k > hold; k-- {
+			if bytes.HasSuffix(r.buf, []byte(rule.Old[:k])) {
+				hold = k
+				break
+			}
+		}
+	}
+	out := r.buf[:len(r.buf)-hold]
+	if _, err := r.w.Write(out); err != nil {
+		return 0, err
+	}
+	r.buf = append(r.buf[:0], r.buf[len(r.buf)-hold:]...)
+	return len(b), nil
 }
