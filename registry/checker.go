@@ -40,9 +40,8 @@ type CheckerConfig struct {
 	// context (traceparent) with the check request. Nil: no spans.
 	TracerProvider trace.TracerProvider
 	// ID names this checker in the instances it checks (Instance.Checker).
-	// It must differ between the checkers on one engine. Default
-	// "checker-" and random characters; a node uses its name and a random
-	// suffix.
+	// It must differ between the checkers on one engine. Default: the host
+	// name, a dash and 8 random characters.
 	ID string
 	// Writable reports whether the engine accepts writes, and since when.
 	// A checker takes an instance over from a silent checker only once the
@@ -97,7 +96,7 @@ func NewChecker(store *Store, cache *Cache, cfg CheckerConfig) *Checker {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.ID == "" {
-		cfg.ID = "checker-" + randomSuffix()
+		cfg.ID = defaultCheckerID()
 	}
 	tp := cfg.TracerProvider
 	if tp == nil {

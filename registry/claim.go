@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"os"
 	"time"
 )
 
@@ -63,9 +64,14 @@ func (s *Store) ClaimCheck(ctx context.Context, service, id, checker string) (*I
 	})
 }
 
-// randomSuffix is 8 random characters that fit a key and a label.
-func randomSuffix() string {
+// defaultCheckerID is the host name and 8 random characters: readable in
+// the instance JSON, and distinct for two checkers on one host.
+func defaultCheckerID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "checker"
+	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
 }

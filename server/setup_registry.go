@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/plexushq/plexus/registry"
 )
@@ -20,6 +21,14 @@ func (n *Node) setupRegistry(ctx context.Context) error {
 	}
 	n.regCache = registry.NewCache(store, registry.CacheConfig{Metrics: n.metrics, Logger: log})
 	n.add("registry-cache", n.regCache)
+	n.addHealth("registry", func(context.Context) any {
+		fresh := n.regCache.FreshAt()
+		out := map[string]any{"viewAgeSeconds": n.regCache.ViewAge().Seconds(), "maxViewAgeSeconds": n.cfg.MaxViewAge.Seconds()}
+		if !fresh.IsZero() {
+			out["viewFreshAt"] = fresh.UTC()
+		}
+		return out
+	})
 	n.addHealth("services", func(context.Context) any {
 		out := map[string]any{}
 		for _, s := range n.regCache.Services() {
@@ -32,7 +41,10 @@ func (n *Node) setupRegistry(ctx context.Context) error {
 			Streams: n.slots}).Mount(n.handleAdmin)
 	}
 	if n.cfg.has(RoleChecker) {
-		ccfg := registry.CheckerConfig{Metrics: n.metrics, Logger: log}
+		ccfg := registry.CheckerConfig{Metrics: n.metrics, Logger: log, Writable: func() (time.Time, bool) {
+			st := n.eng.Status()
+			return st.Since, st.Writable
+		}}
 		if n.traceChecks {
 			ccfg.TracerProvider = n.tracer
 		}
