@@ -26,6 +26,10 @@ type Service struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// halt ends a housekeeping round in flight when Stop is called (it may
+	// wait on an engine that is failing over).
+	halt     context.Context
+	haltFunc context.CancelFunc
 }
 
 // ServiceOptions tune a Service. The zero value works.
@@ -46,8 +50,10 @@ func NewService(c *Client, opts ServiceOptions) *Service {
 	if opts.MaintainInterval <= 0 {
 		opts.MaintainInterval = time.Second
 	}
+	halt, haltFunc := context.WithCancel(context.Background())
 	return &Service{c: c, log: c.log, interval: opts.MaintainInterval, queues: opts.Queues, stop: make(chan struct{}),
-		timeout: httpx.RequestTimeout(opts.RequestTimeout), errs: httpx.Errors{Log: c.log, Domain: problem}}
+		timeout: httpx.RequestTimeout(opts.RequestTimeout), errs: httpx.Errors{Log: c.log, Domain: problem},
+		halt: halt, haltFunc: haltFunc}
 }
 
 // Client is the service's queue client.
@@ -97,8 +103,8 @@ func (s *Service) maintain() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := s.c.Maintain(ctx); err != nil && !errors.Is(err, ErrClosed) {
+		ctx, cancel := context.WithTimeout(s.halt, 30*time.Second)
+		if err := s.c.Maintain(ctx); err != nil && !errors.Is(err, ErrClosed) && s.halt.Err() == nil {
 			s.log.Warn("queue housekeeping", "err", err)
 		}
 		cancel()
@@ -113,6 +119,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	default:
 	}
 	close(s.stop)
+	s.haltFunc()
 	s.wg.Wait()
 	s.c.mu.Lock()
 	qs := make([]*qstate, 0, len(s.c.queues))
