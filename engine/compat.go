@@ -138,6 +138,12 @@ func CheckSize(nc *nats.Conn, size int) error {
 	return nil
 }
 
+// CheckMsg is CheckSize for a message about to be published: its payload
+// and encoded headers count, as the server counts them.
+func CheckMsg(nc *nats.Conn, m *nats.Msg) error {
+	return CheckSize(nc, m.Size()-len(m.Subject)-len(m.Reply))
+}
+
 // ErrTooLarge means a message is larger than the engine accepts; nothing
 // was stored. The *TooLargeError in the chain names the limit.
 var ErrTooLarge = errors.New("message too large")

@@ -67,11 +67,16 @@ var unavailableErrs = []error{
 // otherwise (domain answers such as "not found" or "wrong last sequence"
 // stay as they are). The result still matches the original error.
 func Classify(err error) error {
-	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrStorageFull) {
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrStorageFull) || errors.Is(err, ErrTooLarge) {
 		return err
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
 	}
 	if code, status, ok := apiError(err); ok {
 		switch {
+		case code == jetstream.ErrorCode(server.JSStreamMessageExceedsMaximumErr):
+			return fmt.Errorf("%w: %w", ErrTooLarge, err)
 		case storageFullCodes[code]:
 			return fmt.Errorf("%w: %w", ErrStorageFull, err)
 		case unavailableCodes[code] || status == 503:

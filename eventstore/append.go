@@ -41,7 +41,6 @@ type AppendResult struct {
 const (
 	errCodeWrongLastSeq      = jetstream.JSErrCodeStreamWrongLastSequence
 	errCodeWrongLastSeqConst = jetstream.JSErrCodeStreamWrongLastSequenceConstant
-	errCodeMsgTooLarge       = jetstream.JSErrCodeStreamMessageExceedsMaximum
 	errCodeBatchDuplicate    = jetstream.ErrorCode(server.JSAtomicPublishContainsDuplicateMessageErr)
 	errCodeBatchInflight     = jetstream.ErrorCode(server.JSAtomicPublishTooManyInflight)
 )
@@ -116,8 +115,6 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 				return AppendResult{}, invalidf("stream %q: an event id of this batch was already stored", stream)
 			case errCodeBatchInflight:
 				return AppendResult{}, fmt.Errorf("%w: stream %q: too many batches in flight", ErrBusy, stream)
-			case errCodeMsgTooLarge:
-				return AppendResult{}, invalidf("stream %q: an event is larger than the engine accepts", stream)
 			}
 			return AppendResult{}, fmt.Errorf("eventstore: append to %q: %w", stream, engine.Classify(ack.Error))
 		}
@@ -277,8 +274,15 @@ func buildMsgs(ctx context.Context, stream string, cur verPos, events []Event) [
 	return msgs
 }
 
-// publish sends the messages and waits for the one acknowledgement.
+// publish sends the messages and waits for the one acknowledgement. A
+// message over the server's max_payload is refused before anything is
+// sent (an *engine.TooLargeError naming the limit: 413).
 func (s *Store) publish(ctx context.Context, msgs []*nats.Msg) (pubAck, error) {
+	for i, m := range msgs {
+		if err := engine.CheckMsg(s.nc, m); err != nil {
+			return pubAck{}, fmt.Errorf("eventstore: event %d: %w", i, err)
+		}
+	}
 	for _, m := range msgs[:len(msgs)-1] {
 		if err := s.nc.PublishMsg(m); err != nil {
 			return pubAck{}, publishErr(err)
@@ -334,8 +338,5 @@ func parseAck(b []byte) (pubAck, bool) {
 }
 
 func publishErr(err error) error {
-	if errors.Is(err, nats.ErrMaxPayload) {
-		return invalidf("an event is larger than the engine's maximum message size")
-	}
 	return fmt.Errorf("eventstore: publish: %w", engine.Classify(err))
 }

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,7 +91,8 @@ type Client struct {
 	nc      *nats.Conn
 	kv      jetstream.KeyValue
 	ledger  jetstream.Stream // the delivery ledger (ledger.go)
-	key     []byte
+	key     atomic.Pointer[[]byte] // the receipt key, loaded on first use (secret.go)
+	keyMu   sync.Mutex
 	opts    Options
 	log     *slog.Logger
 	tracer  trace.Tracer
@@ -113,7 +113,6 @@ type Client struct {
 }
 
 const (
-	receiptKeyName = "_secret.receipt"
 	statsKeyPrefix = "_stats."
 	maxLastErr     = 10000
 	dedupeWindow   = 2 * time.Minute
@@ -124,10 +123,10 @@ const (
 func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, error) {
 	spans := opts.TracerProvider != nil
 	opts.defaults()
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := engine.EnsureKVOn(ctx, js, jetstream.KeyValueConfig{
 		Bucket: engine.BucketQueues, Description: "Plexus queue options", History: 1,
 		Replicas: opts.Replicas, Storage: jetstream.FileStorage,
-	})
+	}, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("queue: options bucket: %w", err)
 	}
@@ -140,9 +139,6 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, er
 		lastErr: map[uint64]string{},
 		pullers: &pullers{nc: js.Conn()},
 	}
-	if c.key, err = c.receiptKey(ctx); err != nil {
-		return nil, err
-	}
 	if err := c.ensureLedger(ctx); err != nil {
 		return nil, err
 	}
@@ -151,25 +147,6 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, er
 	}
 	c.metrics = newMetrics(opts.Registerer)
 	return c, nil
-}
-
-// receiptKey reads the HMAC key that every node shares, creating it once.
-func (c *Client) receiptKey(ctx context.Context) ([]byte, error) {
-	for range 3 {
-		e, err := c.kv.Get(ctx, receiptKeyName)
-		if err == nil && len(e.Value()) >= 32 {
-			return e.Value(), nil
-		}
-		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil, fmt.Errorf("queue: receipt key: %w", err)
-		}
-		k := make([]byte, 32)
-		_, _ = rand.Read(k)
-		if _, err := c.kv.Create(ctx, receiptKeyName, k); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, fmt.Errorf("queue: receipt key: %w", err)
-		}
-	}
-	return nil, errors.New("queue: receipt key could not be read")
 }
 
 // Close releases the client's subscriptions. Subscriptions of Subscribe
@@ -417,7 +394,7 @@ func (c *Client) ensureDLQ(ctx context.Context, dlq, owner string) error {
 
 func (c *Client) ensureObjects(ctx context.Context, name string, rec *record) error {
 	n := namesFor(name)
-	s, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s, err := c.ensureQueueStream(ctx, jetstream.StreamConfig{
 		Name:        n.stream,
 		Description: "Plexus queue " + name,
 		Subjects:    []string{engine.SubjectPrefix + "q." + n.tok + ".>"},

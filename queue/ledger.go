@@ -59,7 +59,7 @@ func (n *names) ledgerAll() string { return ledgerRoot + n.tok + ".>" }
 
 // ensureLedger creates or updates the ledger stream.
 func (c *Client) ensureLedger(ctx context.Context) error {
-	_, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := engine.EnsureStreamOn(ctx, c.js, jetstream.StreamConfig{
 		Name:              LedgerStream,
 		Description:       "Plexus queue delivery ledger: which delivery each receipt belongs to",
 		Subjects:          []string{ledgerRoot + ">"},
@@ -69,9 +69,9 @@ func (c *Client) ensureLedger(ctx context.Context) error {
 		Discard:           jetstream.DiscardOld,
 		AllowMsgTTL:       true,
 		AllowDirect:       true,
-	})
+	}, c.log)
 	if err != nil {
-		return fmt.Errorf("queue: delivery ledger: %w", engine.Classify(err))
+		return fmt.Errorf("queue: delivery ledger: %w", err)
 	}
 	return nil
 }

@@ -215,8 +215,15 @@ func (c *Client) publish(ctx context.Context, q *qstate, msgs []Message) ([]stri
 	defer release()
 	now := c.opts.Now()
 	ids := make([]string, len(msgs))
+	built := make([]*nats.Msg, len(msgs))
+	for i := range msgs {
+		built[i] = c.build(ctx, q, &msgs[i], now)
+		if err := engine.CheckMsg(c.nc, built[i]); err != nil {
+			return nil, fmt.Errorf("queue %q: message %d: %w", q.n.queue, i, err)
+		}
+	}
 	if len(msgs) == 1 {
-		nm := c.build(ctx, q, &msgs[0], now)
+		nm := built[0]
 		ids[0] = nm.Header[hdrID][0]
 		ack, err := c.js.PublishMsg(ctx, nm)
 		if err != nil {
@@ -229,8 +236,7 @@ func (c *Client) publish(ctx context.Context, q *qstate, msgs []Message) ([]stri
 	}
 	futs := make([]jetstream.PubAckFuture, len(msgs))
 	var errs []error
-	for i := range msgs {
-		nm := c.build(ctx, q, &msgs[i], now)
+	for i, nm := range built {
 		ids[i] = nm.Header[hdrID][0]
 		f, err := c.js.PublishMsgAsync(nm)
 		if err != nil {
@@ -331,6 +337,10 @@ func (c *Client) PublishAsync(ctx context.Context, queue string, m Message) *Fut
 	defer release()
 	nm := c.build(ctx, q, &m, c.opts.Now())
 	f := &Future{id: nm.Header[hdrID][0], q: q, c: c}
+	if f.err = engine.CheckMsg(c.nc, nm); f.err != nil {
+		f.err = fmt.Errorf("queue %q: %w", q.n.queue, f.err)
+		return f
+	}
 	f.paf, f.err = c.js.PublishMsgAsync(nm)
 	return f
 }

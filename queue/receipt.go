@@ -34,6 +34,7 @@ type receiptMeta struct {
 
 const metaLen = 20
 
+// seal signs a receipt; the key was loaded by the caller (receiptKey).
 func (c *Client) seal(queue string, rm receiptMeta) string {
 	var meta [metaLen]byte
 	binary.BigEndian.PutUint64(meta[0:], uint64(rm.deadline.UnixMilli()))
@@ -45,7 +46,7 @@ func (c *Client) seal(queue string, rm receiptMeta) string {
 }
 
 func (c *Client) mac(queue, reply string, meta []byte) []byte {
-	m := hmac.New(sha256.New, c.key)
+	m := hmac.New(sha256.New, *c.key.Load())
 	m.Write([]byte(queue))
 	m.Write([]byte{0})
 	m.Write([]byte(reply))
@@ -100,6 +101,9 @@ func (c *Client) open(q *qstate, receipt string) (ackRef, error) {
 // delivery, before anything changes. repeat marks receipts whose delivery
 // was acked with them already.
 func (c *Client) openAll(ctx context.Context, q *qstate, receipts []string, allowRepeat bool) (refs []ackRef, repeat []bool, err error) {
+	if _, err := c.receiptKey(ctx); err != nil {
+		return nil, nil, err
+	}
 	refs = make([]ackRef, len(receipts))
 	repeat = make([]bool, len(receipts))
 	for i, r := range receipts {

@@ -53,6 +53,9 @@ func (c *Client) Receive(ctx context.Context, queue string, opts ReceiveOptions)
 	if err != nil {
 		return nil, err
 	}
+	if _, err := c.receiptKey(ctx); err != nil {
+		return nil, err
+	}
 	if opts.Max <= 0 {
 		opts.Max = 1
 	}

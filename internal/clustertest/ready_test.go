@@ -145,3 +145,11 @@ func TestReadinessPerRoleOnQuorumLoss(t *testing.T) {
 		})
 	}
 }
+
+// newOK runs a backend that answers 200 "ok" on every path.
+func newOK(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
