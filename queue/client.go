@@ -90,7 +90,7 @@ type Client struct {
 	js      jetstream.JetStream
 	nc      *nats.Conn
 	kv      jetstream.KeyValue
-	ledger  jetstream.Stream // the delivery ledger (ledger.go)
+	ledger  jetstream.Stream       // the delivery ledger (ledger.go)
 	key     atomic.Pointer[[]byte] // the receipt key, loaded on first use (secret.go)
 	keyMu   sync.Mutex
 	opts    Options
