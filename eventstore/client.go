@@ -9,9 +9,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nuid"
 
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/httpx"
@@ -21,9 +24,10 @@ import (
 // run outside the node. Its errors match the store's: *ConflictError,
 // ErrStreamNotFound, ErrNotFound, ErrInvalid.
 type Client struct {
-	base  string
-	token string
-	hc    *http.Client
+	base    string
+	token   string
+	hc      *http.Client
+	retries httpx.RetryPolicy
 }
 
 // NewClient returns a client of the admin API at baseURL (e.g.
@@ -36,13 +40,76 @@ func NewClient(baseURL, token string, hc *http.Client) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, hc: hc}
 }
 
+// SetAttempts sets how many times Append tries in all (default 8; 1 turns
+// retries off).
+func (c *Client) SetAttempts(n int) { c.retries.Attempts = n }
+
 // Append appends events to stream with an expected version (AnyVersion,
 // NoStream or N).
+//
+// It retries by itself when the node answers 503 with a retry hint (the
+// engine fails over, has no leader, is busy) or the request fails on the
+// way, waiting the hint: events without an id get one first, and before
+// each retry the stream is read to see whether the previous attempt was
+// stored after all (its answer lost). So an append with an expected
+// version is stored once, whatever happens on the way; one with
+// AnyVersion is deduplicated by its event ids (single events within the
+// engine's two-minute window, batches only while they are the stream's
+// last events).
 func (c *Client) Append(ctx context.Context, stream string, expected int64, events ...Event) (AppendResult, error) {
+	events = withIDs(events)
 	var res AppendResult
-	err := c.do(ctx, http.MethodPost, "/v1/streams/"+url.PathEscape(stream)+"/events",
-		AppendRequest{ExpectedVersion: &expected, Events: events}, &res)
+	err := httpx.Retry(ctx, c.retries, func(ctx context.Context, n int) error {
+		if n > 0 {
+			r, ok, err := c.landed(ctx, stream, expected, events)
+			if err != nil || ok {
+				res = r
+				return err
+			}
+		}
+		return c.do(ctx, http.MethodPost, "/v1/streams/"+url.PathEscape(stream)+"/events",
+			AppendRequest{ExpectedVersion: &expected, Events: events}, &res)
+	})
 	return res, err
+}
+
+// withIDs is a copy of events in which every event has an id.
+func withIDs(events []Event) []Event {
+	out := make([]Event, len(events))
+	copy(out, events)
+	for i := range out {
+		if out[i].ID == "" {
+			out[i].ID = nuid.Next()
+		}
+	}
+	return out
+}
+
+// landed reports whether events are stored already (an earlier attempt
+// whose answer was lost): at versions expected+1… for an expected
+// version, as the stream's last events for AnyVersion.
+func (c *Client) landed(ctx context.Context, stream string, expected int64, events []Event) (AppendResult, bool, error) {
+	var got []Envelope
+	var err error
+	if expected >= 0 {
+		got, err = c.ReadStream(ctx, stream, expected+1, len(events))
+	} else {
+		got, err = c.ReadStreamBackward(ctx, stream, 0, len(events))
+		slices.Reverse(got)
+	}
+	if errors.Is(err, ErrStreamNotFound) {
+		return AppendResult{}, false, nil
+	}
+	if err != nil || len(got) != len(events) {
+		return AppendResult{}, false, err
+	}
+	for i := range events {
+		if got[i].ID != events[i].ID {
+			return AppendResult{}, false, nil
+		}
+	}
+	last := got[len(got)-1]
+	return AppendResult{Version: last.Version, Position: last.Position}, true, nil
 }
 
 // ReadStream reads a stream forwards from a version.

@@ -222,25 +222,56 @@ func (c *Client) publish(ctx context.Context, q *qstate, msgs []Message) ([]stri
 			return nil, fmt.Errorf("queue %q: message %d: %w", q.n.queue, i, err)
 		}
 	}
-	if len(msgs) == 1 {
-		nm := built[0]
-		ids[0] = nm.Header[hdrID][0]
-		ack, err := c.js.PublishMsg(ctx, nm)
-		if err != nil {
-			return nil, fmt.Errorf("queue %q: publish: %w", q.n.queue, engine.Classify(err))
-		}
-		if !ack.Duplicate {
-			c.published(q, 1)
-		}
-		return ids, nil
-	}
-	futs := make([]jetstream.PubAckFuture, len(msgs))
-	var errs []error
 	for i, nm := range built {
 		ids[i] = nm.Header[hdrID][0]
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.RequestTimeout)
+		defer cancel()
+	}
+	// While the engine fails over (no leader, no responders, a timeout) the
+	// same messages are sent again, with the same ids: the engine stores a
+	// message it already has once (its duplicate window), so a retry never
+	// doubles one.
+	for attempt := 0; ; attempt++ {
+		stored, err := c.send(ctx, q, built)
+		c.published(q, stored)
+		if err == nil {
+			return ids, nil
+		}
+		if !errors.Is(err, engine.ErrUnavailable) || ctx.Err() != nil {
+			return nil, err
+		}
+		t := time.NewTimer(min(50*time.Millisecond<<min(attempt, 5), time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// send publishes built messages once and reports how many were stored new
+// (not duplicates).
+func (c *Client) send(ctx context.Context, q *qstate, built []*nats.Msg) (int64, error) {
+	if len(built) == 1 {
+		ack, err := c.js.PublishMsg(ctx, built[0])
+		if err != nil {
+			return 0, fmt.Errorf("queue %q: publish: %w", q.n.queue, engine.Classify(err))
+		}
+		if ack.Duplicate {
+			return 0, nil
+		}
+		return 1, nil
+	}
+	futs := make([]jetstream.PubAckFuture, len(built))
+	var errs []error
+	for i, nm := range built {
 		f, err := c.js.PublishMsgAsync(nm)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("message %d: %w", i, err))
+			errs = append(errs, fmt.Errorf("message %d: %w", i, engine.Classify(err)))
 			break
 		}
 		futs[i] = f
@@ -264,11 +295,10 @@ func (c *Client) publish(ctx context.Context, q *qstate, msgs []Message) ([]stri
 			break
 		}
 	}
-	c.published(q, stored)
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("queue %q: publish batch (%d of %d stored): %w", q.n.queue, stored, len(msgs), errors.Join(errs...))
+		return stored, fmt.Errorf("queue %q: publish batch (%d of %d stored): %w", q.n.queue, stored, len(built), errors.Join(errs...))
 	}
-	return ids, nil
+	return stored, nil
 }
 
 func (c *Client) published(q *qstate, n int64) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -78,10 +79,14 @@ func (g *globals) do(ctx context.Context, method, path string, in, out any) erro
 	}
 	if resp.StatusCode >= 300 {
 		var p httpx.Problem
-		if json.Unmarshal(data, &p) == nil && p.Status != 0 {
-			return fmt.Errorf("%d %s: %s", p.Status, p.Title, p.Detail)
+		if json.Unmarshal(data, &p) != nil || p.Status == 0 {
+			p = *httpx.NewProblem(resp.StatusCode, "", strings.TrimSpace(string(data)))
+			p.Title = resp.Status
 		}
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(data)))
+		if p.RetryAfter == 0 {
+			p.RetryAfter, _ = strconv.Atoi(resp.Header.Get("Retry-After"))
+		}
+		return answerError{&p}
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -90,6 +95,28 @@ func (g *globals) do(ctx context.Context, method, path string, in, out any) erro
 	}
 	return nil
 }
+
+// doIdempotent is do for a request that is safe to repeat (a publish with
+// its message id): a 503 with a retry hint (the engine fails over) or a
+// request that failed on the way is retried after the hint, a few times.
+func (g *globals) doIdempotent(ctx context.Context, method, path string, in, out any) error {
+	return httpx.Retry(ctx, httpx.RetryPolicy{}, func(ctx context.Context, _ int) error {
+		return g.do(ctx, method, path, in, out)
+	})
+}
+
+// answerError is an error answer of the admin API; it keeps the problem
+// (status, retry hint) for retries and prints as "<status> <title>: <detail>".
+type answerError struct{ p *httpx.Problem }
+
+func (e answerError) Error() string {
+	if e.p.Detail == "" {
+		return fmt.Sprintf("%d %s", e.p.Status, e.p.Title)
+	}
+	return fmt.Sprintf("%d %s: %s", e.p.Status, e.p.Title, e.p.Detail)
+}
+
+func (e answerError) Unwrap() error { return e.p }
 
 // print writes v as JSON, or as a table of header and rows.
 func (g *globals) print(v any, header []string, rows [][]string) error {
