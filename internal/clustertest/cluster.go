@@ -82,9 +82,11 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.Log == nil && os.Getenv("CLUSTERTEST_LOG") != "" {
 		opts.Log = t.Logf
 	}
+	// The stores' directory first: cleanups run last-registered first, and
+	// the servers must stop before their directory goes.
+	base := t.TempDir()
 	c := &Cluster{t: t, opts: opts}
 	t.Cleanup(c.stop)
-	base := t.TempDir()
 	for i := range opts.Size {
 		n := &node{name: "s" + strconv.Itoa(i), dir: filepath.Join(base, "s"+strconv.Itoa(i))}
 		var err error

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -190,3 +191,26 @@ func (r *rewriter) Write(b []byte) (int, error) {
 	r.buf = append(r.buf[:0], r.buf[len(r.buf)-hold:]...)
 	return len(b), nil
 }
+
+// Proxy is a TCP proxy a test puts in front of any server (a Plexus
+// node's listener) to cut its connections as a crash would.
+type Proxy struct{ p *proxy }
+
+// NewProxy forwards a new loopback port to target; it is closed when the
+// test ends.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p, err := newProxy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.target(target)
+	t.Cleanup(p.Close)
+	return &Proxy{p: p}
+}
+
+// Addr is the proxy's address.
+func (p *Proxy) Addr() string { return p.p.Addr() }
+
+// Cut resets every connection and refuses new ones.
+func (p *Proxy) Cut() { p.p.Cut() }
