@@ -380,5 +380,3 @@ func putJSON(t *testing.T, url, body string) {
 		t.Fatalf("PUT %s: %s %s", url, resp.Status, b)
 	}
 }
-
-
