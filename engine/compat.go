@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -161,9 +162,25 @@ func (e *TooLargeError) Error() string {
 // Is makes every TooLargeError match ErrTooLarge.
 func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
 
-// accountInfo checks JetStream and its API level at connect time.
+// accountInfo checks JetStream and its API level at connect time. A
+// cluster that is still forming drops requests without an answer, so it
+// asks again every couple of seconds until ctx ends.
 func accountInfo(ctx context.Context, js jetstream.JetStream) error {
-	ai, err := js.AccountInfo(ctx)
+	var ai *jetstream.AccountInfo
+	var err error
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ai, err = js.AccountInfo(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(Classify(err), ErrUnavailable) ||
+			errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 			return fmt.Errorf("%w: JetStream is not enabled for this account on the server (enable jetstream in its configuration)", ErrIncompatible)

@@ -35,6 +35,7 @@ type options struct {
 	only                              []string
 	keep                              bool
 	cpuprofile                        string
+	engine                            benchutil.EngineFlags
 }
 
 func main() {
@@ -51,6 +52,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (Plexus, the engine and the drivers) to this file")
 	flag.BoolVar(&quick, "quick", false, "smoke run: fewer appends, 50k events, one round")
+	o.engine.Register(flag.CommandLine)
 	flag.Parse()
 	if quick {
 		o.seq, o.conc, o.batches, o.total, o.rounds = 1000, 250, 20, 50000, 1
@@ -82,13 +84,19 @@ type phase struct {
 }
 
 func run(ctx context.Context, ps *benchutil.Procs, o options) error {
-	eng, err := engine.Start(ctx, engine.Config{DataDir: ps.Path("engine"), Sync: o.sync,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var eng *engine.Engine
+	var err error
+	if o.engine.NATS != "" {
+		eng, err = o.engine.Start(ctx, ps, "") // -nats: the external engine only
+	} else {
+		eng, err = engine.Start(ctx, engine.Config{DataDir: ps.Path("engine"), Sync: o.sync,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}
 	if err != nil {
 		return err
 	}
 	defer eng.Stop(context.Background())
-	stores, err := openStores(ctx, ps, eng, o)
+	stores, err := openStores(ctx, ps, eng, "", o)
 	defer func() {
 		for _, s := range stores {
 			s.Close()
@@ -97,18 +105,37 @@ func run(ctx context.Context, ps *benchutil.Procs, o options) error {
 	if err != nil {
 		return err
 	}
+	if o.engine.Cluster > 0 {
+		// Plexus and raw JetStream again on the cluster, beside the embedded.
+		ceng, err := o.engine.Start(ctx, ps, "")
+		if err != nil {
+			return err
+		}
+		defer ceng.Stop(context.Background())
+		co := o
+		co.only = []string{"plexus", "jetstream"}
+		if len(o.only) > 0 {
+			co.only = slices.DeleteFunc(slices.Clone(o.only), func(s string) bool { return s != "plexus" && s != "jetstream" })
+		}
+		cs, err := openStores(ctx, ps, ceng, o.engine.Label(), co)
+		stores = append(stores, cs...)
+		if err != nil {
+			return err
+		}
+	}
 	return runPhases(ctx, o, stores)
 }
 
 // openStores builds the systems to compare; those opened before an error
 // are returned too, so that the caller closes them.
-func openStores(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, o options) ([]store, error) {
+func openStores(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, label string, o options) ([]store, error) {
 	var stores []store
 	if o.want("plexus") {
 		pl, err := newPlexus(ctx, eng)
 		if err != nil {
 			return stores, err
 		}
+		pl.label = label
 		stores = append(stores, pl)
 	}
 	if o.want("jetstream") {
@@ -120,7 +147,7 @@ func openStores(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, o 
 		if err != nil {
 			return stores, err
 		}
-		rp.pipelined = true
+		r.label, rp.label, rp.pipelined = label, label, true
 		stores = append(stores, rawCounter{r}, rp)
 	}
 	if !o.want("postgres") && !o.want("postgres-async") {
@@ -147,7 +174,7 @@ func openStores(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, o 
 
 // runPhases runs the append rounds, then the bulk phases, and prints.
 func runPhases(ctx context.Context, o options, stores []store) error {
-	fmt.Printf("# Event store benchmark\n\n%s\nengine sync %s; events ~150-byte JSON\n", benchutil.Machine(), o.sync)
+	fmt.Printf("# Event store benchmark\n\n%s\n%s; events ~150-byte JSON\n", benchutil.Machine(), o.engine.Describe(o.sync))
 	appends := []struct {
 		ph               *phase
 		writers, n, size int

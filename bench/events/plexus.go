@@ -11,8 +11,9 @@ import (
 // plexusStore is Plexus's event store, in process on the same engine,
 // with its defaults (version cache, duplicate window, no tracing).
 type plexusStore struct {
-	eng *engine.Engine
-	s   *eventstore.Store
+	eng   *engine.Engine
+	s     *eventstore.Store
+	label string // the engine, when several run
 }
 
 func newPlexus(ctx context.Context, eng *engine.Engine) (*plexusStore, error) {
@@ -23,7 +24,15 @@ func newPlexus(ctx context.Context, eng *engine.Engine) (*plexusStore, error) {
 	return &plexusStore{eng: eng, s: s}, nil
 }
 
-func (p *plexusStore) Name() string { return "Plexus" }
+func (p *plexusStore) Name() string { return withLabel("Plexus", p.label) }
+
+// withLabel names a system after its engine (" (3-node cluster, R3)").
+func withLabel(name, label string) string {
+	if label == "" {
+		return name
+	}
+	return name + " (" + label + ")"
+}
 
 func (p *plexusStore) Append(ctx context.Context, stream string, expected int64, data [][]byte) error {
 	evs := make([]eventstore.Event, len(data))

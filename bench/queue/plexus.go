@@ -30,7 +30,8 @@ type plexusSystems struct {
 }
 
 func startPlexus(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, o options) (*plexusSystems, error) {
-	c, err := queue.New(ctx, eng.JetStream(), queue.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	c, err := queue.New(ctx, eng.JetStream(), queue.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Replicas: eng.Replicas()})
 	if err != nil {
 		return nil, err
 	}

@@ -46,15 +46,25 @@ func (f *EngineFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.CPUs, "cluster-cpus", "", "taskset CPU list for the -cluster servers (default unpinned)")
 }
 
-// Describe says which engine a run used, for the report.
+// Describe says which engines a run used, for the report: with -cluster,
+// the embedded engine (sync) and the cluster side by side.
 func (f *EngineFlags) Describe(sync string) string {
 	switch {
 	case f.Cluster > 0:
-		return fmt.Sprintf("engine: %d-node nats-server cluster on loopback (child processes), %d replicas", f.Cluster, f.replicas())
+		return fmt.Sprintf("engines: embedded (sync %s) and a %d-node nats-server cluster on loopback (child processes, built from the module), %d replicas",
+			sync, f.Cluster, f.replicas())
 	case f.NATS != "":
 		return fmt.Sprintf("engine: external %s, %d replicas", f.NATS, f.replicas())
 	}
 	return "engine: embedded, sync " + sync
+}
+
+// Label names the external engine in result tables.
+func (f *EngineFlags) Label() string {
+	if f.Cluster > 0 {
+		return fmt.Sprintf("%d-node cluster, R%d", f.Cluster, f.replicas())
+	}
+	return fmt.Sprintf("external, R%d", f.replicas())
 }
 
 func (f *EngineFlags) replicas() int {
@@ -67,9 +77,9 @@ func (f *EngineFlags) replicas() int {
 	return 1
 }
 
-// Start starts or connects the engine. With -cluster it builds and starts
-// the servers as children of ps (stopped by ps.StopAll). sync applies to
-// the embedded engine only.
+// Start starts or connects the external engine (-nats), or the cluster
+// (-cluster, its servers children of ps, stopped by ps.StopAll), or else
+// an embedded one with sync.
 func (f *EngineFlags) Start(ctx context.Context, ps *Procs, sync string) (*engine.Engine, error) {
 	cfg := engine.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ConnectTimeout: 30 * time.Second}
 	switch {
