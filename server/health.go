@@ -100,7 +100,7 @@ func (n *Node) engineHealth(st engine.Status) map[string]any {
 		"writable": st.Writable, "since": st.Since,
 	}
 	for k, v := range map[string]string{"server": in.Server, "serverName": in.ServerName,
-		"serverVersion": in.ServerVersion, "cluster": in.Cluster, "listen": in.Listen, "reason": st.Reason} {
+		"serverVersion": in.ServerVersion, "cluster": in.Cluster, "listen": in.Listen, "error": st.Reason} {
 		if v != "" {
 			eng[k] = v
 		}

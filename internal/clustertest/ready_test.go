@@ -102,7 +102,7 @@ func TestReadinessPerRoleOnQuorumLoss(t *testing.T) {
 		Engine struct {
 			Connection string `json:"connection"`
 			Writable   bool   `json:"writable"`
-			Reason     string `json:"reason"`
+			Reason     string `json:"error"`
 		} `json:"engine"`
 		Registry struct {
 			ViewAgeSeconds float64 `json:"viewAgeSeconds"`
