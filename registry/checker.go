@@ -165,13 +165,6 @@ func (c *Checker) Stop(ctx context.Context) error {
 // minScanGap spaces the planner's scans when changes arrive quickly.
 const minScanGap = 10 * time.Millisecond
 
-// checkDone reports a finished check to the planner: the lastCheck it
-// stored (zero when it stored nothing).
-type checkDone struct {
-	key  string
-	last time.Time
-}
-
 // planState is the planner's memory, bounded by the live instances.
 type planState struct {
 	inflight  map[string]bool

@@ -212,13 +212,7 @@ func TestNoRecheckStormWhileTheEngineIsDown(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	after := log.snapshot()
 	for _, p := range paths {
-		var during []string
-		for c, n := range after[p] {
-			if n > before[p][c] {
-				during = append(during, c)
-			}
-		}
-		if len(during) > 1 {
+		if during := probers(before, after, p); len(during) > 1 {
 			t.Errorf("instance %s probed by %v while the engine was down", p, during)
 		}
 	}
@@ -238,14 +232,19 @@ func TestNoRecheckStormWhileTheEngineIsDown(t *testing.T) {
 	time.Sleep(time.Second)
 	end := log.snapshot()
 	for _, p := range paths {
-		var by []string
-		for c, n := range end[p] {
-			if n > mark[p][c] {
-				by = append(by, c)
-			}
-		}
-		if len(by) > 1 {
+		if by := probers(mark, end, p); len(by) > 1 {
 			t.Errorf("instance %s probed by %v after the engine came back", p, by)
 		}
 	}
+}
+
+// probers are the checkers that probed path between two snapshots.
+func probers(before, after map[string]map[string]int, path string) []string {
+	var out []string
+	for c, n := range after[path] {
+		if n > before[path][c] {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -140,29 +140,13 @@ func leaseGone(t *testing.T, c *clustertest.Cluster, via *plexusNode, gws []*ple
 func watchServer(t *testing.T, c *clustertest.Cluster) int {
 	t.Helper()
 	counts := map[string]int{}
-	for i := range c.Size() {
-		if c.Server(i) == nil {
-			continue
-		}
-		nc, err := c.Connect(i)
-		if err != nil {
-			continue
-		}
-		defer nc.Close()
-		js, _ := jetstream.New(nc)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s, err := js.Stream(ctx, "KV_"+engine.BucketRegistry)
-		if err != nil {
-			t.Fatal(err)
-		}
+	withRegistryStream(t, c, func(ctx context.Context, s jetstream.Stream) {
 		for ci := range s.ListConsumers(ctx).Info() {
 			if ci.Cluster != nil {
 				counts[ci.Cluster.Leader]++
 			}
 		}
-		break
-	}
+	})
 	best, most := -1, 0
 	for i := range c.Size() {
 		if n := counts[fmt.Sprintf("s%d", i)]; n > most {
@@ -195,6 +179,24 @@ func gatewayHas(gw *plexusNode, service string) bool {
 // markerTime is when the engine stored the removal marker of a registry key.
 func markerTime(t *testing.T, c *clustertest.Cluster, key string) time.Time {
 	t.Helper()
+	var at time.Time
+	withRegistryStream(t, c, func(ctx context.Context, s jetstream.Stream) {
+		m, err := s.GetLastMsgForSubject(ctx, "$KV."+engine.BucketRegistry+"."+key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Header.Get(jetstream.MarkerReasonHeader) == "" && m.Header.Get("KV-Operation") == "" {
+			t.Fatalf("the last entry of %s is not a removal: %v", key, m.Header)
+		}
+		at = m.Time
+	})
+	return at
+}
+
+// withRegistryStream runs f with the registry bucket's stream, read
+// through the first server that is up.
+func withRegistryStream(t *testing.T, c *clustertest.Cluster, f func(context.Context, jetstream.Stream)) {
+	t.Helper()
 	for i := range c.Size() {
 		if c.Server(i) == nil {
 			continue
@@ -211,17 +213,10 @@ func markerTime(t *testing.T, c *clustertest.Cluster, key string) time.Time {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := s.GetLastMsgForSubject(ctx, "$KV."+engine.BucketRegistry+"."+key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Header.Get(jetstream.MarkerReasonHeader) == "" && m.Header.Get("KV-Operation") == "" {
-			t.Fatalf("the last entry of %s is not a removal: %v", key, m.Header)
-		}
-		return m.Time
+		f(ctx, s)
+		return
 	}
-	t.Fatal("no server to read the marker from")
-	return time.Time{}
+	t.Fatal("no server to read the registry's stream from")
 }
 
 // TestClusterFailover runs Plexus on a 3-node JetStream cluster (every
