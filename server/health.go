@@ -55,9 +55,12 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "roles": n.cfg.Roles})
 }
 
-// handleHealth answers the node's state: "healthy" (ready, engine
-// writable); "degraded" (200: ready, but the engine cannot accept writes
-// now, a gateway routing from its view); "unhealthy" (503: not ready). The
+// handleHealth answers the node's state, for liveness checks and people:
+// "healthy" (ready, engine writable); "degraded" (200: the node lives but
+// cannot do all of its work — the engine does not accept writes, or it is
+// not ready, with notReady saying why); "unhealthy" (503: starting or
+// stopping, or without an engine connection — for a gateway-only node only
+// once its view is too old as well, since it routes from its view). The
 // engine section tells the connection's real state (connected,
 // reconnecting…, to which server) apart from whether writes work and why
 // not.
@@ -67,10 +70,11 @@ func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
 	st := n.eng.Status()
 	status, code := "healthy", http.StatusOK
 	rerr := n.readiness(ctx)
+	connected := n.eng.Conn() != nil && n.eng.Conn().IsConnected()
 	switch {
-	case rerr != nil:
+	case errors.Is(rerr, errNotServing), !connected && (n.cfg.has(RoleControl) || rerr != nil):
 		status, code = "unhealthy", http.StatusServiceUnavailable
-	case !st.Writable:
+	case rerr != nil, !st.Writable:
 		status = "degraded"
 	}
 	body := map[string]any{
