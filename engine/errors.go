@@ -49,6 +49,10 @@ var unavailableCodes = map[jetstream.ErrorCode]bool{
 	jetstream.ErrorCode(server.JSStreamOfflineReasonErrF):    true,
 	jetstream.ErrorCode(server.JSConsumerOfflineErr):         true,
 	jetstream.ErrorCode(server.JSConsumerOfflineReasonErrF):  true,
+	// A publish whose message id the stream is still storing (a retry
+	// overtook the first try during a failover): ask again shortly, the
+	// first try's outcome decides.
+	jetstream.ErrorCode(server.JSStreamDuplicateMessageConflict): true,
 }
 
 // unavailableErrs are the client-side errors of a call the engine did not

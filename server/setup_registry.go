@@ -19,7 +19,10 @@ func (n *Node) setupRegistry(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
-	n.regCache = registry.NewCache(store, registry.CacheConfig{Metrics: n.metrics, Logger: log})
+	// Reconnect at least every second: after a failover the view must come
+	// back as soon as the engine can create the new watch (the node's one
+	// watch is cheap to retry).
+	n.regCache = registry.NewCache(store, registry.CacheConfig{Metrics: n.metrics, Logger: log, MaxBackoff: time.Second})
 	n.add("registry-cache", n.regCache)
 	n.addHealth("registry", func(context.Context) any {
 		fresh := n.regCache.FreshAt()

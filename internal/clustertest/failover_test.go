@@ -36,7 +36,7 @@ func startPlexus(t *testing.T, c *clustertest.Cluster, name string, roles []stri
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("CLUSTERTEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", name)
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
 	}
 	n, err := server.New(server.Config{Roles: roles, AdminToken: token, NATS: c.URLs(), NATSReplicas: 3,
 		NATSAuth: server.NATSAuth{User: natsUser, Password: natsPassword}, RequestTimeout: requestTimeout,
