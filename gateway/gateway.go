@@ -7,11 +7,11 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,8 +56,9 @@ type Options struct {
 	// AccessLog, when set, receives the JSON access log lines regardless of
 	// the configuration's accessLog key.
 	AccessLog io.Writer
-	// Transport is cloned for upstream connections (tests, custom TLS). Default: a tuned transport.
-	Transport *http.Transport
+	// UpstreamTLS is cloned for connections to https instances (a private
+	// CA, client certificates). Nil: the system roots.
+	UpstreamTLS *tls.Config
 	// TracerProvider records a server span per proxied request, the parent
 	// of the upstream's spans. Nil: no spans; traceparent is still
 	// propagated, or created when the client sent none.
@@ -141,7 +142,7 @@ func (g *Gateway) Apply(cfg Config) error {
 	}
 	g.cfg.Store(c)
 	if prev.transport != c.transport {
-		prev.transport.CloseIdleConnections()
+		prev.transport.CloseIdle()
 	}
 	g.logs.reopen(func(path string, err error) {
 		g.log.Error("gateway: reopening the access log failed; still writing to the old file", "file", path, "err", err)
@@ -188,6 +189,7 @@ func (g *Gateway) background() {
 			g.logs.flush()
 			if prune++; prune%120 == 0 {
 				g.pruneServices()
+				g.cfg.Load().transport.Sweep()
 			}
 		}
 	}
@@ -222,6 +224,6 @@ func (g *Gateway) Stop(ctx context.Context) error {
 	if err := g.upgrades.wait(ctx); err != nil {
 		return err
 	}
-	g.cfg.Load().transport.CloseIdleConnections()
+	g.cfg.Load().transport.CloseIdle()
 	return g.logs.close()
 }

@@ -60,11 +60,11 @@ func (g *Gateway) startSpan(ex *exchange, rt *route) {
 
 // injectTrace writes the span's context into the upstream request's
 // header; it reports false when there is no span.
-func injectTrace(ex *exchange, h http.Header) bool {
+func injectTrace(ex *exchange, c propagation.TextMapCarrier) bool {
 	if ex.span == nil || !ex.span.SpanContext().IsValid() {
 		return false
 	}
-	propagator.Inject(trace.ContextWithSpan(context.Background(), ex.span), propagation.HeaderCarrier(h))
+	propagator.Inject(trace.ContextWithSpan(context.Background(), ex.span), c)
 	return true
 }
 
@@ -85,29 +85,30 @@ func endSpan(ex *exchange) {
 }
 
 // noEndTry is startTry's answer when no client span is recorded.
-func noEndTry(*http.Response, error) {}
+func noEndTry(int, error) {}
 
 // startTry opens a client span for one upstream try, a child of the
-// gateway's server span, and writes its context into hdr so the instance's
-// span becomes its child; the returned func ends it with the try's outcome.
-// Retries show as sibling client spans with http.request.resend_count.
-func (g *Gateway) startTry(ex *exchange, u *upstream, hdr http.Header) func(*http.Response, error) {
+// gateway's server span, and writes its context into the try's fields so
+// the instance's span becomes its child; the returned func ends it with
+// the try's outcome (its status, or its error). Retries show as sibling
+// client spans with http.request.resend_count.
+func (g *Gateway) startTry(ex *exchange, u *upstream, f *forwarding) func(int, error) {
 	if ex.span == nil || !ex.span.IsRecording() {
 		return noEndTry
 	}
 	_, cs := g.tracer.Start(trace.ContextWithSpan(context.Background(), ex.span), ex.r.Method+" "+ex.service,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("plexus.instance", u.id), attribute.Int("http.request.resend_count", ex.attempts-1)))
-	propagator.Inject(trace.ContextWithSpan(context.Background(), cs), propagation.HeaderCarrier(hdr))
-	return func(resp *http.Response, err error) {
+	propagator.Inject(trace.ContextWithSpan(context.Background(), cs), fieldCarrier{&f.fields})
+	return func(status int, err error) {
 		switch {
 		case err != nil:
 			cs.RecordError(err)
 			cs.SetStatus(codes.Error, err.Error())
 		default:
-			cs.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
-			if resp.StatusCode >= 500 {
-				cs.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
+			cs.SetAttributes(attribute.Int("http.response.status_code", status))
+			if status >= 500 {
+				cs.SetStatus(codes.Error, http.StatusText(status))
 			}
 		}
 		cs.End()
