@@ -3,8 +3,8 @@ package gateway
 import (
 	"bufio"
 	"io"
-	"net"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"

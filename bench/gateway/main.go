@@ -35,6 +35,9 @@ type options struct {
 	tracing  bool
 	profile  bool
 	goproxy  bool
+	fast     bool
+	baseline string
+	gogc     string
 	keep     bool
 }
 
@@ -45,6 +48,10 @@ func main() {
 	}
 	if len(os.Args) == 4 && os.Args[1] == "goproxy" {
 		runGoProxy(os.Args[2], os.Args[3])
+		return
+	}
+	if len(os.Args) == 4 && os.Args[1] == "fastproxy" {
+		runFastProxy(os.Args[2], os.Args[3])
 		return
 	}
 	if len(os.Args) > 1 && os.Args[1] == "node" {
@@ -63,6 +70,9 @@ func main() {
 	flag.BoolVar(&o.tracing, "tracing", false, "also run Plexus with tracing sampled at 100%, at the shipped default (10%, parent-based) and at 1%; the baseline samples none")
 	flag.BoolVar(&o.profile, "profile", false, "also profile Plexus's gateway under wrk (1 core) and print the top of the CPU profile")
 	flag.BoolVar(&o.goproxy, "goproxy", false, "also run a bare net/http + httputil.ReverseProxy (the floor of a Go proxy)")
+	flag.BoolVar(&o.fast, "fastproxy", false, "also run a bare fasthttp server + HostClient proxy (no features: the transport's ceiling)")
+	flag.StringVar(&o.baseline, "baseline", "", "also run this plexus binary (an older build) as \"Plexus before\"")
+	flag.StringVar(&o.gogc, "gogc", "", "also run Plexus with these GOGC values, comma-separated (e.g. 200,400)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs, access logs)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 3s runs, 1s warm-up, one round")
 	flag.Parse()
@@ -186,7 +196,7 @@ func startTargets(ctx context.Context, ps *benchutil.Procs, o options, bin strin
 		start func() (*target, error)
 	}
 	starters := []starter{
-		{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 0, "") }},
+		{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 0, "", nil) }},
 		{"nginx", func() (*target, error) { return startNginx(ctx, ps, s, backend) }},
 		{"haproxy", func() (*target, error) { return startHAProxy(ctx, ps, s, backend) }},
 		{"caddy", func() (*target, error) { return startCaddy(ctx, ps, s, backend) }},
@@ -194,13 +204,28 @@ func startTargets(ctx context.Context, ps *benchutil.Procs, o options, bin strin
 	if o.goproxy {
 		starters = append(starters, starter{"goproxy", func() (*target, error) { return startGoProxy(ctx, ps, s, backend) }})
 	}
+	if o.fast {
+		starters = append(starters, starter{"fastproxy", func() (*target, error) { return startFastProxy(ctx, ps, s, backend) }})
+	}
+	if o.baseline != "" {
+		starters = append(starters, starter{"plexus", func() (*target, error) {
+			return startPlexus(ctx, ps, s, o.baseline, backend, 0, " before", nil)
+		}})
+	}
+	for _, v := range strings.Split(o.gogc, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			starters = append(starters, starter{"plexus", func() (*target, error) {
+				return startPlexus(ctx, ps, s, bin, backend, 0, " GOGC="+v, []string{"GOGC=" + v})
+			}})
+		}
+	}
 	if o.tracing {
 		starters = append(starters,
-			starter{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 1, " trace100%") }},
+			starter{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 1, " trace100%", nil) }},
 			starter{"plexus", func() (*target, error) {
-				return startPlexus(ctx, ps, s, bin, backend, -1, " trace-default")
+				return startPlexus(ctx, ps, s, bin, backend, -1, " trace-default", nil)
 			}},
-			starter{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 0.01, " trace1%") }})
+			starter{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 0.01, " trace1%", nil) }})
 	}
 	for _, st := range starters {
 		if !o.want(st.name) {
