@@ -10,7 +10,7 @@ import (
 
 	"github.com/plexushq/plexus/balance"
 	"github.com/plexushq/plexus/breaker"
-	"github.com/plexushq/plexus/internal/h1client"
+	"github.com/plexushq/plexus/internal/h1"
 	"github.com/plexushq/plexus/ratelimit"
 )
 
@@ -25,7 +25,7 @@ type compiled struct {
 	routes    []*route
 	cors      *cors
 	access    io.Writer // nil: no access log
-	transport *h1client.Client
+	transport *h1.Client
 	limiters  map[string]*limiter // by scope+config, to keep buckets across reloads
 }
 
@@ -202,7 +202,7 @@ func (g *Gateway) limiterFor(c, prev *compiled, scope string, rl *RateLimitConfi
 
 // transportFor reuses the previous transport (and its warm connections)
 // unless the idle timeout changed.
-func (g *Gateway) transportFor(cfg Config, prev *compiled) *h1client.Client {
+func (g *Gateway) transportFor(cfg Config, prev *compiled) *h1.Client {
 	idle := cfg.UpstreamIdleTimeout.D()
 	if idle == 0 {
 		idle = DefaultUpstreamIdleTimeout
@@ -219,8 +219,8 @@ func (g *Gateway) transportFor(cfg Config, prev *compiled) *h1client.Client {
 // sent on a socket the backend is closing fails), 5s to connect and to
 // shake hands, HTTP/1.1 to instances (upgrades need it), bodies passed
 // unchanged.
-func newTransport(idle time.Duration, tlsCfg *tls.Config) *h1client.Client {
-	return h1client.New(h1client.Config{IdleTimeout: idle, TLS: tlsCfg, MaxIdlePerHost: 1024,
+func newTransport(idle time.Duration, tlsCfg *tls.Config) *h1.Client {
+	return h1.New(h1.Config{IdleTimeout: idle, TLS: tlsCfg, MaxIdlePerHost: 1024,
 		DialTimeout: 5 * time.Second, TLSHandshakeTimeout: 5 * time.Second, MaxHeaderBytes: 1 << 20})
 }
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/plexushq/plexus/balance"
 	"github.com/plexushq/plexus/breaker"
-	"github.com/plexushq/plexus/internal/h1client"
+	"github.com/plexushq/plexus/internal/h1"
 )
 
 // forwarding is one request's state across its tries.
@@ -25,9 +25,9 @@ type forwarding struct {
 	tried   balance.Mask
 	// The upstream request's fields, the request and the answer; pooled
 	// with the exchange, reused by every try and request.
-	fields []h1client.Field
-	req    h1client.Request
-	resp   h1client.Response
+	fields []h1.Field
+	req    h1.Request
+	resp   h1.Response
 }
 
 // recycled returns an empty forwarding that keeps f's buffers (their
@@ -43,7 +43,7 @@ func (f *forwarding) recycled() forwarding {
 
 // tryResult is one try's outcome.
 type tryResult struct {
-	resp    *h1client.Response // nil when the try failed
+	resp    *h1.Response // nil when the try failed
 	err     error
 	latency time.Duration
 	blame   culprit
@@ -179,7 +179,7 @@ func (g *Gateway) pickIndex(p *pool, picker balance.Picker, key uint64, tried ba
 // body can be sent again, on connection errors and 502/503/504, within the
 // attempt limit and the service's retry budget. A connection that could
 // not even be opened is retried for any method, as nothing was sent.
-func (g *Gateway) shouldRetry(ex *exchange, svc *service, set *settings, ctx context.Context, resp *h1client.Response, err error, rb *reqBody) bool {
+func (g *Gateway) shouldRetry(ex *exchange, svc *service, set *settings, ctx context.Context, resp *h1.Response, err error, rb *reqBody) bool {
 	if ex.attempts > set.attempts || ctx.Err() != nil || rb.clientErr() != nil {
 		return false
 	}

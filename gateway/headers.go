@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/plexushq/plexus/internal/h1client"
+	"github.com/plexushq/plexus/internal/h1"
 )
 
 // Header keys in canonical form, so the hot path can index maps directly.
@@ -76,7 +76,7 @@ func connectionTokens(h http.Header) []string {
 }
 
 // connectionFields is connectionTokens for an upstream's answer.
-func connectionFields(fs []h1client.Field) []string {
+func connectionFields(fs []h1.Field) []string {
 	var out []string
 	for _, f := range fs {
 		if f.Key != hdrConnection {

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/plexushq/plexus/internal/h1client"
+	"github.com/plexushq/plexus/internal/h1"
 )
 
 // roundTrip sends one try to an instance and reads the head of its answer
@@ -13,10 +13,10 @@ import (
 func (g *Gateway) roundTrip(ctx context.Context, ex *exchange, u *upstream, f *forwarding) error {
 	r := ex.r
 	body, n := f.rb.forAttempt()
-	f.req = h1client.Request{Method: r.Method, Target: upstreamTarget(u, f.rest, r.URL.RawQuery), Host: u.base.Host,
+	f.req = h1.Request{Method: r.Method, Target: upstreamTarget(u, f.rest, r.URL.RawQuery), Host: u.base.Host,
 		Header: f.fields, Body: body, ContentLength: n, Retryable: idempotent(r.Method) && f.rb.replayable()}
 	if len(r.Trailer) > 0 && n < 0 {
-		f.req.Trailer = func() []h1client.Field { return trailerFields(r.Trailer) }
+		f.req.Trailer = func() []h1.Field { return trailerFields(r.Trailer) }
 	}
 	u.ep.Begin()
 	return ex.c.transport.Do(ctx, u.addr, &f.req, &f.resp)
@@ -36,11 +36,11 @@ func upstreamTarget(u *upstream, rest, rawQuery string) string {
 
 // trailerFields are the client's request trailers, forwarded after a
 // chunked body.
-func trailerFields(t http.Header) []h1client.Field {
-	var fs []h1client.Field
+func trailerFields(t http.Header) []h1.Field {
+	var fs []h1.Field
 	for k, vs := range t {
 		for _, v := range vs {
-			fs = append(fs, h1client.Field{Key: k, Value: v})
+			fs = append(fs, h1.Field{Key: k, Value: v})
 		}
 	}
 	return fs
@@ -65,30 +65,30 @@ func (g *Gateway) outboundFields(ex *exchange, f *forwarding) {
 			continue
 		}
 		for _, v := range vs {
-			fs = append(fs, h1client.Field{Key: k, Value: v})
+			fs = append(fs, h1.Field{Key: k, Value: v})
 		}
 	}
 	if up := upgradeType(in); up != "" {
-		fs = append(fs, h1client.Field{Key: hdrConnection, Value: "Upgrade"}, h1client.Field{Key: hdrUpgrade, Value: in[hdrUpgrade][0]})
+		fs = append(fs, h1.Field{Key: hdrConnection, Value: "Upgrade"}, h1.Field{Key: hdrUpgrade, Value: in[hdrUpgrade][0]})
 	}
 	if headerHasToken(in[hdrTE], "trailers") {
-		fs = append(fs, h1client.Field{Key: hdrTE, Value: "trailers"})
+		fs = append(fs, h1.Field{Key: hdrTE, Value: "trailers"})
 	}
 	if len(r.Trailer) > 0 {
-		fs = append(fs, h1client.Field{Key: "Trailer", Value: trailerNames(r.Trailer)})
+		fs = append(fs, h1.Field{Key: "Trailer", Value: trailerNames(r.Trailer)})
 	}
 	fs = appendForwarded(ex, in, fs)
-	fs = append(fs, h1client.Field{Key: hdrRequestID, Value: ex.reqID[0]})
+	fs = append(fs, h1.Field{Key: hdrRequestID, Value: ex.reqID[0]})
 	f.fields = fs
 	// With a tracer the gateway's span is the upstream's parent; without
 	// one the client's traceparent passes unchanged, or a new trace starts.
 	if !injectTrace(ex, fieldCarrier{&f.fields}) {
 		if tp := in[hdrTraceparent]; len(tp) != 1 || !validTraceparent(tp[0]) {
-			f.fields = append(f.fields, h1client.Field{Key: hdrTraceparent, Value: newTraceparent()})
+			f.fields = append(f.fields, h1.Field{Key: hdrTraceparent, Value: newTraceparent()})
 		} else {
-			f.fields = append(f.fields, h1client.Field{Key: hdrTraceparent, Value: tp[0]})
+			f.fields = append(f.fields, h1.Field{Key: hdrTraceparent, Value: tp[0]})
 			for _, ts := range in[hdrTracestate] {
-				f.fields = append(f.fields, h1client.Field{Key: hdrTracestate, Value: ts})
+				f.fields = append(f.fields, h1.Field{Key: hdrTracestate, Value: ts})
 			}
 		}
 	}
@@ -118,33 +118,33 @@ func trailerNames(t http.Header) string {
 // appendForwarded adds X-Forwarded-For/Proto/Host. Values sent by a
 // trusted proxy are kept (the peer appended to X-Forwarded-For); anyone
 // else's are replaced, so clients cannot spoof their address.
-func appendForwarded(ex *exchange, in http.Header, fs []h1client.Field) []h1client.Field {
+func appendForwarded(ex *exchange, in http.Header, fs []h1.Field) []h1.Field {
 	r := ex.r
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
 	}
 	if !ex.trusted {
-		return append(fs, h1client.Field{Key: hdrXFF, Value: ex.peerStr}, h1client.Field{Key: hdrXFProto, Value: proto},
-			h1client.Field{Key: hdrXFHost, Value: r.Host})
+		return append(fs, h1.Field{Key: hdrXFF, Value: ex.peerStr}, h1.Field{Key: hdrXFProto, Value: proto},
+			h1.Field{Key: hdrXFHost, Value: r.Host})
 	}
 	if prior := in[hdrXFF]; len(prior) > 0 {
-		fs = append(fs, h1client.Field{Key: hdrXFF, Value: strings.Join(prior, ", ") + ", " + ex.peerStr})
+		fs = append(fs, h1.Field{Key: hdrXFF, Value: strings.Join(prior, ", ") + ", " + ex.peerStr})
 	} else {
-		fs = append(fs, h1client.Field{Key: hdrXFF, Value: ex.peerStr})
+		fs = append(fs, h1.Field{Key: hdrXFF, Value: ex.peerStr})
 	}
 	if len(in[hdrXFProto]) == 0 {
-		fs = append(fs, h1client.Field{Key: hdrXFProto, Value: proto})
+		fs = append(fs, h1.Field{Key: hdrXFProto, Value: proto})
 	}
 	if len(in[hdrXFHost]) == 0 {
-		fs = append(fs, h1client.Field{Key: hdrXFHost, Value: r.Host})
+		fs = append(fs, h1.Field{Key: hdrXFHost, Value: r.Host})
 	}
 	return fs
 }
 
 // fieldCarrier lets OpenTelemetry's propagator write trace context into
 // the upstream request's fields: a key it sets replaces the field.
-type fieldCarrier struct{ fs *[]h1client.Field }
+type fieldCarrier struct{ fs *[]h1.Field }
 
 func (c fieldCarrier) Get(key string) string {
 	k := http.CanonicalHeaderKey(key)
@@ -164,7 +164,7 @@ func (c fieldCarrier) Set(key, value string) {
 			return
 		}
 	}
-	*c.fs = append(*c.fs, h1client.Field{Key: k, Value: value})
+	*c.fs = append(*c.fs, h1.Field{Key: k, Value: value})
 }
 
 func (c fieldCarrier) Keys() []string {

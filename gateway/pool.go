@@ -9,7 +9,7 @@ import (
 
 	"github.com/plexushq/plexus/balance"
 	"github.com/plexushq/plexus/breaker"
-	"github.com/plexushq/plexus/internal/h1client"
+	"github.com/plexushq/plexus/internal/h1"
 	"github.com/plexushq/plexus/registry"
 )
 
@@ -49,7 +49,7 @@ type pool struct {
 type upstream struct {
 	id       string
 	base     *url.URL
-	addr     h1client.Upstream
+	addr     h1.Upstream
 	basePath string // base path without trailing slash, escaped
 	ep       *balance.Endpoint
 
@@ -152,9 +152,9 @@ func (s *service) upstreamFor(in *registry.Instance) *upstream {
 		return u
 	}
 	base, err := url.Parse(in.URL)
-	var addr h1client.Upstream
+	var addr h1.Upstream
 	if err == nil {
-		addr, err = h1client.UpstreamOf(base)
+		addr, err = h1.UpstreamOf(base)
 	}
 	if err != nil {
 		s.g.log.Warn("gateway: instance has an unusable URL; skipped", "service", s.name, "instance", in.ID, "url", in.URL)

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/plexushq/plexus/internal/h1client"
+	"github.com/plexushq/plexus/internal/h1"
 )
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -19,7 +19,7 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // without hop-by-hop ones, body as it arrives (flushed at once for event
 // streams and bodies of unknown length), and trailers. It reports whether
 // the client connection must be aborted because the body broke midway.
-func (g *Gateway) respond(ex *exchange, ctx context.Context, timer *time.Timer, resp *h1client.Response) bool {
+func (g *Gateway) respond(ex *exchange, ctx context.Context, timer *time.Timer, resp *h1.Response) bool {
 	if resp.Status == http.StatusSwitchingProtocols {
 		timer.Stop() // a tunnel lives as long as its ends want
 		return g.upgrade(ex, resp)
@@ -62,7 +62,7 @@ func (g *Gateway) respond(ex *exchange, ctx context.Context, timer *time.Timer, 
 // set; every Access-Control-* header when CORS is configured), and merging
 // Vary when CORS added Origin. It returns the Content-Type. The values
 // share one allocation; a field the upstream repeats is appended.
-func copyResponseHeader(ex *exchange, h http.Header, from []h1client.Field) (contentType string) {
+func copyResponseHeader(ex *exchange, h http.Header, from []h1.Field) (contentType string) {
 	conn := connectionFields(from)
 	corsOn := ex.c.cors != nil
 	vals := make([]string, len(from))
@@ -98,7 +98,7 @@ func copyResponseHeader(ex *exchange, h http.Header, from []h1client.Field) (con
 
 // seenBefore reports that a field named k came earlier (answers carry a
 // handful of fields: a scan is cheaper than a set).
-func seenBefore(fs []h1client.Field, k string) bool {
+func seenBefore(fs []h1.Field, k string) bool {
 	for _, f := range fs {
 		if f.Key == k {
 			return true
@@ -158,7 +158,7 @@ func copyBody(ex *exchange, src io.Reader, flush bool) (n int64, rerr, werr erro
 
 // discard drops a response that is not passed on (a retried 503), reading
 // a little of it so the connection can be reused.
-func discard(resp *h1client.Response) {
+func discard(resp *h1.Response) {
 	_, _ = io.CopyN(io.Discard, resp.Body(), 16<<10)
 	_ = resp.Body().Close()
 }

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/plexushq/plexus/internal/h1client"
+	"github.com/plexushq/plexus/internal/h1"
 	"github.com/plexushq/plexus/internal/httpx"
 )
 
@@ -73,7 +73,7 @@ func (u *upgrades) wait(ctx context.Context) error {
 // upgrade completes a protocol switch (101): it takes over the client's
 // connection, sends the upstream's 101 head and copies bytes both ways
 // until either side closes, the server shuts down or the gateway stops.
-func (g *Gateway) upgrade(ex *exchange, resp *h1client.Response) bool {
+func (g *Gateway) upgrade(ex *exchange, resp *h1.Response) bool {
 	want := upgradeType(ex.r.Header)
 	got, _ := resp.Get(hdrUpgrade)
 	if want == "" || !strings.EqualFold(want, got) || !headerHasToken(fieldValues(resp.Header, hdrConnection), "upgrade") {
@@ -127,7 +127,7 @@ func (g *Gateway) upgrade(ex *exchange, resp *h1client.Response) bool {
 }
 
 // fieldValues lists the values of the fields named key.
-func fieldValues(fs []h1client.Field, key string) []string {
+func fieldValues(fs []h1.Field, key string) []string {
 	var vs []string
 	for _, f := range fs {
 		if f.Key == key {

@@ -1,4 +1,4 @@
-package h1client
+package h1
 
 import (
 	"bufio"
@@ -32,10 +32,10 @@ func UpstreamOf(u *url.URL) (Upstream, error) {
 			port = "443"
 		}
 	default:
-		return Upstream{}, fmt.Errorf("h1client: scheme %q: want http or https", u.Scheme)
+		return Upstream{}, fmt.Errorf("h1: scheme %q: want http or https", u.Scheme)
 	}
 	if u.Hostname() == "" {
-		return Upstream{}, fmt.Errorf("h1client: %q has no host", u.String())
+		return Upstream{}, fmt.Errorf("h1: %q has no host", u.String())
 	}
 	return Upstream{key: hostKey{addr: net.JoinHostPort(u.Hostname(), port), tls: u.Scheme == "https"}}, nil
 }
@@ -84,15 +84,15 @@ func (r *Request) framedBody() bool {
 var (
 	// ErrMalformedResponse is an answer that is not valid HTTP/1.1 or
 	// whose framing is ambiguous.
-	ErrMalformedResponse = errors.New("h1client: malformed answer from upstream")
+	ErrMalformedResponse = errors.New("h1: malformed answer from upstream")
 	// ErrHeaderTooLarge is an answer head over Config.MaxHeaderBytes.
-	ErrHeaderTooLarge = errors.New("h1client: answer head too large")
+	ErrHeaderTooLarge = errors.New("h1: answer head too large")
 	// ErrInvalidRequest is a request that cannot be written safely (a
 	// control character in a field, a space in the target).
-	ErrInvalidRequest = errors.New("h1client: invalid request")
+	ErrInvalidRequest = errors.New("h1: invalid request")
 	// errStale is a pooled connection the upstream had closed: the
 	// answer ended before its first byte.
-	errStale = errors.New("h1client: connection closed by upstream before an answer")
+	errStale = errors.New("h1: connection closed by upstream before an answer")
 )
 
 // BodyError is a failure reading the request body from its source (the
@@ -160,14 +160,14 @@ type pconn struct {
 	abortFn   func()
 	pooled    bool // in the idle pool; guarded by h.mu
 	reused    bool // served an exchange before
-	head      []byte
-	lines     []int32
+	lr        lineReader
 }
 
 func newPconn(h *host, conn net.Conn) *pconn {
 	pc := &pconn{h: h, conn: conn,
 		br: bufio.NewReaderSize(conn, defaultReadBufferSize),
 		bw: bufio.NewWriterSize(conn, defaultWriteBufferSize)}
+	pc.lr.br = pc.br
 	pc.abortFn = pc.abort
 	pc.idleTimer = time.AfterFunc(time.Hour, func() { h.expire(pc) })
 	pc.idleTimer.Stop()
@@ -225,7 +225,7 @@ func (pc *pconn) roundTrip(ctx context.Context, req *Request, resp *Response) er
 		case errors.As(werr, &be):
 			return werr
 		case ctx.Err() != nil:
-			return fmt.Errorf("h1client: %w", context.Cause(ctx))
+			return fmt.Errorf("h1: %w", context.Cause(ctx))
 		case nothing && (werr == nil || pc.reused):
 			return errStale
 		case nothing:

@@ -1,4 +1,4 @@
-package h1client
+package h1
 
 import (
 	"io"

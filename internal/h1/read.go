@@ -1,4 +1,4 @@
-package h1client
+package h1
 
 import (
 	"bufio"
@@ -67,14 +67,14 @@ func (r *Response) Hijack() (io.ReadWriteCloser, *bufio.Reader, error) {
 	return pc.conn, pc.br, nil
 }
 
-var errNotUpgrade = errors.New("h1client: not a protocol switch")
+var errNotUpgrade = errors.New("h1: not a protocol switch")
 
 // readHead reads the answer's status line and header, skipping 1xx
 // answers but 101. nothing reports that not a byte arrived.
 func (pc *pconn) readHead(req *Request, resp *Response) (nothing bool, err error) {
 	for interim := 0; ; interim++ {
-		if err := pc.readLines(pc.h.c.cfg.MaxHeaderBytes); err != nil {
-			return len(pc.head) == 0 && interim == 0, err
+		if err := pc.lr.readLines(pc.h.c.cfg.MaxHeaderBytes); err != nil {
+			return len(pc.lr.head) == 0 && interim == 0, err
 		}
 		if err := pc.parseHead(req, resp); err != nil {
 			return false, err
@@ -88,36 +88,6 @@ func (pc *pconn) readHead(req *Request, resp *Response) (nothing bool, err error
 	}
 }
 
-// readLines reads a head (up to the empty line) into pc.head, with the end
-// of every line in pc.lines.
-func (pc *pconn) readLines(max int) error {
-	pc.head, pc.lines = pc.head[:0], pc.lines[:0]
-	for {
-		line, err := pc.br.ReadSlice('\n')
-		if len(pc.head)+len(line) > max {
-			return ErrHeaderTooLarge
-		}
-		pc.head = append(pc.head, line...)
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			if err == io.EOF && len(pc.head) > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-		start := 0
-		if n := len(pc.lines); n > 0 {
-			start = int(pc.lines[n-1])
-		}
-		pc.lines = append(pc.lines, int32(len(pc.head)))
-		if l := pc.head[start:]; len(l) == 1 || len(l) == 2 && l[0] == '\r' {
-			return nil
-		}
-	}
-}
-
 // parseHead parses pc.head into resp: status, fields, framing.
 func (pc *pconn) parseHead(req *Request, resp *Response) error {
 	resp.Header = resp.Header[:0]
@@ -127,8 +97,9 @@ func (pc *pconn) parseHead(req *Request, resp *Response) error {
 	type span struct{ k0, k1, v0, v1 int32 }
 	var spans [32]span
 	fs := spans[:0]
-	for i, end := range pc.lines {
-		line := trimEOL(pc.head[start:end])
+	lr := &pc.lr
+	for i, end := range lr.lines {
+		line := trimEOL(lr.head[start:end])
 		if line == nil {
 			return ErrMalformedResponse
 		}
@@ -166,7 +137,7 @@ func (pc *pconn) parseHead(req *Request, resp *Response) error {
 	http10 := status[7] == '0'
 	// One string for the whole head: the fields are its substrings, valid
 	// as long as anyone holds them.
-	head := string(pc.head)
+	head := string(lr.head)
 	for _, f := range fs {
 		resp.Header = append(resp.Header, Field{Key: head[f.k0:f.k1], Value: head[f.v0:f.v1]})
 	}

@@ -1,4 +1,4 @@
-// Package h1client is the gateway's HTTP/1.1 upstream client: it writes a
+// Package h1 is the gateway's HTTP/1.1 wire: the upstream client, which it writes a
 // request and reads its answer on the caller's goroutine over pooled
 // keep-alive connections, with reused buffers and no header maps, and
 // hands the connection over after a protocol switch (101). It replaces
@@ -10,7 +10,7 @@
 // never adds headers of its own beyond Host and the body's framing, never
 // compresses, and parses answers strictly (an ambiguous framing is an
 // error, not a guess).
-package h1client
+package h1
 
 import (
 	"context"
@@ -295,4 +295,4 @@ func (e *TLSError) Error() string { return "tls handshake with upstream: " + e.E
 func (e *TLSError) Unwrap() error { return e.Err }
 
 // errClosed is returned by a Client used after Close.
-var errClosed = errors.New("h1client: client closed")
+var errClosed = errors.New("h1: client closed")

@@ -1,7 +1,6 @@
-package h1client
+package h1
 
 import (
-	"bytes"
 	"io"
 	"time"
 )
@@ -17,8 +16,8 @@ type body struct {
 	stop        func() bool // stops the request context's abort
 	wdone       chan error  // a body writer still running, nil when none
 	writeFailed bool
-	left        int64 // bytes left of the body (by length) or of the chunk
-	state       int8  // chunked: 0 size line next, 1 in data, 2 CRLF next
+	left        int64 // bytes left of a body framed by its length
+	chunks      chunkedReader
 	done        bool  // read to the end (or given up); pc released
 	err         error
 }
@@ -84,115 +83,21 @@ func (b *body) Read(p []byte) (int, error) {
 }
 
 func (b *body) readChunked(p []byte) (int, error) {
-	br := b.pc.br
-	for {
-		switch b.state {
-		case 0:
-			size, err := b.chunkSize()
-			if err != nil {
-				return 0, b.fail(err)
-			}
-			if size == 0 {
-				if err := b.readTrailer(); err != nil {
-					return 0, b.fail(err)
-				}
-				b.finish(true)
-				return 0, io.EOF
-			}
-			b.left, b.state = size, 1
-		case 1:
-			if int64(len(p)) > b.left {
-				p = p[:b.left]
-			}
-			n, err := br.Read(p)
-			if b.left -= int64(n); b.left == 0 {
-				b.state = 2
-			}
-			if err != nil && n == 0 {
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return 0, b.fail(err)
-			}
-			return n, nil
-		default:
-			cr, err1 := br.ReadByte()
-			lf, err2 := br.ReadByte()
-			if err1 != nil || err2 != nil || cr != '\r' || lf != '\n' {
-				return 0, b.fail(ErrMalformedResponse)
-			}
-			b.state = 0
+	n, err := b.chunks.read(b.pc.br, p)
+	switch {
+	case err == io.EOF:
+		var terr error
+		if b.resp.Trailer, terr = readTrailer(&b.pc.lr, b.pc.h.c.cfg.MaxHeaderBytes, b.resp.Trailer); terr != nil {
+			return 0, b.fail(ErrMalformedResponse)
 		}
-	}
-}
-
-// chunkSize reads a chunk-size line: hex digits, optional extensions.
-func (b *body) chunkSize() (int64, error) {
-	line, err := b.pc.br.ReadSlice('\n')
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		if err != io.ErrUnexpectedEOF {
-			err = ErrMalformedResponse // a line longer than the buffer, or a read error
-		}
-		return 0, err
-	}
-	line = trimEOL(line)
-	if i := bytes.IndexByte(line, ';'); i >= 0 {
-		line = line[:i]
-	}
-	line = bytes.TrimRight(line, " \t")
-	if len(line) == 0 || len(line) > 15 {
-		return 0, ErrMalformedResponse
-	}
-	var n int64
-	for _, c := range line {
-		switch {
-		case '0' <= c && c <= '9':
-			n = n<<4 | int64(c-'0')
-		case 'a' <= c && c <= 'f':
-			n = n<<4 | int64(c-'a'+10)
-		case 'A' <= c && c <= 'F':
-			n = n<<4 | int64(c-'A'+10)
-		default:
-			return 0, ErrMalformedResponse
-		}
+		b.finish(true)
+		return 0, io.EOF
+	case err == errMalformedChunk:
+		return 0, b.fail(ErrMalformedResponse)
+	case err != nil:
+		return 0, b.fail(err)
 	}
 	return n, nil
-}
-
-// readTrailer reads the fields after the last chunk into resp.Trailer.
-func (b *body) readTrailer() error {
-	pc := b.pc
-	if err := pc.readLines(pc.h.c.cfg.MaxHeaderBytes); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return err
-	}
-	start := 0
-	for _, end := range pc.lines {
-		line := trimEOL(pc.head[start:end])
-		start = int(end)
-		if line == nil {
-			return ErrMalformedResponse
-		}
-		if len(line) == 0 {
-			break
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !tokenBytes(line[:colon]) {
-			return ErrMalformedResponse
-		}
-		canonical(line[:colon])
-		v := bytes.Trim(line[colon+1:], " \t")
-		if bytes.IndexByte(v, 0) >= 0 {
-			return ErrMalformedResponse
-		}
-		b.resp.Trailer = append(b.resp.Trailer, Field{Key: string(line[:colon]), Value: string(v)})
-	}
-	return nil
 }
 
 // fail ends the body with err and closes the connection.
@@ -244,4 +149,4 @@ func (b *body) Close() error {
 	return nil
 }
 
-var errBodyClosed = errorString("h1client: read on a closed body")
+var errBodyClosed = errorString("h1: read on a closed body")
