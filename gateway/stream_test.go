@@ -42,7 +42,9 @@ func wsEcho(t *testing.T) *httptest.Server {
 	})
 }
 
-func TestWebSocketThroughGateway(t *testing.T) {
+func TestWebSocketThroughGateway(t *testing.T) { eachTransport(t, testWebSocketThroughGateway) }
+
+func testWebSocketThroughGateway(t *testing.T) {
 	be := wsEcho(t)
 	h := startGateway(t, Config{Timeout: httpx.Duration(200 * time.Millisecond)}, Options{})
 	h.disc.set("chat", be.URL)
@@ -76,7 +78,9 @@ func TestWebSocketThroughGateway(t *testing.T) {
 	}
 }
 
-func TestSSEFlushedImmediately(t *testing.T) {
+func TestSSEFlushedImmediately(t *testing.T) { eachTransport(t, testSSEFlushedImmediately) }
+
+func testSSEFlushedImmediately(t *testing.T) {
 	next := make(chan struct{})
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -153,7 +157,9 @@ func TestHTTP2FromClients(t *testing.T) {
 	}
 }
 
-func TestTracingSpanIsUpstreamParent(t *testing.T) {
+func TestTracingSpanIsUpstreamParent(t *testing.T) { eachTransport(t, testTracingSpanIsUpstreamParent) }
+
+func testTracingSpanIsUpstreamParent(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
@@ -188,6 +194,10 @@ func TestTracingSpanIsUpstreamParent(t *testing.T) {
 // upstream, the upstream's after its body reach the client; the client's
 // Expect is answered by the gateway, not forwarded.
 func TestTrailersAndExpectThroughGateway(t *testing.T) {
+	eachTransport(t, testTrailersAndExpectThroughGateway)
+}
+
+func testTrailersAndExpectThroughGateway(t *testing.T) {
 	type seen struct{ trailer, expect, body string }
 	got := make(chan seen, 1)
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) {

@@ -18,7 +18,7 @@ type body struct {
 	writeFailed bool
 	left        int64 // bytes left of a body framed by its length
 	chunks      chunkedReader
-	done        bool  // read to the end (or given up); pc released
+	done        bool // read to the end (or given up); pc released
 	err         error
 }
 

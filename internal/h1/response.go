@@ -213,6 +213,7 @@ func (w *response) FlushError() error {
 	if !w.headOut {
 		w.writeHead(false)
 	}
+	w.c.watch() // a flushed answer is a stream: notice the client leaving
 	return w.c.bw.Flush()
 }
 

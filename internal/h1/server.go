@@ -178,10 +178,13 @@ func (s *Server) closeIdle() {
 	}
 }
 
+// closeAll closes every connection and ends its requests' contexts, so
+// handlers waiting on something else (an upstream) return too.
 func (s *Server) closeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
+		c.cancel()
 		_ = c.nc.Close()
 	}
 }
@@ -205,6 +208,9 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	cr       connReader
+	watching bool          // a goroutine watches for the client going away
+	watched  chan struct{} // closed when it stopped
 	req      http.Request
 	url      urlParts
 	vals     []string // the header values of one request, one allocation
@@ -214,12 +220,14 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(),
-		br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c.cr.nc = nc
+	c.br = bufio.NewReaderSize(&c.cr, 4<<10)
 	c.lr.br = c.br
 	c.ctx, c.cancel = context.WithCancel(s.cfg.BaseContext)
 	c.req = *(&http.Request{}).WithContext(c.ctx)
 	c.req.Header = http.Header{}
+	c.req.RemoteAddr = c.remote
 	c.req.URL = &c.url.u
 	c.resp.c = c
 	c.resp.header = http.Header{}
@@ -275,11 +283,16 @@ func (c *conn) next(first bool) bool {
 	}
 	c.resp.reset(&c.req)
 	c.s.cfg.Handler.ServeHTTP(&c.resp, &c.req)
-	if c.hijacked {
+	c.stopWatch()
+	if c.hijacked || c.ctx.Err() != nil {
 		return false
 	}
 	keep := c.resp.finish()
-	if !keep || !c.body.drained() {
+	if !c.body.drained() {
+		c.closeWriteAndWait()
+		return false
+	}
+	if !keep {
 		_ = c.bw.Flush()
 		return false
 	}
@@ -287,6 +300,61 @@ func (c *conn) next(first bool) bool {
 		return c.bw.Flush() == nil
 	}
 	return true // a pipelined request is waiting: its answer joins this one's write
+}
+
+// watch starts noticing that the client goes away while an answer
+// streams (net/http notices it for every request with a goroutine of its
+// own; here only streams pay for one): a read of the connection that ends
+// cancels the connection's context, and so the request's. A byte the
+// client sends meanwhile is kept for the next request.
+func (c *conn) watch() {
+	if c.watching || c.hijacked || c.br.Buffered() > 0 || !c.body.drained() {
+		return
+	}
+	c.watching = true
+	c.watched = make(chan struct{})
+	go func() {
+		defer close(c.watched)
+		var b [1]byte
+		n, err := c.nc.Read(b[:])
+		if n > 0 {
+			c.cr.saved, c.cr.has = b[0], true
+		}
+		if err != nil && !isTimeout(err) {
+			c.cancel()
+		}
+	}()
+}
+
+// stopWatch ends the watch when the answer is complete.
+func (c *conn) stopWatch() {
+	if !c.watching {
+		return
+	}
+	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	<-c.watched
+	c.watching = false
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// connReader reads the connection, first giving back a byte the watch
+// read.
+type connReader struct {
+	nc    net.Conn
+	saved byte
+	has   bool
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.has && len(p) > 0 {
+		p[0], r.has = r.saved, false
+		return 1, nil
+	}
+	return r.nc.Read(p)
 }
 
 // refuse answers a request that could not be read (400, 431, 501, 505)
@@ -300,5 +368,21 @@ func (c *conn) refuse(err error) {
 	_, _ = c.bw.WriteString(statusLine(re.status))
 	_, _ = c.bw.WriteString("Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n")
 	_, _ = c.bw.WriteString(re.msg)
+	c.closeWriteAndWait()
+}
+
+// rstAvoidanceDelay is how long a connection stays open after its last
+// answer when the client may still be sending (net/http waits as long):
+// closing at once with unread bytes would reset the connection, and the
+// client could lose the answer.
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+// closeWriteAndWait sends what is buffered and the end of the stream,
+// then waits a little before the connection is closed.
+func (c *conn) closeWriteAndWait() {
 	_ = c.bw.Flush()
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	time.Sleep(rstAvoidanceDelay)
 }
