@@ -79,6 +79,10 @@ type Config struct {
 	MaxQueues int
 	// TLSCert and TLSKey enable TLS (and HTTP/2) on the gateway listener.
 	TLSCert, TLSKey string
+	// GatewayServer is the HTTP/1.1 server of a cleartext gateway
+	// listener: "h1" (default, internal/h1) or "net/http". A TLS listener
+	// always uses net/http (HTTP/2).
+	GatewayServer string
 	// ShutdownTimeout bounds a graceful stop. Default 15s.
 	ShutdownTimeout time.Duration
 	// ClientHeaderTimeout bounds reading a request's line and headers on
@@ -160,6 +164,9 @@ func (c *Config) Validate() error {
 	if c.ClientHeaderTimeout < 0 || c.ClientBodyTimeout < 0 || c.ClientSendTimeout < 0 {
 		return fmt.Errorf("client timeouts must not be negative")
 	}
+	if c.GatewayServer != "" && c.GatewayServer != GatewayServerH1 && c.GatewayServer != GatewayServerNetHTTP {
+		return fmt.Errorf("gateway server %q: want %s or %s", c.GatewayServer, GatewayServerH1, GatewayServerNetHTTP)
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}
@@ -170,6 +177,12 @@ func (c *Config) Validate() error {
 	}
 	return c.engineConfig().Validate()
 }
+
+// The gateway's HTTP/1.1 servers (Config.GatewayServer).
+const (
+	GatewayServerH1      = "h1"
+	GatewayServerNetHTTP = "net/http"
+)
 
 // limits are the listeners' client limits.
 func (c *Config) limits() httpguard.Limits {
