@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -276,7 +277,9 @@ func (c *conn) next(first bool) bool {
 		}
 	}
 	c.state.Store(stateActive)
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ReadHeaderTimeout))
+	if !c.headBuffered() { // the head still has to come: it gets the header timeout
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ReadHeaderTimeout))
+	}
 	if err := c.readRequest(); err != nil {
 		c.refuse(err)
 		return false
@@ -302,6 +305,15 @@ func (c *conn) next(first bool) bool {
 	return true // a pipelined request is waiting: its answer joins this one's write
 }
 
+// headBuffered reports that a whole request head is already read in, so
+// reading it cannot wait on the client (one deadline change saved).
+func (c *conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
+}
+
+var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
+
 // watch starts noticing that the client goes away while an answer
 // streams (net/http notices it for every request with a goroutine of its
 // own; here only streams pay for one): a read of the connection that ends
@@ -313,6 +325,7 @@ func (c *conn) watch() {
 	}
 	c.watching = true
 	c.watched = make(chan struct{})
+	_ = c.nc.SetReadDeadline(time.Time{}) // an idle deadline left from before the request must not end the watch
 	go func() {
 		defer close(c.watched)
 		var b [1]byte
