@@ -38,6 +38,7 @@ type options struct {
 	fast     bool
 	baseline string
 	gogc     string
+	netsrv   bool
 	keep     bool
 }
 
@@ -72,6 +73,7 @@ func main() {
 	flag.BoolVar(&o.goproxy, "goproxy", false, "also run a bare net/http + httputil.ReverseProxy (the floor of a Go proxy)")
 	flag.BoolVar(&o.fast, "fastproxy", false, "also run a bare fasthttp server + HostClient proxy (no features: the transport's ceiling)")
 	flag.StringVar(&o.baseline, "baseline", "", "also run this plexus binary (an older build) as \"Plexus before\"")
+	flag.BoolVar(&o.netsrv, "netserver", false, "also run Plexus with net/http's server in front of its upstream client (--gateway-server net/http)")
 	flag.StringVar(&o.gogc, "gogc", "", "also run Plexus with these GOGC values, comma-separated (e.g. 200,400)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs, access logs)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 3s runs, 1s warm-up, one round")
@@ -210,6 +212,11 @@ func startTargets(ctx context.Context, ps *benchutil.Procs, o options, bin strin
 	if o.baseline != "" {
 		starters = append(starters, starter{"plexus", func() (*target, error) {
 			return startPlexus(ctx, ps, s, o.baseline, backend, 0, " before", nil)
+		}})
+	}
+	if o.netsrv {
+		starters = append(starters, starter{"plexus", func() (*target, error) {
+			return startPlexus(ctx, ps, s, bin, backend, 0, " net/http server", nil, "--gateway-server", "net/http")
 		}})
 	}
 	for _, v := range strings.Split(o.gogc, ",") {

@@ -219,10 +219,10 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-func startPlexus(ctx context.Context, ps *benchutil.Procs, s setup, bin, backend string, sample float64, label string, env []string) (*target, error) {
+func startPlexus(ctx context.Context, ps *benchutil.Procs, s setup, bin, backend string, sample float64, label string, env []string, args ...string) (*target, error) {
 	return startPlexusCmd(ctx, ps, s, backend, label, env, plexusConfig(sample), func(dir, gw, admin, cfg string) []string {
-		return []string{bin, "serve", "--roles", "gateway,control", "--data-dir", dir + "/data", "--gateway-addr", gw,
-			"--admin-addr", admin, "--admin-token", adminToken, "--config", cfg, "--log-level", "warn"}
+		return append([]string{bin, "serve", "--roles", "gateway,control", "--data-dir", dir + "/data", "--gateway-addr", gw,
+			"--admin-addr", admin, "--admin-token", adminToken, "--config", cfg, "--log-level", "warn"}, args...)
 	})
 }
 
