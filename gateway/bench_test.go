@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/plexushq/plexus/internal/httpguard"
 	"github.com/plexushq/plexus/internal/httpx"
 )
 
@@ -52,38 +53,39 @@ func featuresOn(b *testing.B) (Config, Options) {
 }
 
 // BenchmarkProxyLoopback is a whole proxied GET: client → gateway listener
-// → backend, all on loopback, one request at a time.
+// (on each transport) → backend, all on loopback, one request at a time.
 func BenchmarkProxyLoopback(b *testing.B) {
-	for _, tc := range []struct {
-		name     string
-		features bool
-	}{{"minimal", false}, {"features", true}} {
-		b.Run(tc.name, func(b *testing.B) {
-			var cfg Config
-			var opts Options
-			if tc.features {
-				cfg, opts = featuresOn(b)
-			}
-			g := benchGateway(b, cfg, opts)
-			srv := httptest.NewServer(g)
-			b.Cleanup(srv.Close)
-			tr := &http.Transport{MaxIdleConnsPerHost: 8}
-			b.Cleanup(tr.CloseIdleConnections)
-			c := &http.Client{Transport: tr}
-			req, _ := http.NewRequest("GET", srv.URL+"/api/svc/hello?x=1", nil)
-			b.ReportAllocs()
-			for b.Loop() {
-				resp, err := c.Do(req)
-				if err != nil {
-					b.Fatal(err)
+	for _, tr := range []string{transportStd, transportH1} {
+		for _, tc := range []struct {
+			name     string
+			features bool
+		}{{"minimal", false}, {"features", true}} {
+			b.Run(tr+"/"+tc.name, func(b *testing.B) {
+				var cfg Config
+				var opts Options
+				if tc.features {
+					cfg, opts = featuresOn(b)
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Fatal(resp.StatusCode)
+				g := benchGateway(b, cfg, opts)
+				url := listen(b, g, tr, httpguard.Limits{})
+				tr := &http.Transport{MaxIdleConnsPerHost: 8}
+				b.Cleanup(tr.CloseIdleConnections)
+				c := &http.Client{Transport: tr}
+				req, _ := http.NewRequest("GET", url+"/api/svc/hello?x=1", nil)
+				b.ReportAllocs()
+				for b.Loop() {
+					resp, err := c.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Fatal(resp.StatusCode)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -149,19 +149,25 @@ func transportOf(t testing.TB) string {
 func serveGateway(t *testing.T, cfg Config, opts Options, lim httpguard.Limits) (*Gateway, string) {
 	t.Helper()
 	g := newStartedGateway(t, cfg, opts)
+	return g, listen(t, g, transportOf(t), lim)
+}
+
+// listen serves h on a loopback port with the transport's server and
+// the given limits, until the test ends; it returns the base URL.
+func listen(tb testing.TB, h http.Handler, transport string, lim httpguard.Limits) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	type server interface {
 		Serve(net.Listener) error
 		Close() error
 	}
 	var srv server
-	if transportOf(t) == transportH1 {
-		srv = httpguard.NewH1Server(g, lim, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if transport == transportH1 {
+		srv = httpguard.NewH1Server(h, lim, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	} else {
-		hs := httpguard.NewServer(g, lim)
+		hs := httpguard.NewServer(h, lim)
 		hs.ErrorLog = log.New(io.Discard, "", 0)
 		srv = hs
 	}
@@ -170,11 +176,11 @@ func serveGateway(t *testing.T, cfg Config, opts Options, lim httpguard.Limits) 
 		defer close(done)
 		_ = srv.Serve(ln)
 	}()
-	t.Cleanup(func() { // before the gateway's Stop (cleanups run last first)
+	tb.Cleanup(func() { // before the gateway's Stop (cleanups run last first)
 		_ = srv.Close()
 		<-done
 	})
-	return g, "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String()
 }
 
 // newStartedGateway builds and starts a gateway (quiet log by default) and

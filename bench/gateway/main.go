@@ -35,7 +35,6 @@ type options struct {
 	tracing  bool
 	profile  bool
 	goproxy  bool
-	fast     bool
 	baseline string
 	gogc     string
 	netsrv   bool
@@ -49,10 +48,6 @@ func main() {
 	}
 	if len(os.Args) == 4 && os.Args[1] == "goproxy" {
 		runGoProxy(os.Args[2], os.Args[3])
-		return
-	}
-	if len(os.Args) == 4 && os.Args[1] == "fastproxy" {
-		runFastProxy(os.Args[2], os.Args[3])
 		return
 	}
 	if len(os.Args) > 1 && os.Args[1] == "node" {
@@ -71,7 +66,6 @@ func main() {
 	flag.BoolVar(&o.tracing, "tracing", false, "also run Plexus with tracing sampled at 100%, at the shipped default (10%, parent-based) and at 1%; the baseline samples none")
 	flag.BoolVar(&o.profile, "profile", false, "also profile Plexus's gateway under wrk (1 core) and print the top of the CPU profile")
 	flag.BoolVar(&o.goproxy, "goproxy", false, "also run a bare net/http + httputil.ReverseProxy (the floor of a Go proxy)")
-	flag.BoolVar(&o.fast, "fastproxy", false, "also run a bare fasthttp server + HostClient proxy (no features: the transport's ceiling)")
 	flag.StringVar(&o.baseline, "baseline", "", "also run this plexus binary (an older build) as \"Plexus before\"")
 	flag.BoolVar(&o.netsrv, "netserver", false, "also run Plexus with net/http's server in front of its upstream client (--gateway-server net/http)")
 	flag.StringVar(&o.gogc, "gogc", "", "also run Plexus with these GOGC values, comma-separated (e.g. 200,400)")
@@ -205,9 +199,6 @@ func startTargets(ctx context.Context, ps *benchutil.Procs, o options, bin strin
 	}
 	if o.goproxy {
 		starters = append(starters, starter{"goproxy", func() (*target, error) { return startGoProxy(ctx, ps, s, backend) }})
-	}
-	if o.fast {
-		starters = append(starters, starter{"fastproxy", func() (*target, error) { return startFastProxy(ctx, ps, s, backend) }})
 	}
 	if o.baseline != "" {
 		starters = append(starters, starter{"plexus", func() (*target, error) {
