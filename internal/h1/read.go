@@ -123,7 +123,7 @@ func (pc *pconn) parseHead(req *Request, resp *Response) error {
 		for v1 > v0 && (line[v1-1] == ' ' || line[v1-1] == '\t') {
 			v1--
 		}
-		if bytes.IndexByte(line[v0:v1], 0) >= 0 {
+		if !fieldValue(line[v0:v1]) {
 			return ErrMalformedResponse
 		}
 		canonical(line[:colon])
@@ -142,6 +142,16 @@ func (pc *pconn) parseHead(req *Request, resp *Response) error {
 		resp.Header = append(resp.Header, Field{Key: head[f.k0:f.k1], Value: head[f.v0:f.v1]})
 	}
 	return resp.frame(req, http10)
+}
+
+// fieldValue reports a value without control characters but HTAB.
+func fieldValue(v []byte) bool {
+	for _, c := range v {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // trimEOL drops the line's CRLF (or LF); nil when a CR is left inside.
@@ -188,7 +198,7 @@ func (r *Response) frame(req *Request, http10 bool) error {
 			}
 			cl = n
 		case "Transfer-Encoding":
-			if te++; te > 1 || !equalFold(f.Value, "chunked") {
+			if te++; te > 1 || http10 || !equalFold(f.Value, "chunked") { // HTTP/1.0 has no chunks: refuse rather than guess
 				return ErrMalformedResponse
 			}
 			continue

@@ -96,6 +96,9 @@ func (c *conn) parseHead(head string) error {
 			if cl > 0 && v != clV {
 				return badRequest("conflicting Content-Length")
 			}
+			if _, ok := parseLength(v); !ok { // even beside chunked, which it loses to
+				return badRequest("malformed Content-Length")
+			}
 			cl++
 			clV = v
 		case "Transfer-Encoding":
@@ -138,6 +141,9 @@ func (c *conn) parseHead(head string) error {
 	if r.Host == "" { // an absolute-form target names the host itself
 		r.Host = hostV
 	}
+	if te > 0 && r.ProtoMinor == 0 { // net/http would ignore it and frame by length: refuse rather than guess
+		return badRequest("Transfer-Encoding in an HTTP/1.0 request")
+	}
 	return c.frameBody(te > 0, cl > 0, clV, expect > 0)
 }
 
@@ -152,6 +158,7 @@ func (c *conn) frameBody(chunked, hasCL bool, clV string, expect bool) error {
 		r.ContentLength = -1
 		r.Close = true // its Content-Length, if any, was dropped (RFC 9112 §6.1)
 		delete(r.Header, "Content-Length")
+		delete(r.Header, "Transfer-Encoding") // r.TransferEncoding, as net/http
 		b.chunked = true
 		if tr, ok := r.Header["Trailer"]; ok { // announced keys, as net/http
 			r.Trailer = http.Header{}
@@ -214,9 +221,12 @@ func (c *conn) parseTarget(target string) error {
 		}
 		return nil
 	}
-	if r.Method == http.MethodConnect && target[0] != '/' {
-		u.Host = target
-		r.Host = target
+	if r.Method == http.MethodConnect && target[0] != '/' { // authority form, read as net/http reads it
+		p, err := url.ParseRequestURI("http://" + target)
+		if err != nil {
+			return badRequest("malformed request target")
+		}
+		u.Host, r.Host = p.Host, p.Host
 		return nil
 	}
 	p, err := url.ParseRequestURI(target)

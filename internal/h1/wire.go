@@ -168,10 +168,8 @@ func splitField(line []byte) (k, v []byte, ok bool) {
 		return nil, nil, false
 	}
 	v = bytes.Trim(line[colon+1:], " \t")
-	for _, c := range v {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return nil, nil, false
-		}
+	if !fieldValue(v) {
+		return nil, nil, false
 	}
 	canonical(line[:colon])
 	return line[:colon], v, true
