@@ -64,19 +64,12 @@ func (b *body) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.pc.br.Read(p)
-	b.left -= int64(n)
+	n, err := readLength(b.pc.br, p, &b.left)
 	if b.left == 0 {
 		b.finish(true)
 		return n, nil
 	}
 	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
 		return n, b.fail(err)
 	}
 	return n, nil

@@ -324,19 +324,12 @@ func (b *reqBody) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := br.Read(p)
-	b.left -= int64(n)
+	n, err := readLength(br, p, &b.left)
 	if b.left == 0 {
 		b.done = true
 		return n, nil
 	}
 	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
 		return n, b.fail(err)
 	}
 	return n, nil

@@ -174,3 +174,20 @@ func splitField(line []byte) (k, v []byte, ok bool) {
 	canonical(line[:colon])
 	return line[:colon], v, true
 }
+
+// readLength reads at most *left bytes of a body framed by its length,
+// counting them off; a connection that ends first is io.ErrUnexpectedEOF.
+func readLength(br *bufio.Reader, p []byte, left *int64) (int, error) {
+	if int64(len(p)) > *left {
+		p = p[:*left]
+	}
+	n, err := br.Read(p)
+	*left -= int64(n)
+	if *left == 0 {
+		return n, nil
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
