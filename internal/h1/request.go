@@ -362,6 +362,3 @@ func (b *reqBody) Close() error { return nil }
 // drained reports that the body was read to its end (or there was none),
 // so the connection can carry another request.
 func (b *reqBody) drained() bool { return b.done && b.err == nil }
-
-// unread reports bytes of the body not yet read.
-func (b *reqBody) unread() bool { return !b.done }
