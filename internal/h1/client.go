@@ -1,15 +1,23 @@
-// Package h1 is the gateway's HTTP/1.1 wire: the upstream client, which it writes a
-// request and reads its answer on the caller's goroutine over pooled
-// keep-alive connections, with reused buffers and no header maps, and
-// hands the connection over after a protocol switch (101). It replaces
-// net/http's Transport on the gateway's hot path, whose two goroutines
-// per connection, channel hand-offs and per-request header maps were most
-// of the gateway's cost (docs/BENCHMARKS.md).
+// Package h1 is the gateway's HTTP/1.1 on the wire, both ways.
 //
-// It speaks HTTP/1.1 only, over TCP or TLS; it never follows redirects,
-// never adds headers of its own beyond Host and the body's framing, never
-// compresses, and parses answers strictly (an ambiguous framing is an
-// error, not a guess).
+// Client (client.go, do.go, read.go, body.go, write.go) writes a request
+// and reads its answer on the caller's goroutine over pooled keep-alive
+// connections, with reused buffers and no header maps, and hands the
+// connection over after a protocol switch (101). It replaced net/http's
+// Transport on the gateway's hot path, whose two goroutines per
+// connection, channel hand-offs and per-request header maps were most of
+// the gateway's cost (docs/BENCHMARKS.md). It never follows redirects,
+// never adds fields of its own beyond Host and the body's framing, never
+// compresses, and reads answers strictly: an ambiguous framing is an
+// error, not a guess.
+//
+// Server (server.go, request.go, response.go) serves a net/http Handler
+// on cleartext connections with net/http's semantics where a handler can
+// see them, reusing a connection's request, header map, body reader and
+// writer for every request on it; request heads are read as strictly as
+// net/http reads them or more (fuzzed against it).
+//
+// The wire code both share — head lines, fields, chunks — is wire.go.
 package h1
 
 import (
