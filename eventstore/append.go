@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -41,8 +40,7 @@ type AppendResult struct {
 const (
 	errCodeWrongLastSeq      = jetstream.JSErrCodeStreamWrongLastSequence
 	errCodeWrongLastSeqConst = jetstream.JSErrCodeStreamWrongLastSequenceConstant
-	errCodeBatchDuplicate    = jetstream.ErrorCode(server.JSAtomicPublishContainsDuplicateMessageErr)
-	errCodeBatchInflight     = jetstream.ErrorCode(server.JSAtomicPublishTooManyInflight)
+	errCodeMsgTooLarge       = jetstream.JSErrCodeStreamMessageExceedsMaximum
 )
 
 // maxAnyRetries bounds the retries of an AnyVersion append that keeps
@@ -98,8 +96,7 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 		if err != nil {
 			return AppendResult{}, err
 		}
-		msgs := buildMsgs(ctx, stream, cur, events)
-		ack, err := s.publish(ctx, msgs)
+		ack, err := s.publish(ctx, buildMsg(ctx, stream, cur, events))
 		if err != nil {
 			return AppendResult{}, err
 		}
@@ -111,20 +108,19 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 					continue
 				}
 				return AppendResult{}, s.conflict(ctx, stream, expected)
-			case errCodeBatchDuplicate:
-				return AppendResult{}, invalidf("stream %q: an event id of this batch was already stored", stream)
-			case errCodeBatchInflight:
-				return AppendResult{}, fmt.Errorf("%w: stream %q: too many batches in flight", ErrBusy, stream)
+			case errCodeMsgTooLarge:
+				return AppendResult{}, fmt.Errorf("eventstore: append to %q: %w", stream, engine.ErrTooLarge)
 			}
 			return AppendResult{}, fmt.Errorf("eventstore: append to %q: %w", stream, engine.Classify(ack.Error))
 		}
 		if ack.Duplicate {
 			return s.duplicate(ctx, stream, ack.Seq, events)
 		}
-		n := int64(len(events))
-		s.versions.put(stream, verPos{cur.version + n, ack.Seq})
-		res := AppendResult{Version: cur.version + n, Position: ack.Seq, FirstPosition: ack.Seq - uint64(n) + 1,
-			IDs: make([]string, len(events))}
+		n := len(events)
+		l := s.layout()
+		res := AppendResult{Version: cur.version + int64(n), Position: l.pos(ack.Seq, n-1),
+			FirstPosition: l.pos(ack.Seq, 0), IDs: make([]string, n)}
+		s.versions.put(stream, verPos{version: res.Version, seq: ack.Seq, pos: res.Position})
 		for i := range events {
 			res.IDs[i] = events[i].ID
 		}
@@ -211,92 +207,64 @@ func (s *Store) conflict(ctx context.Context, stream string, expected int64) err
 	return &ConflictError{Stream: stream, Expected: expected, Current: v.version}
 }
 
-// duplicate answers a retried append whose writer-supplied id was stored.
+// duplicate answers a retried append whose first event's writer-supplied
+// id was stored: with what the stored append got.
 func (s *Store) duplicate(ctx context.Context, stream string, seq uint64, events []Event) (AppendResult, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	m, err := s.getOne(ctx, getRequest{Seq: seq})
+	stored, err := s.readMessage(ctx, seq)
 	if err != nil {
 		return AppendResult{}, err
 	}
-	if m == nil {
-		return AppendResult{}, fmt.Errorf("eventstore: duplicate of event %d that cannot be read", seq)
+	if len(stored) == 0 {
+		return AppendResult{}, fmt.Errorf("eventstore: duplicate of message %d that cannot be read", seq)
 	}
-	env, err := envelopeFromDirect(m)
-	if err != nil {
-		return AppendResult{}, err
+	if stored[0].Stream != stream {
+		return AppendResult{}, invalidf("event id %q is already used in stream %q", events[0].ID, stored[0].Stream)
 	}
-	if env.Stream != stream {
-		return AppendResult{}, invalidf("event id %q is already used in stream %q", events[0].ID, env.Stream)
+	last := stored[len(stored)-1]
+	res := AppendResult{Version: last.Version, Position: last.Position, FirstPosition: stored[0].Position,
+		IDs: make([]string, len(stored)), Duplicate: true}
+	for i := range stored {
+		res.IDs[i] = stored[i].ID
 	}
-	return AppendResult{Version: env.Version, Position: seq, FirstPosition: seq, IDs: []string{env.ID}, Duplicate: true}, nil
+	return res, nil
 }
 
-// buildMsgs makes one message per event; the first carries the expected
-// last position of the stream, and more than one form an atomic batch.
-func buildMsgs(ctx context.Context, stream string, cur verPos, events []Event) []*nats.Msg {
-	prefix := streamPrefix(stream)
-	msgs := make([]*nats.Msg, len(events))
-	var batchID string
-	if len(events) > 1 {
-		batchID = nuid.Next()
+// buildMsg makes the append's one message: its events framed in the
+// payload, the expected last position of the stream in the headers, and
+// the first event's writer-supplied id as the deduplication key.
+func buildMsg(ctx context.Context, stream string, cur verPos, events []Event) *nats.Msg {
+	h := make(nats.Header, 3)
+	h[hdrExpSubjSeq] = []string{strconv.FormatUint(cur.seq, 10)}
+	h[hdrExpSubjSeqSub] = []string{streamFilter(stream)}
+	if !events[0].generatedID {
+		h[hdrMsgID] = []string{events[0].ID}
 	}
+	size := 16
 	for i := range events {
-		e := &events[i]
-		h := make(nats.Header, 12)
-		h[hdrID] = []string{e.ID}
-		h[hdrVersion] = []string{strconv.FormatInt(cur.version+int64(i)+1, 10)}
-		h[hdrSource] = []string{e.Source}
-		h[hdrCorrelation] = []string{e.CorrelationID}
-		if e.CausationID != "" {
-			h[hdrCausation] = []string{e.CausationID}
-		}
-		if len(e.Metadata) > 0 {
-			h[hdrMetadata] = []string{string(e.Metadata)}
-		}
-		injectTrace(ctx, h)
-		if i == 0 {
-			h[hdrExpSubjSeq] = []string{strconv.FormatUint(cur.seq, 10)}
-			h[hdrExpSubjSeqSub] = []string{prefix + "*"}
-		}
-		if batchID != "" {
-			h[hdrBatchID] = []string{batchID}
-			h[hdrBatchSeq] = []string{strconv.Itoa(i + 1)}
-			if i == len(events)-1 {
-				h[hdrBatchCommit] = []string{"1"}
-			}
-		}
-		if !e.generatedID {
-			h[hdrMsgID] = []string{e.ID}
-		}
-		msgs[i] = &nats.Msg{Subject: prefix + token(e.Type), Header: h, Data: e.Data}
+		size += len(events[i].Data) + len(events[i].Metadata) + len(events[i].ID) + len(events[i].Type) + 16
 	}
-	return msgs
+	data := appendFrame(make([]byte, 0, size+256), cur.version+1, events, traceOf(ctx))
+	return &nats.Msg{Subject: streamPrefix(stream) + appendType(events), Header: h, Data: data}
 }
 
-// publish sends the messages and waits for the one acknowledgement. A
+// publish sends the append's message and waits for its acknowledgement. A
 // message over the server's max_payload is refused before anything is
 // sent (an *engine.TooLargeError naming the limit: 413).
-func (s *Store) publish(ctx context.Context, msgs []*nats.Msg) (pubAck, error) {
-	for i, m := range msgs {
-		if err := engine.CheckMsg(s.nc, m); err != nil {
-			return pubAck{}, fmt.Errorf("eventstore: event %d: %w", i, err)
-		}
-	}
-	for _, m := range msgs[:len(msgs)-1] {
-		if err := s.nc.PublishMsg(m); err != nil {
-			return pubAck{}, publishErr(err)
-		}
+func (s *Store) publish(ctx context.Context, msg *nats.Msg) (pubAck, error) {
+	if err := engine.CheckMsg(s.nc, msg); err != nil {
+		return pubAck{}, fmt.Errorf("eventstore: append: %w", err)
 	}
 	var resp *nats.Msg
 	var err error
 	if ctx.Done() == nil {
 		// No cancellation to watch: the plain request skips a context
 		// timer per append.
-		resp, err = s.nc.RequestMsg(msgs[len(msgs)-1], s.cfg.RequestTimeout)
+		resp, err = s.nc.RequestMsg(msg, s.cfg.RequestTimeout)
 	} else {
 		rctx, cancel := s.withTimeout(ctx)
-		resp, err = s.nc.RequestMsgWithContext(rctx, msgs[len(msgs)-1])
+		resp, err = s.nc.RequestMsgWithContext(rctx, msg)
 		cancel()
 	}
 	if err != nil {

@@ -257,9 +257,10 @@ type GroupInfo struct {
 	Group string `json:"group"`
 	// Checkpoint is the position of the last event handled or parked.
 	Checkpoint uint64 `json:"checkpoint"`
-	// Pending counts matching events not delivered yet.
+	// Pending counts matching appends not delivered yet (engine
+	// messages: an append of several events is one).
 	Pending uint64 `json:"pending"`
-	// InFlight counts events delivered and not checkpointed.
+	// InFlight counts appends delivered and not checkpointed.
 	InFlight int `json:"inFlight"`
 }
 
@@ -278,12 +279,29 @@ func (s *Store) Groups(ctx context.Context) ([]GroupInfo, error) {
 		if !ok {
 			continue
 		}
-		out = append(out, GroupInfo{Group: g, Checkpoint: ci.AckFloor.Stream, Pending: ci.NumPending, InFlight: ci.NumAckPending})
+		cp, err := s.checkpointOf(ctx, ci.AckFloor.Stream)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, GroupInfo{Group: g, Checkpoint: cp, Pending: ci.NumPending, InFlight: ci.NumAckPending})
 	}
 	if err := l.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
 		return nil, fmt.Errorf("eventstore: groups: %w", err)
 	}
 	return out, nil
+}
+
+// checkpointOf is the position of the last event of the message at seq,
+// a group's acknowledgement floor; 0 before the first.
+func (s *Store) checkpointOf(ctx context.Context, seq uint64) (uint64, error) {
+	if seq == 0 {
+		return 0, nil
+	}
+	evs, err := s.readMessage(ctx, seq)
+	if err != nil || len(evs) == 0 {
+		return s.layout().pos(seq, 0), err
+	}
+	return evs[len(evs)-1].Position, nil
 }
 
 func (a *API) groups(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/plexushq/plexus/engine"
@@ -9,7 +10,8 @@ import (
 // subjectRoot prefixes every event subject.
 const subjectRoot = engine.SubjectPrefix + "events."
 
-// Header names of the event fields that do not travel in the subject.
+// Header names of the first stored format's event fields (the second
+// keeps them in the payload), and of the engine's.
 const (
 	hdrID          = "Plexus-Id"
 	hdrVersion     = "Plexus-Version"
@@ -21,9 +23,6 @@ const (
 	hdrMsgID         = "Nats-Msg-Id"
 	hdrExpSubjSeq    = "Nats-Expected-Last-Subject-Sequence"
 	hdrExpSubjSeqSub = "Nats-Expected-Last-Subject-Sequence-Subject"
-	hdrBatchID       = "Nats-Batch-Id"
-	hdrBatchSeq      = "Nats-Batch-Sequence"
-	hdrBatchCommit   = "Nats-Batch-Commit"
 	hdrStream        = "Nats-Stream"
 	hdrSubject       = "Nats-Subject"
 	hdrSequence      = "Nats-Sequence"
@@ -57,6 +56,8 @@ func streamPrefix(stream string) string {
 func streamFilter(stream string) string { return streamPrefix(stream) + "*" }
 
 // filterSubjects turns a category and type filter into subject filters.
+// A type filter also takes the appends of mixed types, whose matching
+// events the reader keeps.
 func filterSubjects(category string, types []string) []string {
 	cat := "*"
 	if category != "" {
@@ -68,11 +69,13 @@ func filterSubjects(category string, types []string) []string {
 		}
 		return []string{subjectRoot + cat + ".>"}
 	}
-	out := make([]string, 0, len(types))
+	out := make([]string, 0, len(types)+1)
 	for _, t := range types {
-		out = append(out, subjectRoot+cat+".*."+token(t))
+		if f := subjectRoot + cat + ".*." + token(t); !slices.Contains(out, f) {
+			out = append(out, f)
+		}
 	}
-	return out
+	return append(out, subjectRoot+cat+".*."+mixedType)
 }
 
 // parseSubject splits an event subject into stream and type.

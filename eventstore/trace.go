@@ -3,13 +3,12 @@ package eventstore
 import (
 	"context"
 
-	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// propagator carries W3C trace context and baggage in event headers.
+// propagator carries W3C trace context and baggage with every event.
 var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
 func tracerFrom(tp trace.TracerProvider) trace.Tracer {
@@ -19,31 +18,47 @@ func tracerFrom(tp trace.TracerProvider) trace.Tracer {
 	return tp.Tracer("github.com/plexushq/plexus/eventstore")
 }
 
-// headerCarrier adapts nats.Header (case-sensitive keys) to the propagator.
-type headerCarrier nats.Header
+// fieldsCarrier adapts traceFields to the propagator.
+type fieldsCarrier struct{ f *traceFields }
 
-func (c headerCarrier) Get(key string) string { return nats.Header(c).Get(key) }
-func (c headerCarrier) Set(key, value string) { c[key] = []string{value} }
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
+func (c fieldsCarrier) Get(key string) string {
+	switch key {
+	case "traceparent":
+		return c.f.parent
+	case "tracestate":
+		return c.f.state
+	case "baggage":
+		return c.f.baggage
 	}
-	return keys
+	return ""
 }
 
-// injectTrace writes ctx's trace context into h; nothing when ctx has none.
-func injectTrace(ctx context.Context, h nats.Header) {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return
+func (c fieldsCarrier) Set(key, value string) {
+	switch key {
+	case "traceparent":
+		c.f.parent = value
+	case "tracestate":
+		c.f.state = value
+	case "baggage":
+		c.f.baggage = value
 	}
-	propagator.Inject(ctx, headerCarrier(h))
 }
 
-// extractTrace returns ctx with the trace context stored in h.
-func extractTrace(ctx context.Context, h nats.Header) context.Context {
-	if h.Get("traceparent") == "" {
+func (c fieldsCarrier) Keys() []string { return []string{"traceparent", "tracestate", "baggage"} }
+
+// traceOf is ctx's trace context; empty when ctx has none.
+func traceOf(ctx context.Context) traceFields {
+	var f traceFields
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		propagator.Inject(ctx, fieldsCarrier{&f})
+	}
+	return f
+}
+
+// withTrace returns ctx with the trace context f.
+func withTrace(ctx context.Context, f traceFields) context.Context {
+	if f.parent == "" {
 		return ctx
 	}
-	return propagator.Extract(ctx, headerCarrier(h))
+	return propagator.Extract(ctx, fieldsCarrier{&f})
 }
