@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -152,6 +153,16 @@ func (s *Store) ensureConsumer(ctx context.Context, group string, opts Subscribe
 		oc := old.CachedInfo().Config
 		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.Metadata = oc.DeliverPolicy, oc.OptStartSeq, oc.Metadata
 		c, err := s.js.UpdateConsumer(ctx, engine.StreamEvents, cfg)
+		if errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
+			// nats-server answers the first update of a consumer it
+			// recovered from disk with the consumer as it was recovered
+			// (its filter, not the new filters); the update itself is
+			// applied. Read it back.
+			c, err = s.js.Consumer(ctx, engine.StreamEvents, name)
+			if err == nil && !slices.Equal(c.CachedInfo().Config.FilterSubjects, cfg.FilterSubjects) {
+				err = fmt.Errorf("the engine did not take the filters %v", cfg.FilterSubjects)
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("eventstore: group %q: %w", group, err)
 		}
