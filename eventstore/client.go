@@ -141,6 +141,71 @@ func (c *Client) ReadAll(ctx context.Context, q Query) (Page, error) {
 	return p, err
 }
 
+// Scan reads every event matching q (Limit is ignored) from q.FromPosition
+// up to the last event stored when it starts, streamed in one answer
+// (NDJSON) instead of pages; fn gets them in global order. A broken
+// stream is resumed after the last event fn got. fn's error ends it and is
+// returned.
+func (c *Client) Scan(ctx context.Context, q Query, fn func(Envelope) error) error {
+	q.Limit, q.OnlyNew = 0, false
+	for fails := 0; ; {
+		n, err := c.scanOnce(ctx, q, func(e Envelope) error {
+			q.FromPosition, q.Since = e.Position+1, time.Time{}
+			return fn(e)
+		})
+		var ferr fnError
+		var p *httpx.Problem
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &ferr):
+			return ferr.err
+		case errors.As(err, &p), ctx.Err() != nil:
+			return err
+		}
+		if n > 0 {
+			fails = 0
+		}
+		if fails++; fails > 3 {
+			return err
+		}
+	}
+}
+
+func (c *Client) scanOnce(ctx context.Context, q Query, fn func(Envelope) error) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/events?"+queryValues(q).Encode(), nil)
+	if err != nil {
+		return 0, err
+	}
+	c.auth(req)
+	req.Header.Set("Accept", httpx.NDJSONType)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("eventstore: scan: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, problemFrom(resp)
+	}
+	n := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var e Envelope
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return n, fmt.Errorf("eventstore: scan: %w", err)
+		}
+		n++
+		if err := fn(e); err != nil {
+			return n, fnError{err}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return n, fmt.Errorf("eventstore: scan: %w", err)
+	}
+	return n, nil
+}
+
 // SaveSnapshot stores a stream's snapshot.
 func (c *Client) SaveSnapshot(ctx context.Context, stream string, snap Snapshot) error {
 	return c.do(ctx, http.MethodPut, "/v1/streams/"+url.PathEscape(stream)+"/snapshot",

@@ -86,6 +86,10 @@ type frameReader struct {
 	next  int64
 	ev    frameEvent
 	first bool
+	// seen holds each field's value in the previous frame read with the
+	// same cache, so that a reader of many appends with the same type and
+	// source does not allocate them again.
+	seen *[frameFields]string
 }
 
 // readFrame checks a frame's head and prepares to walk its events.
@@ -106,7 +110,22 @@ func readFrame(b []byte) (frameReader, int, error) {
 	return frameReader{b: b[k:], n: int(n), next: int64(v), first: true}, int(n), nil
 }
 
-// Next decodes the next event; false at the end or on an error (Err).
+// str is b as a string, the cached one when it is the same.
+func (r *frameReader) str(f int, b []byte) string {
+	if r.seen == nil {
+		return string(b)
+	}
+	if r.seen[f] == string(b) { // no allocation for the comparison
+		return r.seen[f]
+	}
+	v := string(b)
+	if f != fID { // ids never repeat across appends
+		r.seen[f] = v
+	}
+	return v
+}
+
+// Next decodes the next event; nil at the end.
 func (r *frameReader) Next() (*frameEvent, error) {
 	if r.n == 0 {
 		if len(r.b) != 0 {
@@ -126,7 +145,7 @@ func (r *frameReader) Next() (*frameEvent, error) {
 			}
 			continue
 		}
-		r.ev.fields[f] = string(r.b[:l-1])
+		r.ev.fields[f] = r.str(f, r.b[:l-1])
 		r.b = r.b[l-1:]
 	}
 	l, k := binary.Uvarint(r.b)

@@ -68,13 +68,13 @@ func NewAPI(store *Store, cfg APIConfig) *API {
 // Every route but the subscription stream runs under the request deadline.
 func (a *API) Mount(handle func(pattern string, h http.Handler)) {
 	handle("GET /v1/events/subscribe", http.HandlerFunc(a.subscribe))
+	handle("GET /v1/events", http.HandlerFunc(a.readAll)) // NDJSON streams; pages under the deadline
 	for pattern, h := range map[string]http.HandlerFunc{
 		"POST /v1/streams/{stream}/events":                       a.appendEvents,
 		"GET /v1/streams/{stream}/events":                        a.readStream,
 		"GET /v1/streams/{stream}":                               a.streamInfo,
 		"PUT /v1/streams/{stream}/snapshot":                      a.putSnapshot,
 		"GET /v1/streams/{stream}/snapshot":                      a.getSnapshot,
-		"GET /v1/events":                                         a.readAll,
 		"GET /v1/subscriptions":                                  a.groups,
 		"GET /v1/subscriptions/{group}/parked":                   a.parkedList,
 		"POST /v1/subscriptions/{group}/parked/{position}/retry": a.parkedRetry,
@@ -178,7 +178,14 @@ func (a *API) readStream(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"events": events})
+	writeRaw(w, appendPage(nil, events, nil))
+}
+
+// writeRaw sends an encoded JSON answer.
+func writeRaw(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
 func (a *API) streamInfo(w http.ResponseWriter, r *http.Request) {
@@ -197,7 +204,18 @@ func (a *API) streamInfo(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"stream": stream, "category": Category(stream), "version": v, "position": pos})
 }
 
+// readAll serves GET /v1/events: a page of events (JSON), or, for a
+// client that accepts application/x-ndjson, every matching event up to the
+// last one stored, streamed one per line (scanAll).
 func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
+	if httpx.WantsNDJSON(r) {
+		a.scanAll(w, r)
+		return
+	}
+	httpx.Deadline(a.cfg.RequestTimeout, http.HandlerFunc(a.readPage)).ServeHTTP(w, r)
+}
+
+func (a *API) readPage(w http.ResponseWriter, r *http.Request) {
 	query, p := parseQuery(r)
 	if p != nil {
 		httpx.WriteProblem(w, p)
@@ -208,7 +226,7 @@ func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, page)
+	writeRaw(w, appendPage(make([]byte, 0, 512*len(page.Events)+64), page.Events, &page.NextPosition))
 }
 
 type snapshotBody struct {

@@ -73,6 +73,7 @@ type getRequest struct {
 	LastFor   string     `json:"last_by_subj,omitempty"`
 	NextFor   string     `json:"next_by_subj,omitempty"`
 	Batch     int        `json:"batch,omitempty"`
+	MaxBytes  int        `json:"max_bytes,omitempty"`
 	StartTime *time.Time `json:"start_time,omitempty"`
 }
 
@@ -193,10 +194,10 @@ func (s *Store) readStream(ctx context.Context, stream string, fromVersion int64
 // streamEvents calls fn with the stream's events from the message at seq
 // on (at most max messages), until fn returns false.
 func (s *Store) streamEvents(ctx context.Context, stream string, seq uint64, maxMsgs int, fn func(*storedEvent) bool) error {
-	l := s.layout()
-	return s.getBatch(ctx, getRequest{Seq: seq, NextFor: streamFilter(stream), Batch: maxMsgs}, func(m message) (bool, error) {
+	d := &decoder{l: s.layout()}
+	return s.readDirect(ctx, seq, streamFilter(stream), maxMsgs, func(m message) (bool, error) {
 		more := true
-		err := l.events(m, func(e *storedEvent) error {
+		err := d.events(m, func(e *storedEvent) error {
 			if more {
 				more = fn(e)
 			}
@@ -332,12 +333,14 @@ func (s *Store) ReadAll(ctx context.Context, q Query) (Page, error) {
 		return page, nil
 	}
 	seq, _ := l.at(from)
+	d := &decoder{l: l}
 	limit := limitOr(q.Limit)
 	types := typeSet(q.Types)
 	for _, f := range filterSubjects(q.Category, q.Types) {
 		n := 0
-		err := s.getBatch(ctx, getRequest{Seq: seq, NextFor: f, Batch: limit}, func(m message) (bool, error) {
-			err := l.events(m, func(e *storedEvent) error {
+		// Every message holds an event at least, but for the format marker.
+		err := s.readDirect(ctx, seq, f, limit+1, func(m message) (bool, error) {
+			err := d.events(m, func(e *storedEvent) error {
 				if n < limit && e.Position >= from && types.has(e.Type) {
 					page.Events = append(page.Events, e.Envelope)
 					n++
@@ -396,37 +399,69 @@ func (s *Store) getOne(ctx context.Context, req getRequest) (*nats.Msg, error) {
 	}
 }
 
+// directBytes bounds one batched direct get's answer: a read that needs
+// more asks again from where the answer ended.
+const directBytes = 1 << 20
+
+// readDirect calls fn with the messages matching filter from seq on, in
+// order, until fn returns false, none is left or maxMsgs were read.
+func (s *Store) readDirect(ctx context.Context, seq uint64, filter string, maxMsgs int, fn func(message) (bool, error)) error {
+	for maxMsgs > 0 {
+		b, err := s.getBatch(ctx, getRequest{Seq: seq, NextFor: filter, Batch: maxMsgs, MaxBytes: directBytes}, fn)
+		if err != nil || b.stopped || b.pending == 0 || b.n == 0 {
+			return err
+		}
+		seq, maxMsgs = b.last+1, maxMsgs-b.n
+	}
+	return nil
+}
+
+// batchEnd is how a batched direct get ended.
+type batchEnd struct {
+	n       int    // messages read
+	last    uint64 // sequence of the last
+	pending uint64 // matching messages left after it
+	stopped bool   // fn asked to stop
+}
+
 // getBatch is a batched direct get: the engine streams the messages and
 // ends with an end-of-batch status. fn returning false stops the read.
-func (s *Store) getBatch(ctx context.Context, req getRequest, fn func(message) (bool, error)) error {
+func (s *Store) getBatch(ctx context.Context, req getRequest, fn func(message) (bool, error)) (batchEnd, error) {
+	var b batchEnd
 	inbox := s.nc.NewRespInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {
-		return fmt.Errorf("eventstore: read: %w", err)
+		return b, fmt.Errorf("eventstore: read: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	body, _ := json.Marshal(req)
 	if err := s.nc.PublishRequest(s.getSubj, inbox, body); err != nil {
-		return fmt.Errorf("eventstore: read: %w", err)
+		return b, fmt.Errorf("eventstore: read: %w", err)
 	}
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return fmt.Errorf("eventstore: read: %w", engine.Classify(err))
+			return b, fmt.Errorf("eventstore: read: %w", engine.Classify(err))
 		}
 		switch st := m.Header.Get(hdrStatus); st {
 		case "":
-		case "204", "404":
-			return nil
+		case "204":
+			b.pending, _ = strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64)
+			return b, nil
+		case "404":
+			return b, nil
 		default:
-			return fmt.Errorf("eventstore: read: status %s %s", st, m.Header.Get("Description"))
+			return b, fmt.Errorf("eventstore: read: status %s %s", st, m.Header.Get("Description"))
 		}
 		dm, err := directMessage(m)
 		if err != nil {
-			return err
+			return b, err
 		}
-		if more, err := fn(dm); err != nil || !more {
-			return err
+		b.n, b.last = b.n+1, dm.seq
+		more, err := fn(dm)
+		if err != nil || !more {
+			b.stopped = true
+			return b, err
 		}
 	}
 }

@@ -35,6 +35,21 @@ var (
 // messages that hold no event (the format marker) have none. fn may keep
 // the envelope but not the pointer.
 func (l layout) events(m message, fn func(*storedEvent) error) error {
+	return l.decode(m, nil, fn)
+}
+
+// decoder decodes the messages of one reader, reusing the strings that
+// repeat from one append to the next (types, sources).
+type decoder struct {
+	l    layout
+	seen [frameFields]string
+}
+
+func (d *decoder) events(m message, fn func(*storedEvent) error) error {
+	return d.l.decode(m, &d.seen, fn)
+}
+
+func (l layout) decode(m message, seen *[frameFields]string, fn func(*storedEvent) error) error {
 	if _, v1 := m.header[hdrVersion]; v1 {
 		e, err := firstFormat(m)
 		if err != nil {
@@ -53,6 +68,7 @@ func (l layout) events(m message, fn func(*storedEvent) error) error {
 	if err != nil {
 		return fmt.Errorf("eventstore: message %d: %w", m.seq, err)
 	}
+	r.seen = seen
 	var e storedEvent
 	e.Stream, e.Timestamp = stream, m.time.UTC()
 	for idx := 0; ; idx++ {

@@ -27,6 +27,7 @@ const (
 	hdrSubject       = "Nats-Subject"
 	hdrSequence      = "Nats-Sequence"
 	hdrTimeStamp     = "Nats-Time-Stamp"
+	hdrNumPending    = "Nats-Num-Pending"
 	hdrStatus        = "Status"
 )
 
@@ -84,9 +85,14 @@ func parseSubject(subj string) (stream, typ string, ok bool) {
 	if !found {
 		return "", "", false
 	}
-	parts := strings.Split(rest, ".")
-	if len(parts) != 3 {
+	i := strings.IndexByte(rest, '.')
+	if i < 0 {
 		return "", "", false
 	}
-	return untoken(parts[1]), untoken(parts[2]), true
+	rest = rest[i+1:]
+	j := strings.IndexByte(rest, '.')
+	if j < 0 || strings.IndexByte(rest[j+1:], '.') >= 0 {
+		return "", "", false
+	}
+	return untoken(rest[:j]), untoken(rest[j+1:]), true
 }

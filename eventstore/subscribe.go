@@ -79,6 +79,7 @@ type Subscription struct {
 	handler Handler
 	cons    jetstream.Consumer
 	types   typeSet // the events of a mixed append the group takes
+	dec     decoder // of the run loop
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -114,7 +115,8 @@ func (s *Store) Subscribe(ctx context.Context, group string, h Handler, opts Sub
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: group %q: %w", group, err)
 	}
-	sub := &Subscription{store: s, group: group, opts: opts, handler: h, cons: cons, types: typeSet(opts.Types)}
+	sub := &Subscription{store: s, group: group, opts: opts, handler: h, cons: cons, types: typeSet(opts.Types),
+		dec: decoder{l: s.layout()}}
 	sub.last.Store(max(s.layout().lastPos(info.AckFloor.Stream), startOf(info.Config)-1))
 	sub.ctx, sub.cancel = context.WithCancel(context.Background())
 	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(opts.Buffer, s.pullBytes()))
@@ -310,7 +312,7 @@ func (sub *Subscription) handleMsg(msg jetstream.Msg) (msgOutcome, int) {
 	}
 	m := message{subject: msg.Subject(), seq: seq, time: md.Timestamp, header: msg.Headers(), data: msg.Data()}
 	n := 0
-	err = l.events(m, func(e *storedEvent) error {
+	err = sub.dec.events(m, func(e *storedEvent) error {
 		if e.Position <= sub.last.Load() {
 			return nil
 		}

@@ -30,6 +30,9 @@ const (
 	tailResumes = 3
 )
 
+// errScanDone ends a bounded read at its end.
+var errScanDone = errors.New("eventstore: scan done")
+
 // errTailGap: events were lost between the engine and this client; the
 // tail resumes after the last one it delivered.
 var errTailGap = errors.New("eventstore: tail: missed events in transit")
@@ -43,8 +46,14 @@ func (s *Store) Tail(ctx context.Context, q Query, fn func(Envelope) error) erro
 	return s.tail(ctx, q, tailOpts{}, fn)
 }
 
-// tailOpts are the SSE subscriber's extras.
+// tailOpts are the SSE subscriber's and Scan's extras.
 type tailOpts struct {
+	// end makes a bounded read (Scan): it stops after the message at this
+	// sequence, or once no matching message is left.
+	end uint64
+	// buffer is how many messages the engine may send ahead. Default
+	// TailBuffer.
+	buffer int
 	// ready is called once the engine delivers to the tail (so an OnlyNew
 	// reader misses nothing appended after it).
 	ready func()
@@ -82,6 +91,8 @@ func (s *Store) tail(ctx context.Context, q Query, o tailOpts, fn func(Envelope)
 			return nil
 		case errors.As(err, &fe):
 			return fe.err
+		case errors.Is(err, errScanDone):
+			return nil
 		case !st.started:
 			return err // the first consumer could not be made: say so now
 		}
@@ -117,7 +128,14 @@ func (s *Store) tailOnce(ctx context.Context, st *tailState, o tailOpts, fn func
 	if !st.started && st.q.OnlyNew {
 		st.from = cons.CachedInfo().Delivered.Stream + 1
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(TailBuffer, s.pullBytes()))
+	if o.end > 0 && cons.CachedInfo().NumPending == 0 {
+		return errScanDone
+	}
+	buffer := o.buffer
+	if buffer <= 0 {
+		buffer = TailBuffer
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(buffer, s.pullBytes()))
 	if err != nil {
 		return fmt.Errorf("eventstore: tail: %w", err)
 	}
@@ -137,11 +155,11 @@ func (s *Store) tailOnce(ctx context.Context, st *tailState, o tailOpts, fn func
 		it.Stop()
 	}()
 	defer func() { close(done); wg.Wait() }()
-	return s.consumeTail(it, st, fn)
+	return s.consumeTail(it, st, o.end, fn)
 }
 
-func (s *Store) consumeTail(it jetstream.MessagesContext, st *tailState, fn func(Envelope) error) error {
-	l := s.layout()
+func (s *Store) consumeTail(it jetstream.MessagesContext, st *tailState, end uint64, fn func(Envelope) error) error {
+	d := &decoder{l: s.layout()}
 	types := typeSet(st.q.Types)
 	var seq uint64 // consumer sequence: one more per delivery, or events went missing
 	for {
@@ -158,10 +176,13 @@ func (s *Store) consumeTail(it jetstream.MessagesContext, st *tailState, fn func
 		}
 		seq = md.Sequence.Consumer
 		if !st.q.Since.IsZero() && md.Timestamp.Before(st.q.Since) {
+			if end > 0 && (md.NumPending == 0 || md.Sequence.Stream >= end) {
+				return errScanDone
+			}
 			continue
 		}
 		m := message{subject: msg.Subject(), seq: md.Sequence.Stream, time: md.Timestamp, header: msg.Headers(), data: msg.Data()}
-		err = l.events(m, func(e *storedEvent) error {
+		err = d.events(m, func(e *storedEvent) error {
 			if e.Position <= st.last || e.Position < st.q.FromPosition || !types.has(e.Type) {
 				return nil
 			}
@@ -173,6 +194,9 @@ func (s *Store) consumeTail(it jetstream.MessagesContext, st *tailState, fn func
 		})
 		if err != nil {
 			return fnError{err}
+		}
+		if end > 0 && (md.NumPending == 0 || md.Sequence.Stream >= end) {
+			return errScanDone
 		}
 	}
 }

@@ -48,11 +48,12 @@ func (c fieldsCarrier) Keys() []string { return []string{"traceparent", "tracest
 
 // traceOf is ctx's trace context; empty when ctx has none.
 func traceOf(ctx context.Context) traceFields {
-	var f traceFields
-	if trace.SpanContextFromContext(ctx).IsValid() {
-		propagator.Inject(ctx, fieldsCarrier{&f})
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return traceFields{}
 	}
-	return f
+	f := new(traceFields)
+	propagator.Inject(ctx, fieldsCarrier{f})
+	return *f
 }
 
 // withTrace returns ctx with the trace context f.
