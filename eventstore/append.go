@@ -60,12 +60,17 @@ type pubAck struct {
 // version. At most MaxBatch events per call.
 func (s *Store) Append(ctx context.Context, stream string, expected int64, events ...Event) (AppendResult, error) {
 	start := time.Now()
-	ctx, span := s.tracer.Start(ctx, "eventstore.append", trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.String("plexus.stream", stream), attribute.Int("plexus.events", len(events))))
-	defer span.End()
+	var span trace.Span
+	if s.cfg.TracerProvider != nil { // without one, the caller's trace context still travels
+		ctx, span = s.tracer.Start(ctx, "eventstore.append", trace.WithSpanKind(trace.SpanKindProducer))
+		defer span.End()
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("plexus.stream", stream), attribute.Int("plexus.events", len(events)))
+		}
+	}
 	res, err := s.appendEvents(ctx, stream, expected, events)
 	s.metrics.appended(len(events), err, time.Since(start))
-	if err != nil {
+	if err != nil && span != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 	}
@@ -161,7 +166,10 @@ func (s *Store) prepare(ctx context.Context, stream string, in []Event) ([]Event
 			e.CausationID = causedBy
 		}
 	}
-	seen := make(map[string]struct{}, len(events))
+	var seen map[string]struct{}
+	if len(events) > 1 {
+		seen = make(map[string]struct{}, len(events))
+	}
 	for i := range events {
 		e := &events[i]
 		if e.ID == "" {
@@ -171,7 +179,9 @@ func (s *Store) prepare(ctx context.Context, stream string, in []Event) ([]Event
 		if _, dup := seen[e.ID]; dup {
 			return nil, invalidf("event id %q appears twice in one append", e.ID)
 		}
-		seen[e.ID] = struct{}{}
+		if seen != nil {
+			seen[e.ID] = struct{}{}
+		}
 	}
 	return events, nil
 }
@@ -235,18 +245,20 @@ func (s *Store) duplicate(ctx context.Context, stream string, seq uint64, events
 // payload, the expected last position of the stream in the headers, and
 // the first event's writer-supplied id as the deduplication key.
 func buildMsg(ctx context.Context, stream string, cur verPos, events []Event) *nats.Msg {
+	prefix := streamPrefix(stream)
 	h := make(nats.Header, 3)
-	h[hdrExpSubjSeq] = []string{strconv.FormatUint(cur.seq, 10)}
-	h[hdrExpSubjSeqSub] = []string{streamFilter(stream)}
+	vals := []string{strconv.FormatUint(cur.seq, 10), prefix + "*", events[0].ID}
+	h[hdrExpSubjSeq], h[hdrExpSubjSeqSub] = vals[0:1:1], vals[1:2:2]
 	if !events[0].generatedID {
-		h[hdrMsgID] = []string{events[0].ID}
+		h[hdrMsgID] = vals[2:3:3]
 	}
 	size := 16
 	for i := range events {
-		size += len(events[i].Data) + len(events[i].Metadata) + len(events[i].ID) + len(events[i].Type) + 16
+		size += len(events[i].Data) + len(events[i].Metadata) + len(events[i].ID) + len(events[i].Type) +
+			len(events[i].CorrelationID) + len(events[i].Source) + len(events[i].CausationID) + 16
 	}
 	data := appendFrame(make([]byte, 0, size+256), cur.version+1, events, traceOf(ctx))
-	return &nats.Msg{Subject: streamPrefix(stream) + appendType(events), Header: h, Data: data}
+	return &nats.Msg{Subject: prefix + appendType(events), Header: h, Data: data}
 }
 
 // publish sends the append's message and waits for its acknowledgement. A

@@ -399,15 +399,21 @@ func (s *Store) getOne(ctx context.Context, req getRequest) (*nats.Msg, error) {
 	}
 }
 
-// directBytes bounds one batched direct get's answer: a read that needs
-// more asks again from where the answer ended.
-const directBytes = 1 << 20
+// Bounds of one batched direct get's answer: a read asks for
+// directFirstBytes, then for twice as much each time it needs more, up to
+// directMaxBytes. A reader that stops early (a page full after one large
+// append) wastes little; one that reads many small appends needs few
+// requests.
+const (
+	directFirstBytes = 64 << 10
+	directMaxBytes   = 1 << 20
+)
 
 // readDirect calls fn with the messages matching filter from seq on, in
 // order, until fn returns false, none is left or maxMsgs were read.
 func (s *Store) readDirect(ctx context.Context, seq uint64, filter string, maxMsgs int, fn func(message) (bool, error)) error {
-	for maxMsgs > 0 {
-		b, err := s.getBatch(ctx, getRequest{Seq: seq, NextFor: filter, Batch: maxMsgs, MaxBytes: directBytes}, fn)
+	for size := directFirstBytes; maxMsgs > 0; size = min(2*size, directMaxBytes) {
+		b, err := s.getBatch(ctx, getRequest{Seq: seq, NextFor: filter, Batch: maxMsgs, MaxBytes: size}, fn)
 		if err != nil || b.stopped || b.pending == 0 || b.n == 0 {
 			return err
 		}
