@@ -147,7 +147,7 @@ func (c *Client) ReadAll(ctx context.Context, q Query) (Page, error) {
 // stream is resumed after the last event fn got. fn's error ends it and is
 // returned.
 func (c *Client) Scan(ctx context.Context, q Query, fn func(Envelope) error) error {
-	q.Limit, q.OnlyNew = 0, false
+	q.Limit, q.OnlyNew, q.Backward = 0, false, false
 	for fails := 0; ; {
 		n, err := c.scanOnce(ctx, q, func(e Envelope) error {
 			q.FromPosition, q.Since = e.Position+1, time.Time{}
@@ -314,6 +314,9 @@ func queryValues(q Query) url.Values {
 	}
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Backward {
+		v.Set("direction", "backward")
 	}
 	return v
 }

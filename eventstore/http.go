@@ -467,6 +467,15 @@ func parseQuery(r *http.Request) (Query, *httpx.Problem) {
 			q.Types = append(q.Types, t)
 		}
 	}
+	switch d := vals.Get("direction"); d {
+	case "", "forward":
+	case "backward":
+		q.Backward = true
+	default:
+		if qr.err == nil {
+			qr.err = httpx.NewProblem(http.StatusBadRequest, "bad-query", fmt.Sprintf("direction=%q: want forward or backward", d))
+		}
+	}
 	if s := vals.Get("since"); s != "" && qr.err == nil {
 		ts, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {

@@ -39,6 +39,9 @@ type Query struct {
 	// OnlyNew makes Tail skip the stored events and deliver only those
 	// appended after it starts ("fromPosition=end" in the API).
 	OnlyNew bool
+	// Backward makes ReadAll return the matching events at or before
+	// FromPosition (0: the newest), newest first ("direction=backward").
+	Backward bool
 }
 
 // Validate reports a query that cannot be answered.
@@ -74,6 +77,7 @@ type getRequest struct {
 	NextFor   string     `json:"next_by_subj,omitempty"`
 	Batch     int        `json:"batch,omitempty"`
 	MaxBytes  int        `json:"max_bytes,omitempty"`
+	UpToSeq   uint64     `json:"up_to_seq,omitempty"`
 	StartTime *time.Time `json:"start_time,omitempty"`
 }
 
@@ -316,13 +320,17 @@ func versionsOf(m message) (first, n int64, err error) {
 	return r.next, int64(k), nil
 }
 
-// ReadAll returns a page of events in global order.
+// ReadAll returns a page of events in global order (or, with q.Backward,
+// in reverse order from q.FromPosition down).
 func (s *Store) ReadAll(ctx context.Context, q Query) (Page, error) {
 	if err := q.Validate(); err != nil {
 		return Page{}, err
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	if q.Backward {
+		return s.readAllBackward(ctx, q)
+	}
 	l := s.layout()
 	from, err := s.startPosition(ctx, q)
 	if err != nil {
@@ -412,8 +420,14 @@ const (
 // readDirect calls fn with the messages matching filter from seq on, in
 // order, until fn returns false, none is left or maxMsgs were read.
 func (s *Store) readDirect(ctx context.Context, seq uint64, filter string, maxMsgs int, fn func(message) (bool, error)) error {
+	return s.readDirectUpTo(ctx, seq, 0, filter, maxMsgs, fn)
+}
+
+// readDirectUpTo is readDirect that stops after the message at upTo (0:
+// the last).
+func (s *Store) readDirectUpTo(ctx context.Context, seq, upTo uint64, filter string, maxMsgs int, fn func(message) (bool, error)) error {
 	for size := directFirstBytes; maxMsgs > 0; size = min(2*size, directMaxBytes) {
-		b, err := s.getBatch(ctx, getRequest{Seq: seq, NextFor: filter, Batch: maxMsgs, MaxBytes: size}, fn)
+		b, err := s.getBatch(ctx, getRequest{Seq: seq, NextFor: filter, Batch: maxMsgs, MaxBytes: size, UpToSeq: upTo}, fn)
 		if err != nil || b.stopped || b.pending == 0 || b.n == 0 {
 			return err
 		}

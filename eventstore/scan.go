@@ -24,7 +24,7 @@ func (s *Store) Scan(ctx context.Context, q Query, fn func(Envelope) error) erro
 
 // scan is Scan with the HTTP reader's set-up deadline.
 func (s *Store) scan(ctx context.Context, q Query, o tailOpts, fn func(Envelope) error) error {
-	q.OnlyNew = false
+	q.OnlyNew, q.Backward = false, false
 	setup := o.setup
 	if setup <= 0 {
 		setup = s.cfg.RequestTimeout

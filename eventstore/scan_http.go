@@ -84,5 +84,8 @@ func parseScanQuery(r *http.Request) (Query, int, *httpx.Problem) {
 	if q.OnlyNew {
 		return q, 0, httpx.NewProblem(http.StatusBadRequest, "bad-query", "fromPosition=end streams only with /v1/events/subscribe")
 	}
+	if q.Backward {
+		return q, 0, httpx.NewProblem(http.StatusBadRequest, "bad-query", "direction=backward reads pages only")
+	}
 	return q, limit, nil
 }

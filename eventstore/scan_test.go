@@ -220,3 +220,50 @@ func TestHTTPNDJSONTakesAStreamSlot(t *testing.T) {
 		return resp.StatusCode == 200
 	})
 }
+
+// TestReadAllBackward pages the global order from the newest event down,
+// through appends of several events, with filters.
+func TestReadAllBackward(t *testing.T) {
+	a := startAPI(t, eventstore.APIConfig{})
+	s := a.s
+	all := fillMixed(t, s)
+	rev := slices.Clone(all)
+	slices.Reverse(rev)
+	var got []eventstore.Envelope
+	q := eventstore.Query{Backward: true, Limit: 5}
+	for pages := 0; ; pages++ {
+		p, err := s.ReadAll(ctxT(t), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.Events...)
+		if p.NextPosition == 0 {
+			break
+		}
+		if pages > 5 {
+			t.Fatalf("pages never end: %+v", p)
+		}
+		q.FromPosition = p.NextPosition
+	}
+	if !slices.Equal(positionsOf(got), positionsOf(rev)) {
+		t.Fatalf("backwards: %v, want %v", positionsOf(got), positionsOf(rev))
+	}
+	for _, tc := range []struct {
+		q    eventstore.Query
+		want []eventstore.Envelope
+	}{
+		{eventstore.Query{Backward: true, FromPosition: all[9].Position, Limit: 3}, []eventstore.Envelope{all[9], all[8], all[7]}},
+		{eventstore.Query{Backward: true, Types: []string{"order.placed"}}, []eventstore.Envelope{all[10], all[8]}},
+		{eventstore.Query{Backward: true, Category: "cart", Limit: 2}, []eventstore.Envelope{all[11], all[7]}},
+		{eventstore.Query{Backward: true, FromPosition: all[0].Position}, []eventstore.Envelope{all[0]}},
+	} {
+		p, err := s.ReadAll(ctxT(t), tc.q)
+		if err != nil || !slices.Equal(positionsOf(p.Events), positionsOf(tc.want)) {
+			t.Fatalf("%+v: %v %v, want %v", tc.q, positionsOf(p.Events), err, positionsOf(tc.want))
+		}
+	}
+	st, m, _ := call(t, "GET", a.url+"/v1/events?direction=backward&limit=2", "", "")
+	if evs, _ := m["events"].([]any); st != 200 || len(evs) != 2 || m["nextPosition"] != float64(all[10].Position-1) {
+		t.Fatalf("HTTP backwards: %d %v", st, m)
+	}
+}
