@@ -188,11 +188,20 @@ func (c *Client) scanOnce(ctx context.Context, q Query, fn func(Envelope) error)
 		return 0, problemFrom(resp)
 	}
 	n := 0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
+	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if err == io.EOF && len(line) == 0 {
+			return n, nil
+		}
+		if err != nil { // a line cut short: the stream broke
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, fmt.Errorf("eventstore: scan: %w", err)
+		}
 		var e Envelope
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+		if err := json.Unmarshal(line, &e); err != nil {
 			return n, fmt.Errorf("eventstore: scan: %w", err)
 		}
 		n++
@@ -200,10 +209,6 @@ func (c *Client) scanOnce(ctx context.Context, q Query, fn func(Envelope) error)
 			return n, fnError{err}
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return n, fmt.Errorf("eventstore: scan: %w", err)
-	}
-	return n, nil
 }
 
 // SaveSnapshot stores a stream's snapshot.

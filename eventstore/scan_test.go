@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,5 +268,65 @@ func TestReadAllBackward(t *testing.T) {
 	st, m, _ := call(t, "GET", a.url+"/v1/events?direction=backward&limit=2", "", "")
 	if evs, _ := m["events"].([]any); st != 200 || len(evs) != 2 || m["nextPosition"] != float64(all[10].Position-1) {
 		t.Fatalf("HTTP backwards: %d %v", st, m)
+	}
+}
+
+// cutWriter aborts an answer after its first write: a stream that breaks
+// in the middle, as a dying node or proxy would cut it.
+type cutWriter struct {
+	http.ResponseWriter
+	writes int
+}
+
+func (w *cutWriter) Write(b []byte) (int, error) {
+	if w.writes++; w.writes > 1 {
+		panic(http.ErrAbortHandler)
+	}
+	return w.ResponseWriter.Write(b[:len(b)/2]) // and that write ends inside a line
+}
+
+func (w *cutWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// TestClientScanResumesABrokenStream: the NDJSON answer breaks in the
+// middle of a line; the client continues after the last whole event, with
+// no event missed or repeated.
+func TestClientScanResumesABrokenStream(t *testing.T) {
+	s := startStore(t, nil, eventstore.Config{})
+	var want []uint64
+	for i := range 4 {
+		evs := make([]eventstore.Event, 100)
+		for j := range evs {
+			evs[j] = ev("bulk.added", strings.Repeat("x", 200))
+		}
+		r := mustAppend(t, s, fmt.Sprintf("bulk-%d", i), eventstore.NoStream, evs...)
+		for p := r.FirstPosition; p <= r.Position; p++ {
+			want = append(want, p)
+		}
+	}
+	api := eventstore.NewAPI(s, eventstore.APIConfig{}).Handler()
+	var cuts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cuts.Add(1) <= 2 { // the first two answers break
+			w = &cutWriter{ResponseWriter: w}
+		}
+		api.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := eventstore.NewClient(srv.URL, "", &http.Client{Transport: tr})
+	var got []uint64
+	if err := c.Scan(ctxT(t), eventstore.Query{}, func(e eventstore.Envelope) error {
+		got = append(got, e.Position)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) || cuts.Load() != 3 {
+		t.Fatalf("after %d answers: %d events, want %d (first %v)", cuts.Load(), len(got), len(want), got[:min(3, len(got))])
 	}
 }
