@@ -97,9 +97,10 @@ func (c *Client) open(q *qstate, receipt string) (ackRef, error) {
 		hseq: binary.BigEndian.Uint64(meta[8:]), vt: time.Duration(binary.BigEndian.Uint32(meta[16:])) * time.Millisecond}, nil
 }
 
-// openAll verifies every receipt and that each is its message's current
-// delivery, before anything changes. repeat marks receipts whose delivery
-// was acked with them already.
+// openAll verifies every receipt and, for several, that each is its
+// message's current delivery, before anything changes (for one, the claim
+// is the check). repeat marks receipts whose delivery was acked with them
+// already.
 func (c *Client) openAll(ctx context.Context, q *qstate, receipts []string, allowRepeat bool) (refs []ackRef, repeat []bool, err error) {
 	if _, err := c.receiptKey(ctx); err != nil {
 		return nil, nil, err
@@ -111,18 +112,32 @@ func (c *Client) openAll(ctx context.Context, q *qstate, receipts []string, allo
 			return nil, nil, err
 		}
 	}
-	for i, ref := range refs {
-		switch err := c.check(ctx, q, ref); {
-		case err == nil:
-		case errors.Is(err, errRepeat) && allowRepeat:
+	if len(refs) == 1 {
+		return refs, repeat, nil
+	}
+	verdicts, err := c.checkAll(ctx, q, refs)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, v := range verdicts {
+		switch {
+		case v == nil:
+		case errors.Is(v, errRepeat) && allowRepeat:
 			repeat[i] = true
-		case errors.Is(err, errRepeat):
-			return nil, nil, fmt.Errorf("%w: the message was acknowledged with it", ErrReceiptStale)
 		default:
-			return nil, nil, err
+			return nil, nil, notRepeat(v)
 		}
 	}
 	return refs, repeat, nil
+}
+
+// notRepeat turns errRepeat into the stale receipt it is for a nack or an
+// extend.
+func notRepeat(err error) error {
+	if errors.Is(err, errRepeat) {
+		return fmt.Errorf("%w: the message was acknowledged with it", ErrReceiptStale)
+	}
+	return err
 }
 
 // Ack confirms that the messages were processed; they leave the queue.
@@ -139,21 +154,38 @@ func (c *Client) Ack(ctx context.Context, queue string, receipts []string) error
 	if err != nil {
 		return err
 	}
-	var acked int64
+	var claim []ackRef
 	for i, ref := range refs {
 		if !repeat[i] {
-			if err := c.claim(ctx, q, ref, "a"); err != nil {
-				if errors.Is(err, ErrReceiptStale) || errors.Is(err, errRepeat) {
-					continue // its holder raced itself; the other claim stands
-				}
-				return err
-			}
-			acked++
+			claim = append(claim, ref)
 		}
+	}
+	verdicts, err := c.claimAll(ctx, q, claim, entryAcked)
+	if err != nil {
+		return err
+	}
+	var acked int64
+	for i, v := range verdicts {
+		switch {
+		case v == nil:
+			acked++
+		case errors.Is(v, errRepeat):
+		case len(refs) == 1:
+			return v // the one receipt is stale: nothing changed
+		default:
+			continue // its holder raced itself; the other claim stands
+		}
+		if err := c.nc.Publish(claim[i].reply, ackBody); err != nil {
+			return fmt.Errorf("queue %q: ack: %w", queue, engine.Classify(err))
+		}
+	}
+	for i, ref := range refs {
 		// A repeat acks again: the delivery is still this receipt's (no
 		// newer one exists), so this is safe if the first ack was lost.
-		if err := c.nc.Publish(ref.reply, ackBody); err != nil {
-			return fmt.Errorf("queue %q: ack: %w", queue, engine.Classify(err))
+		if repeat[i] {
+			if err := c.nc.Publish(ref.reply, ackBody); err != nil {
+				return fmt.Errorf("queue %q: ack: %w", queue, engine.Classify(err))
+			}
 		}
 	}
 	if err := c.flush(ctx); err != nil {
@@ -184,8 +216,12 @@ func (c *Client) Nack(ctx context.Context, queue, receipt, errText string, delay
 	if err != nil {
 		return err
 	}
-	if err := c.claim(ctx, q, refs[0], "n"); err != nil {
+	verdicts, err := c.claimAll(ctx, q, refs, entryNacked)
+	if err != nil {
 		return err
+	}
+	if verdicts[0] != nil {
+		return notRepeat(verdicts[0])
 	}
 	return c.nack(ctx, q, refs[0], nil, errText, delay)
 }
@@ -242,16 +278,27 @@ func (c *Client) Extend(ctx context.Context, queue string, receipts []string) ([
 		return nil, err
 	}
 	qvt := q.cfg.Load().VisibilityTimeout.D()
+	msgs := make([]*nats.Msg, len(refs))
+	for i, ref := range refs {
+		msgs[i] = heldEntry(q, ref.seq, ref.delivered, ref.vt, ref.hseq)
+	}
+	res := c.writeLedger(ctx, msgs)
 	out := make([]string, len(refs))
 	for i, ref := range refs {
-		ack, err := c.js.PublishMsg(ctx, heldEntry(q, ref.seq, ref.delivered, ref.vt, ref.hseq))
-		if err != nil {
-			var ae *jetstream.APIError
-			if errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-				return nil, fmt.Errorf("%w: the delivery changed while extending", ErrReceiptStale)
+		switch r := res[i]; {
+		case r.err != nil:
+			return nil, fmt.Errorf("queue %q: extend: %w", queue, engine.Classify(r.err))
+		case r.stale:
+			newest, err := c.newestEntries(ctx, q, []ackRef{ref})
+			if err != nil {
+				return nil, err
 			}
-			return nil, fmt.Errorf("queue %q: extend: %w", queue, engine.Classify(err))
+			if err := verdict(ref, newest[ref.seq]); err != nil {
+				return nil, notRepeat(err)
+			}
+			return nil, fmt.Errorf("%w: the delivery changed while extending", ErrReceiptStale)
 		}
+		var err error
 		if ref.vt == qvt {
 			err = c.nc.Publish(ref.reply, progressBody)
 		} else {
@@ -261,7 +308,7 @@ func (c *Client) Extend(ctx context.Context, queue string, receipts []string) ([
 			return nil, fmt.Errorf("queue %q: extend: %w", queue, engine.Classify(err))
 		}
 		out[i] = c.seal(q.n.queue, receiptMeta{reply: ref.reply, deadline: c.opts.Now().Add(ref.vt * 95 / 100),
-			hseq: ack.Sequence, vt: ref.vt})
+			hseq: res[i].seq, vt: ref.vt})
 	}
 	return out, c.flush(ctx)
 }
