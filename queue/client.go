@@ -87,19 +87,23 @@ func (o *Options) defaults() {
 // receives, acknowledges and dead-letters. It is safe for concurrent use;
 // the HTTP API and the Go SDK are both built on it.
 type Client struct {
-	js      jetstream.JetStream
-	nc      *nats.Conn
-	kv      jetstream.KeyValue
-	ledger  jetstream.Stream       // the delivery ledger (ledger.go)
-	key     atomic.Pointer[[]byte] // the receipt key, loaded on first use (secret.go)
-	keyMu   sync.Mutex
-	opts    Options
-	log     *slog.Logger
-	tracer  trace.Tracer
-	spans   bool // a TracerProvider was given
-	prop    propagation.TextMapPropagator
-	metrics *metrics
-	pullers *pullers
+	js        jetstream.JetStream
+	nc        *nats.Conn
+	kv        jetstream.KeyValue
+	ledger    jetstream.Stream       // the ledger of held counts (ledger.go)
+	key       atomic.Pointer[[]byte] // the receipt key, loaded on first use (secret.go)
+	keyMu     sync.Mutex
+	opts      Options
+	log       *slog.Logger
+	tracer    trace.Tracer
+	spans     bool // a TracerProvider was given
+	prop      propagation.TextMapPropagator
+	metrics   *metrics
+	pullers   *pullers
+	holds     *holds // the deliveries handed out with receipts (holds.go)
+	settles   *nats.Subscription
+	stopHolds chan struct{}
+	holdsDone chan struct{}
 
 	mu     sync.Mutex
 	queues map[string]*qstate // one per queue this client used; bounded by the queues that exist
@@ -138,6 +142,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, er
 		queues:  map[string]*qstate{},
 		lastErr: map[uint64]string{},
 		pullers: &pullers{nc: js.Conn()},
+		holds:   newHolds(),
 	}
 	if err := c.ensureLedger(ctx); err != nil {
 		return nil, err
@@ -146,6 +151,11 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Client, er
 		return nil, fmt.Errorf("queue: delivery ledger: %w", engine.Classify(err))
 	}
 	c.metrics = newMetrics(opts.Registerer)
+	if c.settles, err = c.nc.Subscribe(settleSubject(c.holds.id), c.serveSettle); err != nil {
+		return nil, fmt.Errorf("queue: receipts: %w", engine.Classify(err))
+	}
+	c.stopHolds, c.holdsDone = make(chan struct{}), make(chan struct{})
+	go c.runHolds(c.stopHolds, c.holdsDone)
 	return c, nil
 }
 
@@ -155,6 +165,9 @@ func (c *Client) Close() {
 	if c.closed.Swap(true) {
 		return
 	}
+	_ = c.settles.Unsubscribe()
+	close(c.stopHolds)
+	<-c.holdsDone
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, q := range c.queues {

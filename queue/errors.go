@@ -31,6 +31,9 @@ var (
 	ErrTooManyQueues = errors.New("too many queues")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("queue client closed")
+	// ErrBusy: this node's receivers hold as many messages as it keeps
+	// track of; settle (ack, nack) some, or receive through another node.
+	ErrBusy = errors.New("busy")
 )
 
 // ConfigError is an invalid queue option.
@@ -79,6 +82,8 @@ func problem(err error) *httpx.Problem {
 		return httpx.NewProblem(http.StatusConflict, "receipt-stale", err.Error())
 	case errors.Is(err, ErrInvalidReceipt):
 		return httpx.NewProblem(http.StatusBadRequest, "invalid-receipt", err.Error())
+	case errors.Is(err, ErrBusy):
+		return httpx.NewProblem(http.StatusServiceUnavailable, "busy", err.Error()).Retry(httpx.RetryBusy)
 	}
 	return nil
 }

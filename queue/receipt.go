@@ -18,17 +18,19 @@ import (
 )
 
 // Receipts are "<base64url(ack subject)>.<base64url(meta)>.<base64url(hmac)>"
-// where meta is the receipt's deadline (unix ms), the delivery's ledger
-// sequence and its visibility timeout (ms). The HMAC, keyed with a secret
-// every node shares through the engine, covers the queue name, the ack
-// subject and meta, so a receipt cannot be forged nor used on another
-// queue. The deadline is a little before the visibility timeout ends
-// (ErrReceiptExpired after it); the ledger sequence binds the receipt to
-// its delivery (ErrReceiptStale once it was nacked or delivered again).
+// where meta is the receipt's deadline (unix ms), its issuer (the client
+// that handed the delivery out and settles it, holds.go) and the
+// delivery's visibility timeout (ms). The HMAC, keyed with a secret every
+// node shares through the engine, covers the queue name, the ack subject
+// and meta, so a receipt cannot be forged nor used on another queue. The
+// deadline is a little before the visibility timeout ends
+// (ErrReceiptExpired after it); the ack subject names the delivery (its
+// stream sequence and delivery count), which the issuer checks
+// (ErrReceiptStale once it was nacked or delivered again).
 type receiptMeta struct {
 	reply    string
 	deadline time.Time
-	hseq     uint64
+	issuer   uint64
 	vt       time.Duration
 }
 
@@ -38,7 +40,7 @@ const metaLen = 20
 func (c *Client) seal(queue string, rm receiptMeta) string {
 	var meta [metaLen]byte
 	binary.BigEndian.PutUint64(meta[0:], uint64(rm.deadline.UnixMilli()))
-	binary.BigEndian.PutUint64(meta[8:], rm.hseq)
+	binary.BigEndian.PutUint64(meta[8:], rm.issuer)
 	binary.BigEndian.PutUint32(meta[16:], uint32(rm.vt.Milliseconds()))
 	enc := base64.RawURLEncoding
 	return enc.EncodeToString([]byte(rm.reply)) + "." + enc.EncodeToString(meta[:]) + "." +
@@ -57,11 +59,12 @@ func (c *Client) mac(queue, reply string, meta []byte) []byte {
 
 // ackRef is what a verified receipt says.
 type ackRef struct {
+	receipt   string
 	reply     string
 	seq       uint64 // stream sequence
 	delivered int
 	priority  int
-	hseq      uint64 // ledger sequence of the delivery's held entry
+	issuer    uint64 // the client that settles it
 	vt        time.Duration
 }
 
@@ -93,51 +96,23 @@ func (c *Client) open(q *qstate, receipt string) (ackRef, error) {
 	if c.opts.Now().UnixMilli() > int64(binary.BigEndian.Uint64(meta[0:])) {
 		return ackRef{}, fmt.Errorf("%w: the visibility timeout ended; the message may have been delivered again", ErrReceiptExpired)
 	}
-	return ackRef{reply: string(reply), priority: int(md.consumer[1] - '0'), delivered: md.delivered, seq: md.seq,
-		hseq: binary.BigEndian.Uint64(meta[8:]), vt: time.Duration(binary.BigEndian.Uint32(meta[16:])) * time.Millisecond}, nil
+	return ackRef{receipt: receipt, reply: string(reply), priority: int(md.consumer[1] - '0'), delivered: md.delivered, seq: md.seq,
+		issuer: binary.BigEndian.Uint64(meta[8:]), vt: time.Duration(binary.BigEndian.Uint32(meta[16:])) * time.Millisecond}, nil
 }
 
-// openAll verifies every receipt and, for several, that each is its
-// message's current delivery, before anything changes (for one, the claim
-// is the check). repeat marks receipts whose delivery was acked with them
-// already.
-func (c *Client) openAll(ctx context.Context, q *qstate, receipts []string, allowRepeat bool) (refs []ackRef, repeat []bool, err error) {
+// openAll verifies every receipt (format, signature, queue, deadline).
+func (c *Client) openAll(ctx context.Context, q *qstate, receipts []string) ([]ackRef, error) {
 	if _, err := c.receiptKey(ctx); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	refs = make([]ackRef, len(receipts))
-	repeat = make([]bool, len(receipts))
+	refs := make([]ackRef, len(receipts))
 	for i, r := range receipts {
+		var err error
 		if refs[i], err = c.open(q, r); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	if len(refs) == 1 {
-		return refs, repeat, nil
-	}
-	verdicts, err := c.checkAll(ctx, q, refs)
-	if err != nil {
-		return nil, nil, err
-	}
-	for i, v := range verdicts {
-		switch {
-		case v == nil:
-		case errors.Is(v, errRepeat) && allowRepeat:
-			repeat[i] = true
-		default:
-			return nil, nil, notRepeat(v)
-		}
-	}
-	return refs, repeat, nil
-}
-
-// notRepeat turns errRepeat into the stale receipt it is for a nack or an
-// extend.
-func notRepeat(err error) error {
-	if errors.Is(err, errRepeat) {
-		return fmt.Errorf("%w: the message was acknowledged with it", ErrReceiptStale)
-	}
-	return err
+	return refs, nil
 }
 
 // Ack confirms that the messages were processed; they leave the queue.
@@ -150,49 +125,12 @@ func (c *Client) Ack(ctx context.Context, queue string, receipts []string) error
 	if err != nil {
 		return err
 	}
-	refs, repeat, err := c.openAll(ctx, q, receipts, true)
+	refs, err := c.openAll(ctx, q, receipts)
 	if err != nil {
 		return err
 	}
-	var claim []ackRef
-	for i, ref := range refs {
-		if !repeat[i] {
-			claim = append(claim, ref)
-		}
-	}
-	verdicts, err := c.claimAll(ctx, q, claim, entryAcked)
-	if err != nil {
-		return err
-	}
-	var acked int64
-	for i, v := range verdicts {
-		switch {
-		case v == nil:
-			acked++
-		case errors.Is(v, errRepeat):
-		case len(refs) == 1:
-			return v // the one receipt is stale: nothing changed
-		default:
-			continue // its holder raced itself; the other claim stands
-		}
-		if err := c.nc.Publish(claim[i].reply, ackBody); err != nil {
-			return fmt.Errorf("queue %q: ack: %w", queue, engine.Classify(err))
-		}
-	}
-	for i, ref := range refs {
-		// A repeat acks again: the delivery is still this receipt's (no
-		// newer one exists), so this is safe if the first ack was lost.
-		if repeat[i] {
-			if err := c.nc.Publish(ref.reply, ackBody); err != nil {
-				return fmt.Errorf("queue %q: ack: %w", queue, engine.Classify(err))
-			}
-		}
-	}
-	if err := c.flush(ctx); err != nil {
-		return fmt.Errorf("queue %q: ack: %w", queue, engine.Classify(err))
-	}
-	c.processed(q, acked)
-	return nil
+	_, err = c.settle(ctx, q, refs, opAck, settleArgs{})
+	return err
 }
 
 func (c *Client) processed(q *qstate, n int64) {
@@ -212,18 +150,12 @@ func (c *Client) Nack(ctx context.Context, queue, receipt, errText string, delay
 	if delay < 0 || delay > maxDelay {
 		return invalidMsg("delay %s: want 0 to %s", delay, maxDelay)
 	}
-	refs, _, err := c.openAll(ctx, q, []string{receipt}, false)
+	refs, err := c.openAll(ctx, q, []string{receipt})
 	if err != nil {
 		return err
 	}
-	verdicts, err := c.claimAll(ctx, q, refs, entryNacked)
-	if err != nil {
-		return err
-	}
-	if verdicts[0] != nil {
-		return notRepeat(verdicts[0])
-	}
-	return c.nack(ctx, q, refs[0], nil, errText, delay)
+	_, err = c.settle(ctx, q, refs, opNack, settleArgs{errText: errText, delay: delay})
+	return err
 }
 
 // nack is shared by the receipt and SDK paths; m may be nil.
@@ -273,44 +205,12 @@ func (c *Client) Extend(ctx context.Context, queue string, receipts []string) ([
 	if err != nil {
 		return nil, err
 	}
-	refs, _, err := c.openAll(ctx, q, receipts, false)
+	refs, err := c.openAll(ctx, q, receipts)
 	if err != nil {
 		return nil, err
 	}
-	qvt := q.cfg.Load().VisibilityTimeout.D()
-	msgs := make([]*nats.Msg, len(refs))
-	for i, ref := range refs {
-		msgs[i] = heldEntry(q, ref.seq, ref.delivered, ref.vt, ref.hseq)
-	}
-	res := c.writeLedger(ctx, msgs)
-	out := make([]string, len(refs))
-	for i, ref := range refs {
-		switch r := res[i]; {
-		case r.err != nil:
-			return nil, fmt.Errorf("queue %q: extend: %w", queue, engine.Classify(r.err))
-		case r.stale:
-			newest, err := c.newestEntries(ctx, q, []ackRef{ref})
-			if err != nil {
-				return nil, err
-			}
-			if err := verdict(ref, newest[ref.seq]); err != nil {
-				return nil, notRepeat(err)
-			}
-			return nil, fmt.Errorf("%w: the delivery changed while extending", ErrReceiptStale)
-		}
-		var err error
-		if ref.vt == qvt {
-			err = c.nc.Publish(ref.reply, progressBody)
-		} else {
-			err = c.nakAfter(ref.reply, ref.vt)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("queue %q: extend: %w", queue, engine.Classify(err))
-		}
-		out[i] = c.seal(q.n.queue, receiptMeta{reply: ref.reply, deadline: c.opts.Now().Add(ref.vt * 95 / 100),
-			hseq: res[i].seq, vt: ref.vt})
-	}
-	return out, c.flush(ctx)
+	s, err := c.settle(ctx, q, refs, opExtend, settleArgs{})
+	return s.receipts, err
 }
 
 // flush waits until the engine has the acks sent so far.

@@ -68,6 +68,9 @@ func (c *Client) Receive(ctx context.Context, queue string, opts ReceiveOptions)
 		return nil, invalidMsg("visibilityTimeout %s: want %s to %s", vt, minVisibility, maxVisibility)
 	}
 	c.consumerSeen(q, opts.Consumer)
+	if !c.holds.room(opts.Max) {
+		return nil, c.holds.busy()
+	}
 	ds, err := c.receive(ctx, q, opts.Max, opts.Wait, opts.Stop)
 	if len(ds) == 0 {
 		return ds, err
@@ -77,19 +80,11 @@ func (c *Client) Receive(ctx context.Context, queue string, opts ReceiveOptions)
 			_ = c.nakAfter(d.msg.Reply, vt)
 		}
 	}
-	// The ledger write must not be cut short by a long poll's end.
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.RequestTimeout)
-	defer cancel()
-	hseqs, lerr := c.hold(lctx, q, ds, vt)
-	if lerr != nil {
-		for _, d := range ds { // give them back rather than hide them for vt
-			_ = c.nakAfter(d.msg.Reply, 0)
-		}
-		return nil, lerr
-	}
-	dl := c.opts.Now().Add(vt * 95 / 100)
-	for i, d := range ds {
-		d.Receipt = c.seal(q.n.queue, receiptMeta{reply: d.msg.Reply, deadline: dl, hseq: hseqs[i], vt: vt})
+	now := c.opts.Now()
+	dl := now.Add(vt * 95 / 100)
+	c.holds.add(q.n.queue, ds, vt, vt != qvt, now)
+	for _, d := range ds {
+		d.Receipt = c.seal(q.n.queue, receiptMeta{reply: d.msg.Reply, deadline: dl, issuer: c.holds.id, vt: vt})
 	}
 	return ds, err
 }
