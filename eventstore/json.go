@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/plexushq/plexus/internal/httpx"
 )
 
 // appendEnvelope writes e as JSON, as encoding/json would, in one pass:
@@ -14,11 +15,11 @@ import (
 // only when they span lines (an NDJSON line and an SSE event are one line).
 func appendEnvelope(b []byte, e *Envelope) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, e.ID)
+	b = httpx.AppendString(b, e.ID)
 	b = append(b, `,"type":`...)
-	b = appendString(b, e.Type)
+	b = httpx.AppendString(b, e.Type)
 	b = append(b, `,"stream":`...)
-	b = appendString(b, e.Stream)
+	b = httpx.AppendString(b, e.Stream)
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, e.Version, 10)
 	b = append(b, `,"position":`...)
@@ -28,29 +29,14 @@ func appendEnvelope(b []byte, e *Envelope) []byte {
 	b = append(b, `,"metadata":`...)
 	b = appendRaw(b, e.Metadata)
 	b = append(b, `,"source":`...)
-	b = appendString(b, e.Source)
+	b = httpx.AppendString(b, e.Source)
 	b = append(b, `,"correlationId":`...)
-	b = appendString(b, e.CorrelationID)
+	b = httpx.AppendString(b, e.CorrelationID)
 	b = append(b, `,"causationId":`...)
-	b = appendString(b, e.CausationID)
+	b = httpx.AppendString(b, e.CausationID)
 	b = append(b, `,"timestamp":"`...)
 	b = e.Timestamp.AppendFormat(b, time.RFC3339Nano)
 	return append(b, `"}`...)
-}
-
-// appendString writes s as a JSON string. Names and generated ids need no
-// escaping; anything else goes through encoding/json.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // appendRaw writes stored JSON; null when empty.

@@ -318,11 +318,13 @@ func (s *Service) handleReceive(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]wireMessage, len(ds))
-	for i, d := range ds {
-		out[i] = fromDelivery(d)
+	size := 32
+	for _, d := range ds {
+		size += 256 + len(d.Payload) + len(d.Receipt)
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"messages": out})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(appendDeliveries(make([]byte, 0, size), ds))
 }
 
 func (s *Service) receipts(w http.ResponseWriter, r *http.Request) (string, []string, bool) {
@@ -330,10 +332,18 @@ func (s *Service) receipts(w http.ResponseWriter, r *http.Request) (string, []st
 	if !ok {
 		return "", nil, false
 	}
-	var req receiptsRequest
-	if p := httpx.DecodeJSON(w, r, &req, 0); p != nil {
+	body, p := httpx.ReadBody(w, r, 0)
+	if p != nil {
 		httpx.WriteProblem(w, p)
 		return "", nil, false
+	}
+	var req receiptsRequest
+	var fast bool
+	if req.Receipts, fast = decodeReceipts(body); !fast {
+		if p := httpx.DecodeJSONBytes(body, &req); p != nil {
+			httpx.WriteProblem(w, p)
+			return "", nil, false
+		}
 	}
 	if len(req.Receipts) == 0 || len(req.Receipts) > maxBatch {
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receipt",
