@@ -297,6 +297,8 @@ func (s *Service) handleReceive(w http.ResponseWriter, r *http.Request) {
 		bad = fmt.Sprintf("wait %s: want 0 to %s", wait, maxWait)
 	case len(req.Consumer) > 128:
 		bad = "consumer: at most 128 bytes"
+	case len(req.Ack) > maxBatch:
+		bad = fmt.Sprintf("ack: %d receipts, at most %d", len(req.Ack), maxBatch)
 	}
 	if bad != "" {
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receive", bad))
@@ -306,6 +308,15 @@ func (s *Service) handleReceive(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receive",
 			fmt.Sprintf("visibilityTimeout %s: want %s to %s (or leave it out for the queue's)", v, minVisibility, maxVisibility)))
 		return
+	}
+	if len(req.Ack) > 0 {
+		actx, cancel := context.WithTimeout(r.Context(), s.timeout)
+		err := s.c.Ack(actx, n, req.Ack)
+		cancel()
+		if err != nil {
+			s.fail(w, r, err) // nothing was received
+			return
+		}
 	}
 	// The wait is the client's; the engine calls around it get the request
 	// deadline, and the answer may be written that much later.
