@@ -93,6 +93,7 @@ type Client struct {
 	ledger    jetstream.Stream       // the ledger of held counts (ledger.go)
 	key       atomic.Pointer[[]byte] // the receipt key, loaded on first use (secret.go)
 	keyMu     sync.Mutex
+	macs      sync.Pool // HMACs keyed with it (receipt.go)
 	opts      Options
 	log       *slog.Logger
 	tracer    trace.Tracer

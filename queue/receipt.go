@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"strings"
 	"time"
 
@@ -48,13 +50,19 @@ func (c *Client) seal(queue string, rm receiptMeta) string {
 }
 
 func (c *Client) mac(queue, reply string, meta []byte) []byte {
-	m := hmac.New(sha256.New, *c.key.Load())
-	m.Write([]byte(queue))
+	m, _ := c.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, *c.key.Load())
+	}
+	m.Reset() // back to the keyed state, without hashing the key again
+	_, _ = io.WriteString(m, queue)
 	m.Write([]byte{0})
-	m.Write([]byte(reply))
+	_, _ = io.WriteString(m, reply)
 	m.Write([]byte{0})
 	m.Write(meta)
-	return m.Sum(nil)[:16]
+	sum := m.Sum(make([]byte, 0, sha256.Size))[:16]
+	c.macs.Put(m)
+	return sum
 }
 
 // ackRef is what a verified receipt says.

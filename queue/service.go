@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -277,10 +278,17 @@ func (s *Service) handleReceive(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req receiveRequest
-	if p := httpx.DecodeOptional(w, r, &req, 0); p != nil {
+	body, p := httpx.ReadBody(w, r, 0)
+	if p != nil {
 		httpx.WriteProblem(w, p)
 		return
+	}
+	req, fast := decodeReceive(body)
+	if !fast && len(bytes.TrimSpace(body)) > 0 {
+		if p := httpx.DecodeJSONBytes(body, &req); p != nil {
+			httpx.WriteProblem(w, p)
+			return
+		}
 	}
 	if req.Max == 0 {
 		req.Max = 1

@@ -77,23 +77,127 @@ func appendPayload(b, p []byte) []byte {
 // for anything else, which the strict decoder then reads (and judges).
 func decodeReceipts(body []byte) (receipts []string, ok bool) {
 	p := jsonScan{b: body}
-	if !p.lit(`{`) || !p.lit(`"receipts"`) || !p.lit(`:`) || !p.lit(`[`) {
+	if !p.lit(`{`) || !p.lit(`"receipts"`) || !p.lit(`:`) {
 		return nil, false
 	}
+	if receipts, ok = p.receiptList(); !ok {
+		return nil, false
+	}
+	return receipts, p.lit(`}`) && p.end()
+}
+
+// receiptList takes ["…",…] of receipts.
+func (p *jsonScan) receiptList() ([]string, bool) {
+	if !p.lit(`[`) {
+		return nil, false
+	}
+	out := []string{}
 	if p.lit(`]`) {
-		return []string{}, p.lit(`}`) && p.end()
+		return out, true
 	}
 	for {
 		s, ok := p.receipt()
 		if !ok {
 			return nil, false
 		}
-		receipts = append(receipts, s)
+		out = append(out, s)
 		if p.lit(`]`) {
-			return receipts, p.lit(`}`) && p.end()
+			return out, true
 		}
 		if !p.lit(`,`) {
 			return nil, false
+		}
+	}
+}
+
+// plainString takes a string of printable ASCII without escapes.
+func (p *jsonScan) plainString() (string, bool) {
+	if !p.lit(`"`) {
+		return "", false
+	}
+	start := p.i
+	for ; p.i < len(p.b); p.i++ {
+		switch c := p.b[p.i]; {
+		case c == '"':
+			s := string(p.b[start:p.i])
+			p.i++
+			return s, true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// smallInt takes a non-negative integer of at most 9 digits.
+func (p *jsonScan) smallInt() (int, bool) {
+	p.space()
+	start, n := p.i, 0
+	for ; p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9'; p.i++ {
+		n = n*10 + int(p.b[p.i]-'0')
+	}
+	digits := p.i - start
+	if digits == 0 || digits > 9 || (digits > 1 && p.b[start] == '0') {
+		return 0, false
+	}
+	if p.i < len(p.b) && (p.b[p.i] == '.' || p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		return 0, false
+	}
+	return n, true
+}
+
+// decodeReceive reads a receive body made of the usual fields (max, wait,
+// visibilityTimeout, consumer, ack) with plain values, without
+// reflection; ok is false for anything else (escapes, nulls, repeated or
+// unknown keys), which the strict decoder then reads and judges.
+func decodeReceive(body []byte) (req receiveRequest, ok bool) {
+	p := jsonScan{b: body}
+	if !p.lit(`{`) {
+		return req, false
+	}
+	if p.lit(`}`) {
+		return req, p.end()
+	}
+	seen := map[string]bool{}
+	for {
+		key, ok := p.plainString()
+		if !ok || seen[key] || !p.lit(`:`) {
+			return req, false
+		}
+		seen[key] = true
+		switch key {
+		case "max":
+			if req.Max, ok = p.smallInt(); !ok {
+				return req, false
+			}
+		case "wait", "visibilityTimeout":
+			s, ok := p.plainString()
+			d, err := time.ParseDuration(s)
+			if !ok || err != nil {
+				return req, false
+			}
+			if key == "wait" {
+				w := httpx.Duration(d)
+				req.Wait = &w
+			} else {
+				req.VisibilityTimeout = httpx.Duration(d)
+			}
+		case "consumer":
+			if req.Consumer, ok = p.plainString(); !ok {
+				return req, false
+			}
+		case "ack":
+			if req.Ack, ok = p.receiptList(); !ok {
+				return req, false
+			}
+		default:
+			return req, false
+		}
+		if p.lit(`}`) {
+			return req, p.end()
+		}
+		if !p.lit(`,`) {
+			return req, false
 		}
 	}
 }

@@ -54,3 +54,24 @@ func FuzzDecodeReceipts(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeReceive(f *testing.F) {
+	for _, s := range []string{`{}`, `{"max":64,"wait":"1s","consumer":"c1"}`, `{"max":2,"wait":"1s","ack":["a.b.c","d"]}`,
+		` {"visibilityTimeout" : "90s", "max" : 007}`, `{"max":1e2}`, `{"max":1,"max":2}`, `{"wait":5}`, `{"consumer":"a\"b"}`,
+		`{"ack":null}`, `{"Max":3}`, `{"max":-1}`, `{"wait":"1h","x":1}`, `{"max":99999999999}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := decodeReceive(body)
+		if !ok {
+			return
+		}
+		var req receiveRequest
+		if p := httpx.DecodeJSONBytes(body, &req); p != nil {
+			t.Fatalf("fast path took %q, which the strict decoder refuses: %v", body, p)
+		}
+		if !reflect.DeepEqual(got, req) {
+			t.Fatalf("%q: fast %+v, strict %+v", body, got, req)
+		}
+	})
+}
