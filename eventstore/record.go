@@ -57,7 +57,7 @@ func (l layout) decode(m message, seen *[frameFields]string, fn func(*storedEven
 		}
 		return fn(&e)
 	}
-	stream, _, ok := parseSubject(m.subject)
+	stream, ok := streamOfSubject(m.subject)
 	if !ok {
 		if m.subject == formatSubject {
 			return nil

@@ -79,8 +79,8 @@ func filterSubjects(category string, types []string) []string {
 	return append(out, subjectRoot+cat+".*."+mixedType)
 }
 
-// parseSubject splits an event subject into stream and type.
-func parseSubject(subj string) (stream, typ string, ok bool) {
+// splitSubject cuts an event subject into its stream and type tokens.
+func splitSubject(subj string) (stream, typ string, ok bool) {
 	rest, found := strings.CutPrefix(subj, subjectRoot)
 	if !found {
 		return "", "", false
@@ -94,5 +94,18 @@ func parseSubject(subj string) (stream, typ string, ok bool) {
 	if j < 0 || strings.IndexByte(rest[j+1:], '.') >= 0 {
 		return "", "", false
 	}
-	return untoken(rest[:j]), untoken(rest[j+1:]), true
+	return rest[:j], rest[j+1:], true
+}
+
+// streamOfSubject is the stream of an event subject (the type of a
+// second-format append is in its frame).
+func streamOfSubject(subj string) (string, bool) {
+	s, _, ok := splitSubject(subj)
+	return untoken(s), ok
+}
+
+// parseSubject splits an event subject into stream and type.
+func parseSubject(subj string) (stream, typ string, ok bool) {
+	s, t, ok := splitSubject(subj)
+	return untoken(s), untoken(t), ok
 }
