@@ -31,6 +31,7 @@ import (
 
 type options struct {
 	seq, conc, batches, total, rounds int
+	singles                           int
 	sync                              string
 	only                              []string
 	keep                              bool
@@ -47,6 +48,7 @@ func main() {
 	flag.IntVar(&o.batches, "batches", 100, "100-event batch appends per round")
 	flag.IntVar(&o.total, "events", 1000000, "events in each store for read-all and catch-up (filled with 1000-event batches)")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds of the append phases; systems alternate within each")
+	flag.IntVar(&o.singles, "singles", 200000, "events Plexus also reads and catches up over when each was appended alone (one engine message each); 0: skip")
 	flag.StringVar(&o.sync, "sync", "interval", "embedded engine durability: interval (Plexus default) or always")
 	flag.StringVar(&only, "only", "", "systems: plexus,jetstream,postgres,postgres-async (empty = all)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir")
@@ -55,7 +57,7 @@ func main() {
 	o.engine.Register(flag.CommandLine)
 	flag.Parse()
 	if quick {
-		o.seq, o.conc, o.batches, o.total, o.rounds = 1000, 250, 20, 50000, 1
+		o.seq, o.conc, o.batches, o.total, o.rounds, o.singles = 1000, 250, 20, 50000, 1, 20000
 	}
 	if only != "" {
 		o.only = strings.Split(strings.ToLower(only), ",")
@@ -123,7 +125,7 @@ func run(ctx context.Context, ps *benchutil.Procs, o options) error {
 			return err
 		}
 	}
-	return runPhases(ctx, o, stores)
+	return runPhases(ctx, ps, o, stores)
 }
 
 // openStores builds the systems to compare; those opened before an error
@@ -137,6 +139,9 @@ func openStores(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, la
 		}
 		pl.label = label
 		stores = append(stores, pl)
+		if label == "" {
+			stores = append(stores, pl.pagedView())
+		}
 	}
 	if o.want("jetstream") {
 		r, err := newRawJS(ctx, eng)
@@ -173,7 +178,7 @@ func openStores(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, la
 }
 
 // runPhases runs the append rounds, then the bulk phases, and prints.
-func runPhases(ctx context.Context, o options, stores []store) error {
+func runPhases(ctx context.Context, ps *benchutil.Procs, o options, stores []store) error {
 	fmt.Printf("# Event store benchmark\n\n%s\n%s; events ~150-byte JSON\n", benchutil.Machine(), o.engine.Describe(o.sync))
 	appends := []struct {
 		ph               *phase
@@ -210,6 +215,11 @@ func runPhases(ctx context.Context, o options, stores []store) error {
 	if err != nil {
 		return err
 	}
+	if o.want("plexus") && o.singles > 0 && o.engine.NATS == "" {
+		if err := singlesPhases(ctx, ps, o, bulk[1], bulk[2]); err != nil {
+			return err
+		}
+	}
 	phases = append(phases, bulk...)
 	for _, ph := range phases {
 		printPhase(ph, stores)
@@ -226,19 +236,12 @@ func bulkPhases(ctx context.Context, o options, stores []store) ([]*phase, error
 	counts := map[store]int{}
 	for _, s := range stores {
 		c, ok := s.(counter)
-		if !ok {
-			continue // shares another system's store (non-atomic raw, async PostgreSQL)
+		if _, view := s.(sharer); !ok || view {
+			continue // shares another system's store (non-atomic raw, async PostgreSQL, paged Plexus)
 		}
-		n, err := c.Count(ctx)
+		have, err := c.Count(ctx) // counted just before filling: the append phases added to it
 		if err != nil {
 			return nil, fmt.Errorf("%s count: %w", s.Name(), err)
-		}
-		counts[s] = n
-	}
-	for _, s := range stores {
-		have, ok := counts[s]
-		if !ok {
-			continue
 		}
 		per := max(0, (o.total-have+7)/8)
 		if per > 0 {
@@ -250,6 +253,13 @@ func bulkPhases(ctx context.Context, o options, stores []store) ([]*phase, error
 			fill.res[s.Name()] = append(fill.res[s.Name()], r)
 		}
 		counts[s] = have + 8*per
+	}
+	for _, s := range stores {
+		if v, ok := s.(sharer); ok {
+			if n, ok := counts[v.shares()]; ok {
+				counts[s] = n
+			}
+		}
 	}
 	for _, s := range stores {
 		n, ok := counts[s]
@@ -289,8 +299,18 @@ func printPhase(ph *phase, stores []store) {
 		Header: []string{"system", ph.unit, "p50 per call", "p99 per call", "rounds", "Plexus ÷ this"}}
 	plexus, hasPlexus := ph.res["Plexus"]
 	pm := benchutil.Median(plexus)
+	var names, extra []string
 	for _, s := range stores {
-		rs, ok := ph.res[s.Name()]
+		names = append(names, s.Name())
+	}
+	for name := range ph.res { // rows of systems outside stores (Plexus, one event per append)
+		if !slices.Contains(names, name) {
+			extra = append(extra, name)
+		}
+	}
+	slices.Sort(extra)
+	for _, name := range append(names, extra...) {
+		rs, ok := ph.res[name]
 		if !ok {
 			continue
 		}
@@ -300,10 +320,33 @@ func printPhase(ph *phase, stores []store) {
 			rounds = append(rounds, benchutil.FmtRate(r.Rate))
 		}
 		ratio := "–"
-		if hasPlexus && s.Name() != "Plexus" {
+		switch {
+		case hasPlexus && !strings.HasPrefix(name, "Plexus"):
 			ratio = benchutil.Ratio(pm.Rate, m.Rate)
+		case name != "Plexus":
+			ratio = variantRatios(ph, name, m.Rate)
 		}
-		tb.Add(s.Name(), benchutil.FmtRate(m.Rate), benchutil.FmtDur(m.P50), benchutil.FmtDur(m.P99), strings.Join(rounds, " / "), ratio)
+		tb.Add(name, benchutil.FmtRate(m.Rate), benchutil.FmtDur(m.P50), benchutil.FmtDur(m.P99), strings.Join(rounds, " / "), ratio)
 	}
 	tb.Fprint(os.Stdout)
+}
+
+// variantRatios compares another way of running Plexus (paged reads, one
+// event per append, a cluster) with the peers: raw JetStream on the same
+// engine, and PostgreSQL.
+func variantRatios(ph *phase, name string, rate float64) string {
+	raw := "raw JetStream"
+	if i := strings.Index(name, " ("); i >= 0 {
+		raw += name[i:] // the same engine's label
+	}
+	var parts []string
+	for _, peer := range []string{raw, "PostgreSQL"} {
+		if rs, ok := ph.res[peer]; ok {
+			parts = append(parts, "÷ "+peer+" "+benchutil.Ratio(rate, benchutil.Median(rs).Rate))
+		}
+	}
+	if len(parts) == 0 {
+		return "–"
+	}
+	return strings.Join(parts, ", ")
 }
