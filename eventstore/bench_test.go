@@ -3,6 +3,8 @@ package eventstore_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -369,4 +371,33 @@ func BenchmarkAppendVsRaw(b *testing.B) {
 	b.ReportMetric(float64(raw.Nanoseconds())/float64(b.N), "raw-ns/op")
 	b.ReportMetric(float64(app.Nanoseconds())/float64(b.N), "append-ns/op")
 	b.ReportMetric(float64(raw)/float64(app), "throughput-ratio")
+}
+
+// BenchmarkHTTPScan reads 20 appends of 1000 events over HTTP as NDJSON
+// (GET /v1/events, Accept: application/x-ndjson) with Client.Scan.
+func BenchmarkHTTPScan(b *testing.B) {
+	s := startStore(b, nil, eventstore.Config{})
+	batch := make([]eventstore.Event, 1000)
+	for i := range batch {
+		batch[i] = eventstore.Event{Type: "user.updated", Data: benchData}
+	}
+	const total = 20_000
+	for i := range total / 1000 {
+		if _, err := s.Append(context.Background(), fmt.Sprintf("user-h%d", i), eventstore.NoStream, batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(eventstore.NewAPI(s, eventstore.APIConfig{}).Handler())
+	defer srv.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := eventstore.NewClient(srv.URL, "", &http.Client{Transport: tr})
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := c.Scan(context.Background(), eventstore.Query{}, func(eventstore.Envelope) error { n++; return nil }); err != nil || n != total {
+			b.Fatal(n, err)
+		}
+	}
+	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "events/s")
 }

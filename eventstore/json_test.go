@@ -44,3 +44,27 @@ func FuzzAppendEnvelope(f *testing.F) {
 		}
 	})
 }
+
+func FuzzEnvelopeRoundTrip(f *testing.F) {
+	f.Add([]byte(`{"id":"a","type":"t","stream":"s","version":1,"position":2000,"data":{"x":[1,"]"]},"metadata":{},"source":"unknown","correlationId":"c","causationId":"","timestamp":"2026-11-29T22:00:00.123Z"}`))
+	f.Add([]byte(`{"id":"a\u00e9","type":"t","stream":"s","version":1,"position":2,"data":"x\"y","metadata":{"k":1},"source":"s","correlationId":"c","causationId":"d","timestamp":"2026-11-29T22:00:00Z"}`))
+	f.Add([]byte(`{"type":"t","id":"a"}`))
+	f.Add([]byte(`{"id":"a","type":"t","stream":"s","version":-0,"position":2,"data":nul,"metadata":{},"source":"s","correlationId":"c","causationId":"d","timestamp":"x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got Envelope
+		gerr := json.Unmarshal(b, &got)
+		var want plainEnvelope
+		werr := json.Unmarshal(b, &want)
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("%q: errors %v / %v", b, gerr, werr)
+		}
+		if gerr != nil {
+			return
+		}
+		g, _ := json.Marshal(plainEnvelope(got))
+		w, _ := json.Marshal(want)
+		if string(g) != string(w) {
+			t.Fatalf("%q:\n got %s\nwant %s", b, g, w)
+		}
+	})
+}
