@@ -142,8 +142,8 @@ func TestHelmChart(t *testing.T) {
 			func(t *testing.T, pod any, args []string) {
 				wantArgs(t, args, "serve", "--roles=gateway,control,checker",
 					"--nats=tls://nats-0.nats:4222,tls://nats-1.nats:4222,tls://nats-2.nats:4222", "--nats-replicas=3",
-					"--nats-creds=/etc/plexus/nats-creds/nats.creds", "--nats-ca=/etc/plexus/nats-tls/ca.crt",
-					"--nats-cert=/etc/plexus/nats-tls/tls.crt", "--nats-key=/etc/plexus/nats-tls/tls.key",
+					"--nats-creds=/etc/plexus/nats-creds/nats.creds", "--nats-tls-ca=/etc/plexus/nats-tls/ca.crt",
+					"--nats-tls-cert=/etc/plexus/nats-tls/tls.crt", "--nats-tls-key=/etc/plexus/nats-tls/tls.key",
 					"--config=/etc/plexus/config/plexus.yaml")
 				wantMount(t, pod, "nats-creds", "/etc/plexus/nats-creds", "plexus-nats-creds")
 				wantMount(t, pod, "nats-tls", "/etc/plexus/nats-tls", "plexus-nats-tls")
@@ -152,8 +152,8 @@ func TestHelmChart(t *testing.T) {
 			[]string{"Deployment/px-plexus", "Service/px-plexus", "Service/px-plexus-admin"},
 			func(t *testing.T, _ any, args []string) {
 				wantArgs(t, args, "serve", "--roles=gateway", "--nats=nats://nats.messaging:4222",
-					"--nats-ca=/etc/plexus/nats-tls/ca.crt")
-				if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--nats-cert") }) {
+					"--nats-tls-ca=/etc/plexus/nats-tls/ca.crt")
+				if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--nats-tls-cert") }) {
 					t.Errorf("client certificate flags without nats.tls.cert: %v", args)
 				}
 			}},

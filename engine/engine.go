@@ -48,7 +48,12 @@ type Config struct {
 	// URLs of an external NATS server or cluster. Empty means embedded.
 	URLs []string
 	// Listen exposes the embedded server on host:port for other nodes and
-	// tools. Empty means no network listener at all (in-process only).
+	// tools. Empty means no network listener at all (in-process only). The
+	// listener always requires authentication: User/Password, Token or
+	// NkeyFile when given, else user ListenUser with a password generated
+	// at first start and kept in DataDir/PasswordFile (mode 0600). With
+	// TLSCert and TLSKey it speaks TLS only; TLSCA then also requires client
+	// certificates signed by it.
 	Listen string
 	// Sync is SyncInterval (default), SyncAlways, or a Go duration between
 	// 1ms and 2m ("100ms", "1s"): how often the embedded store fsyncs, which
@@ -71,8 +76,23 @@ type Config struct {
 	// Replicas for the streams and buckets created on an external cluster.
 	// Default 1; use 3 on a 3- or 5-node cluster. Embedded always uses 1.
 	Replicas int
-	// CredsFile is a NATS credentials file for an external server.
+	// CredsFile is a NATS credentials file (user JWT and nkey seed) for an
+	// external server in operator mode.
 	CredsFile string
+	// NkeyFile holds a user nkey seed (SU...): the external connection
+	// signs with it; with Listen, the listener accepts that user.
+	NkeyFile string
+	// User and Password authenticate the external connection, or are what
+	// the listener requires.
+	User, Password string
+	// Token authenticates the external connection, or is what the
+	// listener requires.
+	Token string
+	// TLSCA, TLSCert and TLSKey are PEM files. External: the CA that signs
+	// the servers' certificates and this node's client certificate (when
+	// the servers verify clients). Listen: the server's certificate, and a
+	// CA whose client certificates the listener requires.
+	TLSCA, TLSCert, TLSKey string
 	// Name is the server and connection name. Default "plexus-<hostname>".
 	Name string
 	// ConnectTimeout bounds start-up. Default 10s.
@@ -97,7 +117,7 @@ func (c Config) Validate() error {
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("engine: replicas %d: want 1 to 5", c.Replicas)
 	}
-	return nil
+	return c.validateAuth()
 }
 
 func (c *Config) defaults() {
@@ -148,6 +168,7 @@ func ParseSync(s string) (interval time.Duration, always bool, err error) {
 type Engine struct {
 	cfg   Config
 	srv   *server.Server // nil when external
+	auth  []nats.Option  // how the in-process connection authenticates to a listening server
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	lock  *DirLock
@@ -205,7 +226,15 @@ func (e *Engine) startEmbedded() error {
 	}
 	if e.cfg.Listen != "" {
 		host, port, _ := splitHostPort(e.cfg.Listen)
+		if port == 0 {
+			port = server.RANDOM_PORT // the server reads 0 as its default, 4222
+		}
 		opts.Host, opts.Port = host, port
+		auth, err := e.secureListener(opts)
+		if err != nil {
+			return err
+		}
+		e.auth = auth
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -236,17 +265,26 @@ func (e *Engine) connect(ctx context.Context) error {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
 	}
+	opts = append(opts, e.connHandlers()...)
 	url := strings.Join(e.cfg.URLs, ",")
 	if e.srv != nil {
 		opts = append(opts, nats.InProcessServer(e.srv))
+		opts = append(opts, e.auth...)
 		url = ""
-	}
-	if e.cfg.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(e.cfg.CredsFile))
+	} else {
+		auth, err := e.cfg.clientAuth()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, auth...)
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("engine: connect: %w", err)
+		return fmt.Errorf("engine: connect to %s: %w", e.describe(), err)
+	}
+	if err := checkServer(nc); err != nil {
+		nc.Close()
+		return err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -255,9 +293,9 @@ func (e *Engine) connect(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
 	defer cancel()
-	if _, err := js.AccountInfo(ctx); err != nil {
+	if err := accountInfo(ctx, js); err != nil {
 		nc.Close()
-		return fmt.Errorf("engine: jetstream not available: %w", err)
+		return err
 	}
 	e.nc, e.js = nc, js
 	return nil
@@ -286,6 +324,18 @@ func (e *Engine) ClientURL() string {
 		return e.srv.ClientURL()
 	}
 	return e.cfg.URLs[0]
+}
+
+// ClientOptions are the credentials another client connects to ClientURL
+// with: the listener's for an embedded engine (a TLS listener also needs
+// the client to trust its certificate), the node's own, TLS included, for
+// an external one.
+func (e *Engine) ClientOptions() []nats.Option {
+	if e.srv != nil {
+		return append([]nats.Option(nil), e.auth...)
+	}
+	opts, _ := e.cfg.clientAuth()
+	return opts
 }
 
 // Ready reports whether the connection is up, JetStream answers and the
@@ -362,4 +412,50 @@ func sanitizeName(s string) string {
 		return "node"
 	}
 	return b.String()
+}
+
+// connHandlers log the connection's life (instead of the client library's
+// prints to stderr): losing and regaining the server, and asynchronous
+// errors such as a slow consumer.
+func (e *Engine) connHandlers() []nats.Option {
+	log := e.cfg.Logger
+	return []nats.Option{
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if !nc.IsClosed() {
+				log.Warn("engine connection lost; reconnecting", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("engine connection restored", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				log.Warn("engine subscription error", "subject", sub.Subject, "err", err)
+				return
+			}
+			log.Warn("engine connection error", "err", err)
+		}),
+	}
+}
+
+// describe names the engine in messages.
+func (e *Engine) describe() string {
+	if len(e.cfg.URLs) == 0 {
+		return "the embedded engine"
+	}
+	return strings.Join(redactURLs(e.cfg.URLs), ",")
+}
+
+// redactURLs hides passwords in URLs given as nats://user:pass@host.
+func redactURLs(urls []string) []string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		if at := strings.LastIndexByte(u, '@'); at >= 0 {
+			if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
+				u = u[:scheme+3] + "***" + u[at:]
+			}
+		}
+		out[i] = u
+	}
+	return out
 }

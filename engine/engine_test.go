@@ -6,6 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,12 +99,17 @@ func TestRestartKeepsState(t *testing.T) {
 
 func TestListenAndExternal(t *testing.T) {
 	port := freePort(t)
-	a := start(t, engine.Config{DataDir: t.TempDir(), Listen: fmt.Sprintf("127.0.0.1:%d", port), Sync: engine.SyncAlways})
+	dir := t.TempDir()
+	a := start(t, engine.Config{DataDir: dir, Listen: fmt.Sprintf("127.0.0.1:%d", port), Sync: engine.SyncAlways})
 	defer stop(t, a)
 	if a.ClientURL() == "" {
 		t.Fatal("no client URL with --nats-listen")
 	}
-	b := start(t, engine.Config{URLs: []string{a.ClientURL()}})
+	pw, err := os.ReadFile(filepath.Join(dir, engine.PasswordFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := start(t, engine.Config{URLs: []string{a.ClientURL()}, User: engine.ListenUser, Password: strings.TrimSpace(string(pw))})
 	defer stop(t, b)
 	if b.Embedded() {
 		t.Fatal("external engine reports embedded")

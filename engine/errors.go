@@ -49,6 +49,10 @@ var unavailableCodes = map[jetstream.ErrorCode]bool{
 	jetstream.ErrorCode(server.JSStreamOfflineReasonErrF):    true,
 	jetstream.ErrorCode(server.JSConsumerOfflineErr):         true,
 	jetstream.ErrorCode(server.JSConsumerOfflineReasonErrF):  true,
+	// A publish whose message id the stream is still storing (a retry
+	// overtook the first try during a failover): ask again shortly, the
+	// first try's outcome decides.
+	jetstream.ErrorCode(server.JSStreamDuplicateMessageConflict): true,
 }
 
 // unavailableErrs are the client-side errors of a call the engine did not
@@ -67,11 +71,16 @@ var unavailableErrs = []error{
 // otherwise (domain answers such as "not found" or "wrong last sequence"
 // stay as they are). The result still matches err (errors.Is).
 func Classify(err error) error {
-	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrStorageFull) {
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrStorageFull) || errors.Is(err, ErrTooLarge) {
 		return err
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
 	}
 	if code, status, ok := apiError(err); ok {
 		switch {
+		case code == jetstream.ErrorCode(server.JSStreamMessageExceedsMaximumErr):
+			return fmt.Errorf("%w: %w", ErrTooLarge, err)
 		case storageFullCodes[code]:
 			return fmt.Errorf("%w: %w", ErrStorageFull, err)
 		case unavailableCodes[code] || status == 503:

@@ -91,6 +91,9 @@ func TestClassify(t *testing.T) {
 		{"connection closed", nats.ErrConnectionClosed, engine.ErrUnavailable},
 		{"jetstream not enabled", jetstream.ErrJetStreamNotEnabled, engine.ErrUnavailable},
 		{"no leader", api(500, jetstream.ErrorCode(server.JSClusterNotLeaderErr)), engine.ErrUnavailable},
+		{"the same id being stored", api(409, jetstream.ErrorCode(server.JSStreamDuplicateMessageConflict)), engine.ErrUnavailable},
+		{"max payload", fmt.Errorf("x: %w", nats.ErrMaxPayload), engine.ErrTooLarge},
+		{"message over the stream's limit", api(400, jetstream.ErrorCode(server.JSStreamMessageExceedsMaximumErr)), engine.ErrTooLarge},
 		{"temporarily unavailable", api(503, jetstream.ErrorCode(nats.JSErrCodeJetStreamNotAvailable)), engine.ErrUnavailable},
 		{"insufficient resources", api(503, jetstream.ErrorCode(nats.JSErrCodeInsufficientResourcesErr)), engine.ErrStorageFull},
 		{"storage exceeded", api(500, jetstream.ErrorCode(server.JSStorageResourcesExceededErr)), engine.ErrStorageFull},
@@ -104,7 +107,7 @@ func TestClassify(t *testing.T) {
 			if !errors.Is(got, tc.err) {
 				t.Errorf("%v no longer matches the error it classifies", got)
 			}
-			for _, s := range []error{engine.ErrUnavailable, engine.ErrStorageFull} {
+			for _, s := range []error{engine.ErrUnavailable, engine.ErrStorageFull, engine.ErrTooLarge} {
 				if errors.Is(got, s) != (s == tc.want) {
 					t.Errorf("Classify(%v) = %v: matches %v = %v", tc.err, got, s, errors.Is(got, s))
 				}

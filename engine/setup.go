@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -23,36 +21,40 @@ const (
 	StreamEvents = "PLEXUS_EVENTS"
 	// QueueStreamPrefix prefixes the stream of each queue.
 	QueueStreamPrefix = "PLEXUS_Q_"
+	// BucketSecrets holds secrets every control node shares (the queue
+	// receipt key), apart from the data a client that only publishes may
+	// read.
+	BucketSecrets = "plexus_secrets"
 	// SubjectPrefix prefixes every subject Plexus publishes on.
 	SubjectPrefix = "plexus."
 )
 
 // EnsureStream creates the stream or updates it to cfg, so that calling it
-// at every start is safe. Replicas default to the engine's.
+// at every start is safe. Replicas default to the engine's; an existing
+// stream with more replicas is an error (ErrReplicasLowered), as is a
+// server that drops a feature cfg asks for (ErrIncompatible).
 func (e *Engine) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = e.cfg.Replicas
 	}
-	s, err := e.js.CreateOrUpdateStream(ctx, cfg)
+	s, err := EnsureStreamOn(ctx, e.js, cfg, e.cfg.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("engine: stream %q: %w", cfg.Name, Classify(err))
+		return nil, err
 	}
 	e.ensuredStream(cfg.Name)
 	return s, nil
 }
 
 // EnsureKV creates the key-value bucket or updates it to cfg. Replicas
-// default to the engine's.
+// default to the engine's; an existing bucket with more replicas is an
+// error (ErrReplicasLowered).
 func (e *Engine) EnsureKV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = e.cfg.Replicas
 	}
-	kv, err := e.js.CreateOrUpdateKeyValue(ctx, cfg)
+	kv, err := EnsureKVOn(ctx, e.js, cfg, e.cfg.Logger)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
-			return nil, fmt.Errorf("engine: bucket %q needs nats-server 2.11 or newer: %w", cfg.Bucket, err)
-		}
-		return nil, fmt.Errorf("engine: bucket %q: %w", cfg.Bucket, Classify(err))
+		return nil, err
 	}
 	e.ensuredStream("KV_" + cfg.Bucket)
 	return kv, nil

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -43,8 +42,6 @@ const (
 	errCodeWrongLastSeq      = jetstream.JSErrCodeStreamWrongLastSequence
 	errCodeWrongLastSeqConst = jetstream.JSErrCodeStreamWrongLastSequenceConstant
 	errCodeMsgTooLarge       = jetstream.JSErrCodeStreamMessageExceedsMaximum
-	errCodeBatchDuplicate    = jetstream.ErrorCode(server.JSAtomicPublishContainsDuplicateMessageErr)
-	errCodeBatchInflight     = jetstream.ErrorCode(server.JSAtomicPublishTooManyInflight)
 )
 
 // maxAnyRetries bounds the retries of an AnyVersion append that keeps
@@ -64,12 +61,17 @@ type pubAck struct {
 // version. At most MaxBatch events per call.
 func (s *Store) Append(ctx context.Context, stream string, expected int64, events ...Event) (AppendResult, error) {
 	start := time.Now()
-	ctx, span := s.tracer.Start(ctx, "eventstore.append", trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.String("plexus.stream", stream), attribute.Int("plexus.events", len(events))))
-	defer span.End()
+	var span trace.Span
+	if s.cfg.TracerProvider != nil { // without one, the caller's trace context still travels
+		ctx, span = s.tracer.Start(ctx, "eventstore.append", trace.WithSpanKind(trace.SpanKindProducer))
+		defer span.End()
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("plexus.stream", stream), attribute.Int("plexus.events", len(events)))
+		}
+	}
 	res, err := s.appendEvents(ctx, stream, expected, events)
 	s.metrics.appended(len(events), err, time.Since(start))
-	if err != nil {
+	if err != nil && span != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 	}
@@ -100,8 +102,7 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 		if err != nil {
 			return AppendResult{}, err
 		}
-		msgs := buildMsgs(ctx, stream, cur, events)
-		ack, err := s.publish(ctx, msgs)
+		ack, err := s.publish(ctx, buildMsg(ctx, stream, cur, events))
 		if err != nil {
 			return AppendResult{}, err
 		}
@@ -113,22 +114,19 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 					continue
 				}
 				return AppendResult{}, s.conflict(ctx, stream, expected)
-			case errCodeBatchDuplicate:
-				return AppendResult{}, invalidf("stream %q: an event id of this batch was already stored", stream)
-			case errCodeBatchInflight:
-				return AppendResult{}, fmt.Errorf("%w: stream %q: too many batches in flight", ErrBusy, stream)
 			case errCodeMsgTooLarge:
-				return AppendResult{}, invalidf("stream %q: an event is larger than the engine accepts", stream)
+				return AppendResult{}, fmt.Errorf("eventstore: append to %q: %w", stream, engine.ErrTooLarge)
 			}
 			return AppendResult{}, fmt.Errorf("eventstore: append to %q: %w", stream, engine.Classify(ack.Error))
 		}
 		if ack.Duplicate {
 			return s.duplicate(ctx, stream, ack.Seq, events)
 		}
-		n := int64(len(events))
-		s.versions.put(stream, verPos{cur.version + n, ack.Seq})
-		res := AppendResult{Version: cur.version + n, Position: ack.Seq, FirstPosition: ack.Seq - uint64(n) + 1,
-			IDs: make([]string, len(events))}
+		n := len(events)
+		l := s.layout()
+		res := AppendResult{Version: cur.version + int64(n), Position: l.pos(ack.Seq, n-1),
+			FirstPosition: l.pos(ack.Seq, 0), IDs: make([]string, n)}
+		s.versions.put(stream, verPos{version: res.Version, seq: ack.Seq, pos: res.Position})
 		for i := range events {
 			res.IDs[i] = events[i].ID
 		}
@@ -169,7 +167,10 @@ func (s *Store) prepare(ctx context.Context, stream string, in []Event) ([]Event
 			e.CausationID = causedBy
 		}
 	}
-	seen := make(map[string]struct{}, len(events))
+	var seen map[string]struct{}
+	if len(events) > 1 {
+		seen = make(map[string]struct{}, len(events))
+	}
 	for i := range events {
 		e := &events[i]
 		if e.ID == "" {
@@ -179,7 +180,9 @@ func (s *Store) prepare(ctx context.Context, stream string, in []Event) ([]Event
 		if _, dup := seen[e.ID]; dup {
 			return nil, invalidf("event id %q appears twice in one append", e.ID)
 		}
-		seen[e.ID] = struct{}{}
+		if seen != nil {
+			seen[e.ID] = struct{}{}
+		}
 	}
 	return events, nil
 }
@@ -215,85 +218,66 @@ func (s *Store) conflict(ctx context.Context, stream string, expected int64) err
 	return &ConflictError{Stream: stream, Expected: expected, Current: v.version}
 }
 
-// duplicate answers a retried append whose writer-supplied id was stored.
+// duplicate answers a retried append whose first event's writer-supplied
+// id was stored: with what the stored append got.
 func (s *Store) duplicate(ctx context.Context, stream string, seq uint64, events []Event) (AppendResult, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	m, err := s.getOne(ctx, getRequest{Seq: seq})
+	stored, err := s.readMessage(ctx, seq)
 	if err != nil {
 		return AppendResult{}, err
 	}
-	if m == nil {
-		return AppendResult{}, fmt.Errorf("eventstore: duplicate of event %d that cannot be read", seq)
+	if len(stored) == 0 {
+		return AppendResult{}, fmt.Errorf("eventstore: duplicate of message %d that cannot be read", seq)
 	}
-	env, err := envelopeFromDirect(m)
-	if err != nil {
-		return AppendResult{}, err
+	if stored[0].Stream != stream {
+		return AppendResult{}, invalidf("event id %q is already used in stream %q", events[0].ID, stored[0].Stream)
 	}
-	if env.Stream != stream {
-		return AppendResult{}, invalidf("event id %q is already used in stream %q", events[0].ID, env.Stream)
+	last := stored[len(stored)-1]
+	res := AppendResult{Version: last.Version, Position: last.Position, FirstPosition: stored[0].Position,
+		IDs: make([]string, len(stored)), Duplicate: true}
+	for i := range stored {
+		res.IDs[i] = stored[i].ID
 	}
-	return AppendResult{Version: env.Version, Position: seq, FirstPosition: seq, IDs: []string{env.ID}, Duplicate: true}, nil
+	return res, nil
 }
 
-// buildMsgs makes one message per event; the first carries the expected
-// last position of the stream, and more than one form an atomic batch.
-func buildMsgs(ctx context.Context, stream string, cur verPos, events []Event) []*nats.Msg {
+// buildMsg makes the append's one message: its events framed in the
+// payload, the expected last position of the stream in the headers, and
+// the first event's writer-supplied id as the deduplication key.
+func buildMsg(ctx context.Context, stream string, cur verPos, events []Event) *nats.Msg {
 	prefix := streamPrefix(stream)
-	msgs := make([]*nats.Msg, len(events))
-	var batchID string
-	if len(events) > 1 {
-		batchID = nuid.Next()
+	h := make(nats.Header, 3)
+	vals := []string{strconv.FormatUint(cur.seq, 10), prefix + "*", events[0].ID}
+	h[hdrExpSubjSeq], h[hdrExpSubjSeqSub] = vals[0:1:1], vals[1:2:2]
+	if !events[0].generatedID {
+		h[hdrMsgID] = vals[2:3:3]
 	}
+	size := 16
 	for i := range events {
-		e := &events[i]
-		h := make(nats.Header, 12)
-		h[hdrID] = []string{e.ID}
-		h[hdrVersion] = []string{strconv.FormatInt(cur.version+int64(i)+1, 10)}
-		h[hdrSource] = []string{e.Source}
-		h[hdrCorrelation] = []string{e.CorrelationID}
-		if e.CausationID != "" {
-			h[hdrCausation] = []string{e.CausationID}
-		}
-		if len(e.Metadata) > 0 {
-			h[hdrMetadata] = []string{string(e.Metadata)}
-		}
-		telemetry.InjectHeader(ctx, h)
-		if i == 0 {
-			h[hdrExpSubjSeq] = []string{strconv.FormatUint(cur.seq, 10)}
-			h[hdrExpSubjSeqSub] = []string{prefix + "*"}
-		}
-		if batchID != "" {
-			h[hdrBatchID] = []string{batchID}
-			h[hdrBatchSeq] = []string{strconv.Itoa(i + 1)}
-			if i == len(events)-1 {
-				h[hdrBatchCommit] = []string{"1"}
-			}
-		}
-		if !e.generatedID {
-			h[hdrMsgID] = []string{e.ID}
-		}
-		msgs[i] = &nats.Msg{Subject: prefix + token(e.Type), Header: h, Data: e.Data}
+		size += len(events[i].Data) + len(events[i].Metadata) + len(events[i].ID) + len(events[i].Type) +
+			len(events[i].CorrelationID) + len(events[i].Source) + len(events[i].CausationID) + 16
 	}
-	return msgs
+	data := appendFrame(make([]byte, 0, size+256), cur.version+1, events, telemetry.TraceOf(ctx))
+	return &nats.Msg{Subject: prefix + appendType(events), Header: h, Data: data}
 }
 
-// publish sends the messages and waits for the one acknowledgement.
-func (s *Store) publish(ctx context.Context, msgs []*nats.Msg) (pubAck, error) {
-	for _, m := range msgs[:len(msgs)-1] {
-		if err := s.nc.PublishMsg(m); err != nil {
-			return pubAck{}, publishErr(err)
-		}
+// publish sends the append's message and waits for its acknowledgement. A
+// message over the server's max_payload is refused before anything is
+// sent (an *engine.TooLargeError naming the limit: 413).
+func (s *Store) publish(ctx context.Context, msg *nats.Msg) (pubAck, error) {
+	if err := engine.CheckMsg(s.nc, msg); err != nil {
+		return pubAck{}, fmt.Errorf("eventstore: append: %w", err)
 	}
 	var resp *nats.Msg
 	var err error
 	if ctx.Done() == nil {
 		// No cancellation to watch: the plain request skips a context
 		// timer per append.
-		resp, err = s.nc.RequestMsg(msgs[len(msgs)-1], s.cfg.RequestTimeout)
+		resp, err = s.nc.RequestMsg(msg, s.cfg.RequestTimeout)
 	} else {
 		rctx, cancel := s.withTimeout(ctx)
-		resp, err = s.nc.RequestMsgWithContext(rctx, msgs[len(msgs)-1])
+		resp, err = s.nc.RequestMsgWithContext(rctx, msg)
 		cancel()
 	}
 	if err != nil {
@@ -335,8 +319,5 @@ func parseAck(b []byte) (pubAck, bool) {
 }
 
 func publishErr(err error) error {
-	if errors.Is(err, nats.ErrMaxPayload) {
-		return invalidf("an event is larger than the engine's maximum message size")
-	}
 	return fmt.Errorf("eventstore: publish: %w", engine.Classify(err))
 }

@@ -3,6 +3,9 @@ package eventstore_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/eventstore"
 	"github.com/plexushq/plexus/internal/enginetest"
 )
@@ -188,7 +192,7 @@ func BenchmarkSubscriptionCatchUp(b *testing.B) {
 }
 
 // BenchmarkRawConsumerCatchUp is the limit of a catch-up: a raw JetStream
-// consumer that only counts.
+// ordered consumer that only counts the messages (20 appends of 1000).
 func BenchmarkRawConsumerCatchUp(b *testing.B) {
 	eng := enginetest.Start(b)
 	s := startStore(b, eng, eventstore.Config{})
@@ -205,21 +209,103 @@ func BenchmarkRawConsumerCatchUp(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		c, err := eng.JetStream().OrderedConsumer(ctx, "PLEXUS_EVENTS", jetstream.OrderedConsumerConfig{})
+		rawRead(b, eng, total/1000+1) // and the format marker
+	}
+	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "events/s")
+}
+
+// rawRead reads n messages of the events stream with an ordered consumer,
+// as a raw JetStream reader would (metadata and headers of each).
+func rawRead(b *testing.B, eng *engine.Engine, n int) {
+	c, err := eng.JetStream().OrderedConsumer(context.Background(), "PLEXUS_EVENTS", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	it, _ := c.Messages(jetstream.PullMaxMessages(1000))
+	defer it.Stop()
+	for range n {
+		m, err := it.Next()
 		if err != nil {
 			b.Fatal(err)
 		}
-		it, _ := c.Messages()
-		for range total {
-			m, err := it.Next()
+		if _, err := m.Metadata(); err != nil {
+			b.Fatal(err)
+		}
+		_ = m.Headers().Get("Nats-Expected-Last-Subject-Sequence")
+	}
+}
+
+// fillSingles appends n single events from 8 writers.
+func fillSingles(b *testing.B, s *eventstore.Store, n int) {
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if _, err := s.Append(context.Background(), fmt.Sprintf("user-s%d", w), eventstore.AnyVersion,
+					eventstore.Event{Type: "user.updated", Data: benchData}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// The three ways to read a store of events appended one at a time (one
+// message each), and a raw ordered consumer reading the same messages.
+const singlesTotal = 30_000
+
+func BenchmarkReadSinglesPaged(b *testing.B) {
+	s := startStore(b, nil, eventstore.Config{})
+	fillSingles(b, s, singlesTotal)
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		for next := uint64(1); ; {
+			p, err := s.ReadAll(context.Background(), eventstore.Query{FromPosition: next, Limit: 1000})
 			if err != nil {
 				b.Fatal(err)
 			}
-			_, _ = m.Metadata()
+			if len(p.Events) == 0 {
+				break
+			}
+			n, next = n+len(p.Events), p.NextPosition
 		}
-		it.Stop()
+		if n != singlesTotal {
+			b.Fatalf("read %d", n)
+		}
 	}
-	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(b.N*singlesTotal)/b.Elapsed().Seconds(), "events/s")
+}
+
+func BenchmarkReadSinglesScan(b *testing.B) {
+	s := startStore(b, nil, eventstore.Config{})
+	fillSingles(b, s, singlesTotal)
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := s.Scan(context.Background(), eventstore.Query{}, func(eventstore.Envelope) error { n++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if n != singlesTotal {
+			b.Fatalf("read %d", n)
+		}
+	}
+	b.ReportMetric(float64(b.N*singlesTotal)/b.Elapsed().Seconds(), "events/s")
+}
+
+func BenchmarkReadSinglesRaw(b *testing.B) {
+	eng := enginetest.Start(b)
+	s := startStore(b, eng, eventstore.Config{})
+	fillSingles(b, s, singlesTotal)
+	b.ReportAllocs()
+	for b.Loop() {
+		rawRead(b, eng, singlesTotal+1)
+	}
+	b.ReportMetric(float64(b.N*singlesTotal)/b.Elapsed().Seconds(), "events/s")
 }
 
 // BenchmarkRawAtomicBatch100 is the limit of a 100-event append: a raw
@@ -285,4 +371,33 @@ func BenchmarkAppendVsRaw(b *testing.B) {
 	b.ReportMetric(float64(raw.Nanoseconds())/float64(b.N), "raw-ns/op")
 	b.ReportMetric(float64(app.Nanoseconds())/float64(b.N), "append-ns/op")
 	b.ReportMetric(float64(raw)/float64(app), "throughput-ratio")
+}
+
+// BenchmarkHTTPScan reads 20 appends of 1000 events over HTTP as NDJSON
+// (GET /v1/events, Accept: application/x-ndjson) with Client.Scan.
+func BenchmarkHTTPScan(b *testing.B) {
+	s := startStore(b, nil, eventstore.Config{})
+	batch := make([]eventstore.Event, 1000)
+	for i := range batch {
+		batch[i] = eventstore.Event{Type: "user.updated", Data: benchData}
+	}
+	const total = 20_000
+	for i := range total / 1000 {
+		if _, err := s.Append(context.Background(), fmt.Sprintf("user-h%d", i), eventstore.NoStream, batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(eventstore.NewAPI(s, eventstore.APIConfig{}).Handler())
+	defer srv.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := eventstore.NewClient(srv.URL, "", &http.Client{Transport: tr})
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := c.Scan(context.Background(), eventstore.Query{}, func(eventstore.Envelope) error { n++; return nil }); err != nil || n != total {
+			b.Fatal(n, err)
+		}
+	}
+	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "events/s")
 }

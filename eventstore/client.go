@@ -2,19 +2,25 @@ package eventstore
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nuid"
+
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/adminclient"
+	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/problem"
+	"github.com/plexushq/plexus/retry"
 	"github.com/plexushq/plexus/telemetry"
 )
 
@@ -22,7 +28,8 @@ import (
 // run outside the node. Its errors match the store's: *ConflictError,
 // ErrStreamNotFound, ErrNotFound, ErrInvalid.
 type Client struct {
-	conn adminclient.Conn
+	conn    adminclient.Conn
+	retries retry.Policy
 }
 
 // NewClient returns a client of the admin API at baseURL (e.g.
@@ -33,13 +40,76 @@ func NewClient(baseURL, token string, hc *http.Client) *Client {
 		Inject: telemetry.InjectHTTP}}
 }
 
+// SetAttempts sets how many times Append tries in all (default 8; 1 turns
+// retries off).
+func (c *Client) SetAttempts(n int) { c.retries.Attempts = n }
+
 // Append appends events to stream with an expected version (AnyVersion,
 // NoStream or N).
+//
+// It retries by itself when the node answers 503 with a retry hint (the
+// engine fails over, has no leader, is busy) or the request fails on the
+// way, waiting the hint: events without an id get one first, and before
+// each retry the stream is read to see whether the previous attempt was
+// stored after all (its answer lost). So an append with an expected
+// version is stored once, whatever happens on the way; one with
+// AnyVersion is deduplicated by its event ids (single events within the
+// engine's two-minute window, batches only while they are the stream's
+// last events).
 func (c *Client) Append(ctx context.Context, stream string, expected int64, events ...Event) (AppendResult, error) {
+	events = withIDs(events)
 	var res AppendResult
-	err := c.do(ctx, http.MethodPost, "/v1/streams/"+url.PathEscape(stream)+"/events",
-		AppendRequest{ExpectedVersion: &expected, Events: events}, &res)
+	err := retry.Do(ctx, c.retries, func(ctx context.Context, n int) error {
+		if n > 0 {
+			r, ok, err := c.landed(ctx, stream, expected, events)
+			if err != nil || ok {
+				res = r
+				return err
+			}
+		}
+		return c.do(ctx, http.MethodPost, "/v1/streams/"+url.PathEscape(stream)+"/events",
+			AppendRequest{ExpectedVersion: &expected, Events: events}, &res)
+	})
 	return res, err
+}
+
+// withIDs is a copy of events in which every event has an id.
+func withIDs(events []Event) []Event {
+	out := make([]Event, len(events))
+	copy(out, events)
+	for i := range out {
+		if out[i].ID == "" {
+			out[i].ID = nuid.Next()
+		}
+	}
+	return out
+}
+
+// landed reports whether events are stored already (an earlier attempt
+// whose answer was lost): at versions expected+1… for an expected
+// version, as the stream's last events for AnyVersion.
+func (c *Client) landed(ctx context.Context, stream string, expected int64, events []Event) (AppendResult, bool, error) {
+	var got []Envelope
+	var err error
+	if expected >= 0 {
+		got, err = c.ReadStream(ctx, stream, expected+1, len(events))
+	} else {
+		got, err = c.ReadStreamBackward(ctx, stream, 0, len(events))
+		slices.Reverse(got)
+	}
+	if errors.Is(err, ErrStreamNotFound) {
+		return AppendResult{}, false, nil
+	}
+	if err != nil || len(got) != len(events) {
+		return AppendResult{}, false, err
+	}
+	for i := range events {
+		if got[i].ID != events[i].ID {
+			return AppendResult{}, false, nil
+		}
+	}
+	last := got[len(got)-1]
+	return AppendResult{Version: last.Version, Position: last.Position}, true, nil
 }
 
 // ReadStream reads a stream forwards from a version.
@@ -69,6 +139,68 @@ func (c *Client) ReadAll(ctx context.Context, q Query) (Page, error) {
 	var p Page
 	err := c.do(ctx, http.MethodGet, "/v1/events?"+queryValues(q).Encode(), nil, &p)
 	return p, err
+}
+
+// Scan reads every event matching q (Limit is ignored) from q.FromPosition
+// up to the last event stored when it starts, streamed in one answer
+// (NDJSON) instead of pages; fn gets them in global order. A broken
+// stream is resumed after the last event fn got. fn's error ends it and is
+// returned.
+func (c *Client) Scan(ctx context.Context, q Query, fn func(Envelope) error) error {
+	q.Limit, q.OnlyNew, q.Backward = 0, false, false
+	for fails := 0; ; {
+		n, err := c.scanOnce(ctx, q, func(e Envelope) error {
+			q.FromPosition, q.Since = e.Position+1, time.Time{}
+			return fn(e)
+		})
+		var ferr fnError
+		var p *problem.Problem
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &ferr):
+			return ferr.err
+		case errors.As(err, &p), ctx.Err() != nil:
+			return err
+		}
+		if n > 0 {
+			fails = 0
+		}
+		if fails++; fails > 3 {
+			return err
+		}
+	}
+}
+
+func (c *Client) scanOnce(ctx context.Context, q Query, fn func(Envelope) error) (int, error) {
+	path := "/v1/events?" + queryValues(q).Encode()
+	resp, err := c.conn.Send(ctx, http.MethodGet, path, nil, http.Header{"Accept": {httpx.NDJSONType}})
+	if err != nil {
+		return 0, storeError(err, http.MethodGet, path)
+	}
+	defer resp.Body.Close()
+	n := 0
+	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if err == io.EOF && len(line) == 0 {
+			return n, nil
+		}
+		if err != nil { // a line cut short: the stream broke
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, fmt.Errorf("eventstore: scan: %w", err)
+		}
+		var e Envelope
+		if err := e.UnmarshalJSON(bytes.TrimRight(line, "\r\n")); err != nil { // one pass, not encoding/json's two
+			return n, fmt.Errorf("eventstore: scan: %w", err)
+		}
+		n++
+		if err := fn(e); err != nil {
+			return n, fnError{err}
+		}
+	}
 }
 
 // SaveSnapshot stores a stream's snapshot.
@@ -144,7 +276,7 @@ func (c *Client) tailOnce(ctx context.Context, q Query, last uint64, fn func(Env
 			continue
 		}
 		var e Envelope
-		if err := json.Unmarshal([]byte(data), &e); err != nil {
+		if err := e.UnmarshalJSON([]byte(data)); err != nil {
 			return n, err
 		}
 		n++
@@ -173,6 +305,9 @@ func queryValues(q Query) url.Values {
 	}
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Backward {
+		v.Set("direction", "backward")
 	}
 	return v
 }

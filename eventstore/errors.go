@@ -19,8 +19,9 @@ var (
 	ErrConflict = errors.New("version conflict")
 	// ErrStopped is returned by calls on a stopped store or subscription.
 	ErrStopped = errors.New("stopped")
-	// ErrBusy is returned when the engine has too many atomic batches in
-	// flight; retry shortly.
+	// ErrBusy is a 503 "busy" answer of a node (a capacity limit); retry
+	// shortly. The store itself no longer returns it: an append is one
+	// message, not one of the engine's limited atomic batches.
 	ErrBusy = errors.New("busy")
 )
 

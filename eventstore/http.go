@@ -69,13 +69,13 @@ func NewAPI(store *Store, cfg APIConfig) *API {
 // Every route but the subscription stream runs under the request deadline.
 func (a *API) Mount(handle func(pattern string, h http.Handler)) {
 	handle("GET /v1/events/subscribe", http.HandlerFunc(a.subscribe))
+	handle("GET /v1/events", http.HandlerFunc(a.readAll)) // NDJSON streams; pages under the deadline
 	for pattern, h := range map[string]http.HandlerFunc{
 		"POST /v1/streams/{stream}/events":                       a.appendEvents,
 		"GET /v1/streams/{stream}/events":                        a.readStream,
 		"GET /v1/streams/{stream}":                               a.streamInfo,
 		"PUT /v1/streams/{stream}/snapshot":                      a.putSnapshot,
 		"GET /v1/streams/{stream}/snapshot":                      a.getSnapshot,
-		"GET /v1/events":                                         a.readAll,
 		"GET /v1/subscriptions":                                  a.groups,
 		"GET /v1/subscriptions/{group}/parked":                   a.parkedList,
 		"POST /v1/subscriptions/{group}/parked/{position}/retry": a.parkedRetry,
@@ -175,7 +175,14 @@ func (a *API) readStream(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"events": events})
+	writeRaw(w, appendPage(nil, events, nil))
+}
+
+// writeRaw sends an encoded JSON answer.
+func writeRaw(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
 func (a *API) streamInfo(w http.ResponseWriter, r *http.Request) {
@@ -194,7 +201,18 @@ func (a *API) streamInfo(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"stream": stream, "category": Category(stream), "version": v, "position": pos})
 }
 
+// readAll serves GET /v1/events: a page of events (JSON), or, for a
+// client that accepts application/x-ndjson, every matching event up to the
+// last one stored, streamed one per line (scanAll).
 func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
+	if httpx.WantsNDJSON(r) {
+		a.scanAll(w, r)
+		return
+	}
+	httpx.Deadline(a.cfg.RequestTimeout, http.HandlerFunc(a.readPage)).ServeHTTP(w, r)
+}
+
+func (a *API) readPage(w http.ResponseWriter, r *http.Request) {
 	query, p := parseQuery(r)
 	if p != nil {
 		httpx.WriteProblem(w, p)
@@ -205,7 +223,7 @@ func (a *API) readAll(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, page)
+	writeRaw(w, appendPage(make([]byte, 0, 512*len(page.Events)+64), page.Events, &page.NextPosition))
 }
 
 type snapshotBody struct {
@@ -254,9 +272,10 @@ type GroupInfo struct {
 	Group string `json:"group"`
 	// Checkpoint is the position of the last event handled or parked.
 	Checkpoint uint64 `json:"checkpoint"`
-	// Pending counts matching events not delivered yet.
+	// Pending counts matching appends not delivered yet (engine
+	// messages: an append of several events is one).
 	Pending uint64 `json:"pending"`
-	// InFlight counts events delivered and not checkpointed.
+	// InFlight counts appends delivered and not checkpointed.
 	InFlight int `json:"inFlight"`
 }
 
@@ -275,12 +294,29 @@ func (s *Store) Groups(ctx context.Context) ([]GroupInfo, error) {
 		if !ok {
 			continue
 		}
-		out = append(out, GroupInfo{Group: g, Checkpoint: ci.AckFloor.Stream, Pending: ci.NumPending, InFlight: ci.NumAckPending})
+		cp, err := s.checkpointOf(ctx, ci.AckFloor.Stream)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, GroupInfo{Group: g, Checkpoint: cp, Pending: ci.NumPending, InFlight: ci.NumAckPending})
 	}
 	if err := l.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
 		return nil, fmt.Errorf("eventstore: groups: %w", err)
 	}
 	return out, nil
+}
+
+// checkpointOf is the position of the last event of the message at seq,
+// a group's acknowledgement floor; 0 before the first.
+func (s *Store) checkpointOf(ctx context.Context, seq uint64) (uint64, error) {
+	if seq == 0 {
+		return 0, nil
+	}
+	evs, err := s.readMessage(ctx, seq)
+	if err != nil || len(evs) == 0 {
+		return s.layout().pos(seq, 0), err
+	}
+	return evs[len(evs)-1].Position, nil
 }
 
 func (a *API) groups(w http.ResponseWriter, r *http.Request) {
@@ -426,6 +462,15 @@ func parseQuery(r *http.Request) (Query, *httpx.Problem) {
 	for _, t := range strings.Split(vals.Get("types"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			q.Types = append(q.Types, t)
+		}
+	}
+	switch d := vals.Get("direction"); d {
+	case "", "forward":
+	case "backward":
+		q.Backward = true
+	default:
+		if qr.err == nil {
+			qr.err = httpx.NewProblem(http.StatusBadRequest, "bad-query", fmt.Sprintf("direction=%q: want forward or backward", d))
 		}
 	}
 	if s := vals.Get("since"); s != "" && qr.err == nil {

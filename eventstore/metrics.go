@@ -114,9 +114,9 @@ var (
 	descLastPosition = prometheus.NewDesc("plexus_events_last_position",
 		"Global position of the newest stored event.", nil, nil)
 	descStored = prometheus.NewDesc("plexus_events_stored",
-		"Events held by the events stream.", nil, nil)
+		"Appends held by the events stream (engine messages: an append of several events is one).", nil, nil)
 	descLag = prometheus.NewDesc("plexus_events_subscription_lag",
-		"Events a subscriber group has not checkpointed yet: not delivered plus delivered and not handled.",
+		"Appends a subscriber group has not checkpointed yet (engine messages: not delivered plus delivered and not handled).",
 		[]string{"group"}, nil)
 )
 
@@ -142,7 +142,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descLastPosition, prometheus.GaugeValue, float64(st.LastPosition))
-	ch <- prometheus.MustNewConstMetric(descStored, prometheus.GaugeValue, float64(st.Events))
+	ch <- prometheus.MustNewConstMetric(descStored, prometheus.GaugeValue, float64(st.Appends))
 	groups, err := c.s.Groups(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descLag, err)

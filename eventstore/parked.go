@@ -98,15 +98,12 @@ func (sub *Subscription) retryParked(rec ParkedEvent, rev uint64) {
 	ctx, cancel := context.WithTimeout(sub.ctx, sub.store.cfg.RequestTimeout)
 	defer cancel()
 	key := parkedKey(sub.group, rec.Position)
-	m, err := sub.store.getOne(ctx, getRequest{Seq: rec.Position})
-	if err != nil || m == nil {
+	e, err := sub.store.eventAt(ctx, rec.Position)
+	if err != nil {
 		sub.store.log.Error("events: parked event cannot be read", "group", sub.group, "position", rec.Position, "err", err)
 		return
 	}
-	env, err := envelopeFromDirect(m)
-	if err == nil {
-		err = sub.call(env, m.Header)
-	}
+	err = sub.call(&e)
 	if sub.ctx.Err() != nil {
 		return
 	}

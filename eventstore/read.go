@@ -39,6 +39,9 @@ type Query struct {
 	// OnlyNew makes Tail skip the stored events and deliver only those
 	// appended after it starts ("fromPosition=end" in the API).
 	OnlyNew bool
+	// Backward makes ReadAll return the matching events at or before
+	// FromPosition (0: the newest), newest first ("direction=backward").
+	Backward bool
 }
 
 // Validate reports a query that cannot be answered.
@@ -73,6 +76,8 @@ type getRequest struct {
 	LastFor   string     `json:"last_by_subj,omitempty"`
 	NextFor   string     `json:"next_by_subj,omitempty"`
 	Batch     int        `json:"batch,omitempty"`
+	MaxBytes  int        `json:"max_bytes,omitempty"`
+	UpToSeq   uint64     `json:"up_to_seq,omitempty"`
 	StartTime *time.Time `json:"start_time,omitempty"`
 }
 
@@ -85,7 +90,7 @@ func (s *Store) Version(ctx context.Context, stream string) (version int64, posi
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	v, err := s.last(ctx, stream)
-	return v.version, v.seq, err
+	return v.version, v.pos, err
 }
 
 // last reads the stream's last event.
@@ -94,13 +99,54 @@ func (s *Store) last(ctx context.Context, stream string) (verPos, error) {
 	if err != nil || m == nil {
 		return verPos{}, err
 	}
-	env, err := envelopeFromDirect(m)
+	dm, err := directMessage(m)
 	if err != nil {
 		return verPos{}, err
 	}
-	v := verPos{env.Version, env.Position}
+	var v verPos
+	err = s.layout().events(dm, func(e *storedEvent) error {
+		v = verPos{version: e.Version, seq: dm.seq, pos: e.Position}
+		return nil
+	})
+	if err != nil {
+		return verPos{}, err
+	}
 	s.versions.put(stream, v)
 	return v, nil
+}
+
+// readMessage reads the events of the message at seq; none when there is
+// no such message.
+func (s *Store) readMessage(ctx context.Context, seq uint64) ([]storedEvent, error) {
+	m, err := s.getOne(ctx, getRequest{Seq: seq})
+	if err != nil || m == nil {
+		return nil, err
+	}
+	dm, err := directMessage(m)
+	if err != nil {
+		return nil, err
+	}
+	var out []storedEvent
+	err = s.layout().events(dm, func(e *storedEvent) error {
+		out = append(out, *e)
+		return nil
+	})
+	return out, err
+}
+
+// eventAt reads the event at position p; ErrNotFound when there is none.
+func (s *Store) eventAt(ctx context.Context, p uint64) (storedEvent, error) {
+	seq, _ := s.layout().at(p)
+	evs, err := s.readMessage(ctx, seq)
+	if err != nil {
+		return storedEvent{}, err
+	}
+	for _, e := range evs {
+		if e.Position == p {
+			return e, nil
+		}
+	}
+	return storedEvent{}, fmt.Errorf("%w: no event at position %d", ErrNotFound, p)
 }
 
 // ReadStream returns up to limit events of stream from version fromVersion
@@ -112,7 +158,8 @@ func (s *Store) ReadStream(ctx context.Context, stream string, fromVersion int64
 // ReadStreamAfter is ReadStream for a reader that also knows the position
 // of version fromVersion-1 (a snapshot does): it starts reading there.
 func (s *Store) ReadStreamAfter(ctx context.Context, stream string, fromVersion int64, afterPosition uint64, limit int) ([]Envelope, error) {
-	return s.readStream(ctx, stream, fromVersion, afterPosition+1, limit)
+	seq, _ := s.layout().at(afterPosition + 1)
+	return s.readStream(ctx, stream, fromVersion, seq, limit)
 }
 
 func (s *Store) readStream(ctx context.Context, stream string, fromVersion int64, startSeq uint64, limit int) ([]Envelope, error) {
@@ -137,13 +184,31 @@ func (s *Store) readStream(ctx context.Context, stream string, fromVersion int64
 			return nil, err
 		}
 	}
-	out := make([]Envelope, 0, min(int64(limitOr(limit)), last.version-fromVersion+1))
-	err = s.getBatch(ctx, getRequest{Seq: startSeq, NextFor: streamFilter(stream), Batch: limitOr(limit)}, func(e Envelope) {
+	limit = limitOr(limit)
+	out := make([]Envelope, 0, min(int64(limit), last.version-fromVersion+1))
+	err = s.streamEvents(ctx, stream, startSeq, limit, func(e *storedEvent) bool {
 		if e.Version >= fromVersion {
-			out = append(out, e)
+			out = append(out, e.Envelope)
 		}
+		return len(out) < limit
 	})
 	return out, err
+}
+
+// streamEvents calls fn with the stream's events from the message at seq
+// on (at most max messages), until fn returns false.
+func (s *Store) streamEvents(ctx context.Context, stream string, seq uint64, maxMsgs int, fn func(*storedEvent) bool) error {
+	d := &decoder{l: s.layout()}
+	return s.readDirect(ctx, seq, streamFilter(stream), maxMsgs, func(m message) (bool, error) {
+		more := true
+		err := d.events(m, func(e *storedEvent) error {
+			if more {
+				more = fn(e)
+			}
+			return nil
+		})
+		return more, err
+	})
 }
 
 // ReadStreamBackward returns up to limit events of stream from version
@@ -170,10 +235,11 @@ func (s *Store) ReadStreamBackward(ctx context.Context, stream string, fromVersi
 		return nil, err
 	}
 	out := make([]Envelope, 0, fromVersion-low+1)
-	err = s.getBatch(ctx, getRequest{Seq: seq, NextFor: streamFilter(stream), Batch: int(fromVersion - low + 1)}, func(e Envelope) {
+	err = s.streamEvents(ctx, stream, seq, int(fromVersion-low+1), func(e *storedEvent) bool {
 		if e.Version >= low && e.Version <= fromVersion {
-			out = append(out, e)
+			out = append(out, e.Envelope)
 		}
+		return e.Version < fromVersion
 	})
 	slices.Reverse(out)
 	return out, err
@@ -196,9 +262,9 @@ func limitOr(limit int) int {
 	return limit
 }
 
-// seqOfVersion finds a position from which the stream's next event is the
-// one with version v, by binary search over positions (versions grow with
-// positions). Readers that know a position (snapshots) skip it.
+// seqOfVersion finds the sequence of the stream's message that holds
+// version v, by binary search over sequences (versions grow with them).
+// Readers that know a position (snapshots) skip it.
 func (s *Store) seqOfVersion(ctx context.Context, stream string, v int64, last verPos) (uint64, error) {
 	if v <= 1 {
 		return 1, nil
@@ -217,47 +283,79 @@ func (s *Store) seqOfVersion(ctx context.Context, stream string, v int64, last v
 		if m == nil {
 			return last.seq, nil
 		}
-		e, err := envelopeFromDirect(m)
+		dm, err := directMessage(m)
+		if err != nil {
+			return 0, err
+		}
+		first, n, err := versionsOf(dm)
 		if err != nil {
 			return 0, err
 		}
 		switch {
-		case e.Version == v:
-			return e.Position, nil
-		case e.Version > v:
+		case v >= first && v < first+n:
+			return dm.seq, nil
+		case first > v:
 			hi = mid
 		default:
-			lo = e.Position + 1
+			lo = dm.seq + 1
 		}
 	}
 	return lo, nil
 }
 
-// ReadAll returns a page of events in global order.
+// versionsOf is the first version of the events of a stream's message
+// and their number, without decoding them.
+func versionsOf(m message) (first, n int64, err error) {
+	if vs := m.header.Get(hdrVersion); vs != "" {
+		first, err = strconv.ParseInt(vs, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("eventstore: event %d has no version: %w", m.seq, err)
+		}
+		return first, 1, nil
+	}
+	r, k, err := readFrame(m.data)
+	if err != nil {
+		return 0, 0, fmt.Errorf("eventstore: message %d: %w", m.seq, err)
+	}
+	return r.next, int64(k), nil
+}
+
+// ReadAll returns a page of events in global order (or, with q.Backward,
+// in reverse order from q.FromPosition down).
 func (s *Store) ReadAll(ctx context.Context, q Query) (Page, error) {
 	if err := q.Validate(); err != nil {
 		return Page{}, err
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	from := max(q.FromPosition, 1)
-	page := Page{Events: []Envelope{}, NextPosition: from}
-	if !q.Since.IsZero() {
-		since := q.Since
-		m, err := s.getOne(ctx, getRequest{StartTime: &since, NextFor: subjectRoot + ">"})
-		if err != nil {
-			return Page{}, err
-		}
-		if m == nil {
-			return page, nil
-		}
-		seq, _ := strconv.ParseUint(m.Header.Get(hdrSequence), 10, 64)
-		from = max(from, seq)
+	if q.Backward {
+		return s.readAllBackward(ctx, q)
 	}
+	l := s.layout()
+	from, err := s.startPosition(ctx, q)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Events: []Envelope{}, NextPosition: max(q.FromPosition, 1)}
+	if from == 0 {
+		return page, nil
+	}
+	seq, _ := l.at(from)
+	d := &decoder{l: l}
 	limit := limitOr(q.Limit)
+	types := typeSet(q.Types)
 	for _, f := range filterSubjects(q.Category, q.Types) {
-		err := s.getBatch(ctx, getRequest{Seq: from, NextFor: f, Batch: limit}, func(e Envelope) {
-			page.Events = append(page.Events, e)
+		n := 0
+		// Every message holds an event at least, but for the format marker.
+		err := s.readDirect(ctx, seq, f, limit+1, func(m message) (bool, error) {
+			err := d.events(m, func(e *storedEvent) error {
+				if n < limit && e.Position >= from && types.has(e.Type) {
+					page.Events = append(page.Events, e.Envelope)
+					n++
+				}
+				return nil
+			})
+			return n < limit, err
 		})
 		if err != nil {
 			return Page{}, err
@@ -271,6 +369,25 @@ func (s *Store) ReadAll(ctx context.Context, q Query) (Page, error) {
 		page.NextPosition = page.Events[n-1].Position + 1
 	}
 	return page, nil
+}
+
+// startPosition is where a read of q starts: q.FromPosition, moved on to
+// the first event stored at or after q.Since; 0 when no event is.
+func (s *Store) startPosition(ctx context.Context, q Query) (uint64, error) {
+	from := max(q.FromPosition, 1)
+	if q.Since.IsZero() {
+		return from, nil
+	}
+	since := q.Since
+	m, err := s.getOne(ctx, getRequest{StartTime: &since, NextFor: subjectRoot + ">"})
+	if err != nil || m == nil {
+		return 0, err
+	}
+	seq, err := strconv.ParseUint(m.Header.Get(hdrSequence), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("eventstore: answer without a sequence: %w", err)
+	}
+	return max(from, s.layout().pos(seq, 0)), nil
 }
 
 // getOne is a direct get of one message; nil when there is none.
@@ -290,69 +407,81 @@ func (s *Store) getOne(ctx context.Context, req getRequest) (*nats.Msg, error) {
 	}
 }
 
+// Bounds of one batched direct get's answer: a read asks for
+// directFirstBytes, then for twice as much each time it needs more, up to
+// directMaxBytes. A reader that stops early (a page full after one large
+// append) wastes little; one that reads many small appends needs few
+// requests.
+const (
+	directFirstBytes = 64 << 10
+	directMaxBytes   = 1 << 20
+)
+
+// readDirect calls fn with the messages matching filter from seq on, in
+// order, until fn returns false, none is left or maxMsgs were read.
+func (s *Store) readDirect(ctx context.Context, seq uint64, filter string, maxMsgs int, fn func(message) (bool, error)) error {
+	return s.readDirectUpTo(ctx, seq, 0, filter, maxMsgs, fn)
+}
+
+// readDirectUpTo is readDirect that stops after the message at upTo (0:
+// the last).
+func (s *Store) readDirectUpTo(ctx context.Context, seq, upTo uint64, filter string, maxMsgs int, fn func(message) (bool, error)) error {
+	for size := directFirstBytes; maxMsgs > 0; size = min(2*size, directMaxBytes) {
+		b, err := s.getBatch(ctx, getRequest{Seq: seq, NextFor: filter, Batch: maxMsgs, MaxBytes: size, UpToSeq: upTo}, fn)
+		if err != nil || b.stopped || b.pending == 0 || b.n == 0 {
+			return err
+		}
+		seq, maxMsgs = b.last+1, maxMsgs-b.n
+	}
+	return nil
+}
+
+// batchEnd is how a batched direct get ended.
+type batchEnd struct {
+	n       int    // messages read
+	last    uint64 // sequence of the last
+	pending uint64 // matching messages left after it
+	stopped bool   // fn asked to stop
+}
+
 // getBatch is a batched direct get: the engine streams the messages and
-// ends with an end-of-batch status.
-func (s *Store) getBatch(ctx context.Context, req getRequest, fn func(Envelope)) error {
+// ends with an end-of-batch status. fn returning false stops the read.
+func (s *Store) getBatch(ctx context.Context, req getRequest, fn func(message) (bool, error)) (batchEnd, error) {
+	var b batchEnd
 	inbox := s.nc.NewRespInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {
-		return fmt.Errorf("eventstore: read: %w", err)
+		return b, fmt.Errorf("eventstore: read: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	body, _ := json.Marshal(req)
 	if err := s.nc.PublishRequest(s.getSubj, inbox, body); err != nil {
-		return fmt.Errorf("eventstore: read: %w", err)
+		return b, fmt.Errorf("eventstore: read: %w", err)
 	}
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return fmt.Errorf("eventstore: read: %w", engine.Classify(err))
+			return b, fmt.Errorf("eventstore: read: %w", engine.Classify(err))
 		}
 		switch st := m.Header.Get(hdrStatus); st {
 		case "":
-		case "204", "404":
-			return nil
+		case "204":
+			b.pending, _ = strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64)
+			return b, nil
+		case "404":
+			return b, nil
 		default:
-			return fmt.Errorf("eventstore: read: status %s %s", st, m.Header.Get("Description"))
+			return b, fmt.Errorf("eventstore: read: status %s %s", st, m.Header.Get("Description"))
 		}
-		e, err := envelopeFromDirect(m)
+		dm, err := directMessage(m)
 		if err != nil {
-			return err
+			return b, err
 		}
-		fn(e)
+		b.n, b.last = b.n+1, dm.seq
+		more, err := fn(dm)
+		if err != nil || !more {
+			b.stopped = true
+			return b, err
+		}
 	}
-}
-
-// envelopeFromDirect builds an envelope from a direct get answer.
-func envelopeFromDirect(m *nats.Msg) (Envelope, error) {
-	seq, err := strconv.ParseUint(m.Header.Get(hdrSequence), 10, 64)
-	if err != nil {
-		return Envelope{}, fmt.Errorf("eventstore: answer without a sequence: %w", err)
-	}
-	ts, _ := time.Parse(time.RFC3339Nano, m.Header.Get(hdrTimeStamp))
-	return envelope(m.Header.Get(hdrSubject), seq, ts, m.Header, m.Data)
-}
-
-// envelope builds an envelope from a stored message's parts.
-func envelope(subject string, seq uint64, ts time.Time, h nats.Header, data []byte) (Envelope, error) {
-	stream, typ, ok := parseSubject(subject)
-	if !ok {
-		return Envelope{}, fmt.Errorf("eventstore: message %d has subject %q, not an event's", seq, subject)
-	}
-	version, err := strconv.ParseInt(h.Get(hdrVersion), 10, 64)
-	if err != nil {
-		return Envelope{}, fmt.Errorf("eventstore: event %d has no version: %w", seq, err)
-	}
-	e := Envelope{
-		ID: h.Get(hdrID), Type: typ, Stream: stream, Version: version, Position: seq,
-		Data: data, Metadata: json.RawMessage(h.Get(hdrMetadata)), Source: h.Get(hdrSource),
-		CorrelationID: h.Get(hdrCorrelation), CausationID: h.Get(hdrCausation), Timestamp: ts.UTC(),
-	}
-	if len(e.Data) == 0 {
-		e.Data = json.RawMessage("null")
-	}
-	if len(e.Metadata) == 0 {
-		e.Metadata = json.RawMessage("{}")
-	}
-	return e, nil
 }

@@ -57,7 +57,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, stream string, snap Snapshot) 
 		return invalidf("snapshot version %d is past the stream's version %d", snap.Version, last.version)
 	}
 	if snap.Version == last.version {
-		snap.Position = last.seq
+		snap.Position = last.pos
 	} else if snap.Position != 0 {
 		if err := s.checkPosition(ctx, stream, snap); err != nil {
 			return err
@@ -72,15 +72,11 @@ func (s *Store) SaveSnapshot(ctx context.Context, stream string, snap Snapshot) 
 
 // checkPosition makes sure a snapshot's position is its version's event.
 func (s *Store) checkPosition(ctx context.Context, stream string, snap Snapshot) error {
-	m, err := s.getOne(ctx, getRequest{Seq: snap.Position})
-	if err != nil {
+	e, err := s.eventAt(ctx, snap.Position)
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	var env Envelope
-	if m != nil {
-		env, err = envelopeFromDirect(m)
-	}
-	if m == nil || err != nil || env.Stream != stream || env.Version != snap.Version {
+	if err != nil || e.Stream != stream || e.Version != snap.Version {
 		return invalidf("snapshot position %d is not version %d of %q", snap.Position, snap.Version, stream)
 	}
 	return nil

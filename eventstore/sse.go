@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -40,6 +39,7 @@ func (a *API) subscribe(w http.ResponseWriter, r *http.Request) {
 	tctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	var sse *httpx.SSE
+	var buf []byte
 	ready := func() {
 		var sctx context.Context
 		sse, sctx = httpx.StartSSE(w, r, httpx.SSEConfig{Heartbeat: a.cfg.Heartbeat})
@@ -47,11 +47,8 @@ func (a *API) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	err = a.store.tail(tctx, q, tailOpts{ready: ready, setup: httpx.RequestTimeout(a.cfg.RequestTimeout)},
 		func(e Envelope) error {
-			b, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
-			return sse.Event("", httpx.ID(e.Position), b)
+			buf = appendEnvelope(buf[:0], &e)
+			return sse.Event("", httpx.ID(e.Position), buf)
 		})
 	if sse == nil {
 		if err == nil {

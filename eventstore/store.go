@@ -73,6 +73,9 @@ type Store struct {
 	mws      atomic.Pointer[[]Middleware]
 	versions *versionCache
 	getSubj  string
+	// from is the sequence of the format marker (layout), known once
+	// Start has run.
+	from atomic.Uint64
 
 	snapshots jetstream.KeyValue
 	parked    jetstream.KeyValue
@@ -129,7 +132,11 @@ func (s *Store) Start(ctx context.Context) error {
 	if _, err := s.eng.EnsureStream(ctx, StreamConfig(s.cfg.DuplicateWindow)); err != nil {
 		return fmt.Errorf("eventstore: %w", err)
 	}
-	var err error
+	l, err := s.ensureFormat(ctx)
+	if err != nil {
+		return err
+	}
+	s.from.Store(l.from)
 	if s.snapshots, err = s.eng.EnsureKV(ctx, jetstream.KeyValueConfig{
 		Bucket: engine.BucketSnapshots, Description: "Plexus event-stream snapshots, key = stream id",
 		History: 1, Storage: jetstream.FileStorage,
@@ -174,6 +181,16 @@ func (s *Store) Use(mw Middleware) {
 	}
 }
 
+// pullBytes bounds what one consumer of the store asks the engine for at
+// once. It must exceed the largest message (the largest append), or the
+// consumer would stall on it.
+func (s *Store) pullBytes() int {
+	return max(2<<20, int(s.nc.MaxPayload())+64<<10)
+}
+
+// layout maps the store's sequences and positions (see layout).
+func (s *Store) layout() layout { return layout{from: s.from.Load()} }
+
 // withTimeout gives ctx the store's default deadline when it has none.
 func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
@@ -193,7 +210,8 @@ type versionCache struct {
 
 type verPos struct {
 	version int64
-	seq     uint64
+	seq     uint64 // engine sequence of the stream's last message
+	pos     uint64 // position of the stream's last event
 }
 
 func newVersionCache(max int) *versionCache {
@@ -233,8 +251,10 @@ func (c *versionCache) drop(stream string) {
 
 // Stats summarizes the store for health pages.
 type Stats struct {
-	// Events stored in total.
-	Events uint64 `json:"events"`
+	// Appends stored in total: engine messages, one per append whatever
+	// its number of events (one per event for events stored in the first
+	// format).
+	Appends uint64 `json:"appends"`
 	// LastPosition is the position of the newest event.
 	LastPosition uint64 `json:"lastPosition"`
 }
@@ -247,6 +267,24 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("eventstore: stats: %w", err)
 	}
-	info := st.CachedInfo()
-	return Stats{Events: info.State.Msgs, LastPosition: info.State.LastSeq}, nil
+	state := st.CachedInfo().State
+	out := Stats{Appends: state.Msgs}
+	l := s.layout()
+	if l.from > 0 && state.LastSeq >= l.from && out.Appends > 0 {
+		out.Appends-- // the format marker
+	}
+	if state.LastSeq == 0 {
+		return out, nil
+	}
+	evs, err := s.readMessage(ctx, state.LastSeq)
+	if err != nil {
+		return Stats{}, err
+	}
+	switch {
+	case len(evs) > 0:
+		out.LastPosition = evs[len(evs)-1].Position
+	case state.LastSeq > 1:
+		out.LastPosition = state.LastSeq - 1 // the marker is last: the first format's last event
+	}
+	return out, nil
 }

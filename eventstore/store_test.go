@@ -19,16 +19,16 @@ func TestAppendAndReadStream(t *testing.T) {
 	s := startStore(t, nil, eventstore.Config{})
 	ctx := ctxT(t)
 	r1 := mustAppend(t, s, "user-1", eventstore.NoStream, ev("user.created", map[string]string{"name": "ann"}))
-	if r1.Version != 1 || r1.Position != 1 {
+	if r1.Version != 1 || r1.Position == 0 || r1.FirstPosition != r1.Position {
 		t.Fatalf("first append: %+v", r1)
 	}
-	mustAppend(t, s, "order-9", eventstore.AnyVersion, ev("order.placed", 1))
+	o := mustAppend(t, s, "order-9", eventstore.AnyVersion, ev("order.placed", 1))
 	r2 := mustAppend(t, s, "user-1", 1,
 		eventstore.Event{Type: "user.updated", Data: json.RawMessage(`{"name":"bea"}`), Metadata: json.RawMessage(`{"ip": "10.0.0.1"}`),
 			CorrelationID: "corr-1", CausationID: "cmd-7", Source: "tests", ID: "evt-fixed"},
 		ev("user.login", nil))
-	if r2.Version != 3 || r2.Position != 4 || r2.FirstPosition != 3 {
-		t.Fatalf("batch append: %+v", r2)
+	if r2.Version != 3 || r2.FirstPosition <= o.Position || r2.Position != r2.FirstPosition+1 || o.Position <= r1.Position {
+		t.Fatalf("batch append: %+v after %+v and %+v", r2, r1, o)
 	}
 	got, err := s.ReadStream(ctx, "user-1", 1, 0)
 	if err != nil {
@@ -44,7 +44,7 @@ func TestAppendAndReadStream(t *testing.T) {
 	}
 	u := got[1]
 	if u.ID != "evt-fixed" || u.Type != "user.updated" || u.Source != "tests" || u.CorrelationID != "corr-1" ||
-		u.CausationID != "cmd-7" || string(u.Metadata) != `{"ip":"10.0.0.1"}` || string(u.Data) != `{"name":"bea"}` || u.Position != 3 {
+		u.CausationID != "cmd-7" || string(u.Metadata) != `{"ip":"10.0.0.1"}` || string(u.Data) != `{"name":"bea"}` || u.Position != r2.FirstPosition {
 		t.Fatalf("envelope fields: %+v", u)
 	}
 	if got[0].Source != "unknown" || got[0].CorrelationID == "" || got[0].ID == "" || got[0].ID == got[2].ID {
@@ -175,13 +175,17 @@ func TestConcurrentWritersOneWinsEachRound(t *testing.T) {
 func TestReadAllFiltersAndPaging(t *testing.T) {
 	s := startStore(t, nil, eventstore.Config{})
 	ctx := ctxT(t)
+	var want, logins, paid []uint64 // positions, as the appends said
 	for i := range 10 {
-		mustAppend(t, s, fmt.Sprintf("user-%d", i%3), eventstore.AnyVersion, ev("user.login", i))
-		mustAppend(t, s, fmt.Sprintf("order-%d", i%2), eventstore.AnyVersion, ev("order.placed", i), ev("order.paid", i))
+		r := mustAppend(t, s, fmt.Sprintf("user-%d", i%3), eventstore.AnyVersion, ev("user.login", i))
+		want, logins = append(want, r.Position), append(logins, r.Position)
+		r = mustAppend(t, s, fmt.Sprintf("order-%d", i%2), eventstore.AnyVersion, ev("order.placed", i), ev("order.paid", i))
+		want, paid = append(want, r.FirstPosition, r.Position), append(paid, r.Position)
 	}
 	mid := time.Now()
 	time.Sleep(5 * time.Millisecond)
-	mustAppend(t, s, "user-9", eventstore.AnyVersion, ev("user.logout", "late"))
+	late := mustAppend(t, s, "user-9", eventstore.AnyVersion, ev("user.logout", "late"))
+	want = append(want, late.Position)
 
 	var all []eventstore.Envelope
 	next := uint64(0)
@@ -200,12 +204,12 @@ func TestReadAllFiltersAndPaging(t *testing.T) {
 		t.Fatalf("paged read-all gave %d events, want 31", len(all))
 	}
 	for i, e := range all {
-		if e.Position != uint64(i+1) {
-			t.Fatalf("event %d has position %d", i, e.Position)
+		if e.Position != want[i] {
+			t.Fatalf("event %d has position %d, want %d", i, e.Position, want[i])
 		}
 	}
 	byCat, _ := s.ReadAll(ctx, eventstore.Query{Category: "user", Limit: 100})
-	if len(byCat.Events) != 11 || byCat.NextPosition != 32 {
+	if len(byCat.Events) != 11 || byCat.NextPosition != late.Position+1 {
 		t.Fatalf("category user: %d events, next %d", len(byCat.Events), byCat.NextPosition)
 	}
 	byTypes, _ := s.ReadAll(ctx, eventstore.Query{Types: []string{"order.paid", "user.logout"}, Limit: 100})
@@ -224,7 +228,8 @@ func TestReadAllFiltersAndPaging(t *testing.T) {
 		t.Fatalf("since: %+v", since.Events)
 	}
 	limited, _ := s.ReadAll(ctx, eventstore.Query{Types: []string{"order.paid", "user.login"}, Limit: 3})
-	if len(limited.Events) != 3 || limited.Events[2].Position != 4 || limited.NextPosition != 5 {
+	if len(limited.Events) != 3 || limited.Events[1].Position != paid[0] || limited.Events[2].Position != logins[1] ||
+		limited.NextPosition != logins[1]+1 {
 		t.Fatalf("merged types limit 3: %+v next %d", limited.Events, limited.NextPosition)
 	}
 }
@@ -245,12 +250,25 @@ func TestWriterIDDeduplicatesRetries(t *testing.T) {
 	if _, err := s.Append(ctx, "pay-78", eventstore.AnyVersion, e); !errors.Is(err, eventstore.ErrInvalid) {
 		t.Fatalf("id reused in another stream: %v", err)
 	}
-	_, err = s.Append(ctx, "pay-79", eventstore.NoStream, ev("a.b", 1), eventstore.Event{Type: "a.c", ID: "pay-77-capture"})
+	_, err = s.Append(ctx, "pay-79", eventstore.NoStream, eventstore.Event{Type: "a.c", ID: "pay-77-capture"}, ev("a.b", 1))
 	if !errors.Is(err, eventstore.ErrInvalid) {
-		t.Fatalf("batch with a stored id: %v", err)
+		t.Fatalf("batch whose first id is stored in another stream: %v", err)
 	}
 	if v, _, err := s.Version(ctx, "pay-79"); err != nil || v != 0 {
 		t.Fatalf("a refused batch stored events: version %d %v", v, err)
+	}
+	// A batch is deduplicated by its first event's id: a retried command
+	// stores nothing new and answers with what the first try got.
+	batch := []eventstore.Event{{Type: "pay.split", ID: "pay-80-split"}, ev("pay.part", 1), ev("pay.part", 2)}
+	b1 := mustAppend(t, s, "pay-80", eventstore.NoStream, batch...)
+	batch[1].ID = "" // a retry generates new ids for the others
+	b2, err := s.Append(ctx, "pay-80", eventstore.AnyVersion, batch...)
+	if err != nil || !b2.Duplicate || b2.Position != b1.Position || b2.FirstPosition != b1.FirstPosition ||
+		b2.Version != 3 || !slices.Equal(b2.IDs, b1.IDs) {
+		t.Fatalf("batch retry: %+v %v (first %+v)", b2, err, b1)
+	}
+	if v, _, _ := s.Version(ctx, "pay-80"); v != 3 {
+		t.Fatalf("batch retry stored events: version %d", v)
 	}
 }
 

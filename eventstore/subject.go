@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/plexushq/plexus/engine"
@@ -9,7 +10,8 @@ import (
 // subjectRoot prefixes every event subject.
 const subjectRoot = engine.SubjectPrefix + "events."
 
-// Header names of the event fields that do not travel in the subject.
+// Header names of the first stored format's event fields (the second
+// keeps them in the payload), and of the engine's.
 const (
 	hdrID          = "Plexus-Id"
 	hdrVersion     = "Plexus-Version"
@@ -21,13 +23,11 @@ const (
 	hdrMsgID         = "Nats-Msg-Id"
 	hdrExpSubjSeq    = "Nats-Expected-Last-Subject-Sequence"
 	hdrExpSubjSeqSub = "Nats-Expected-Last-Subject-Sequence-Subject"
-	hdrBatchID       = "Nats-Batch-Id"
-	hdrBatchSeq      = "Nats-Batch-Sequence"
-	hdrBatchCommit   = "Nats-Batch-Commit"
 	hdrStream        = "Nats-Stream"
 	hdrSubject       = "Nats-Subject"
 	hdrSequence      = "Nats-Sequence"
 	hdrTimeStamp     = "Nats-Time-Stamp"
+	hdrNumPending    = "Nats-Num-Pending"
 	hdrStatus        = "Status"
 )
 
@@ -57,6 +57,8 @@ func streamPrefix(stream string) string {
 func streamFilter(stream string) string { return streamPrefix(stream) + "*" }
 
 // filterSubjects turns a category and type filter into subject filters.
+// A type filter also takes the appends of mixed types, whose matching
+// events the reader keeps.
 func filterSubjects(category string, types []string) []string {
 	cat := "*"
 	if category != "" {
@@ -68,22 +70,42 @@ func filterSubjects(category string, types []string) []string {
 		}
 		return []string{subjectRoot + cat + ".>"}
 	}
-	out := make([]string, 0, len(types))
+	out := make([]string, 0, len(types)+1)
 	for _, t := range types {
-		out = append(out, subjectRoot+cat+".*."+token(t))
+		if f := subjectRoot + cat + ".*." + token(t); !slices.Contains(out, f) {
+			out = append(out, f)
+		}
 	}
-	return out
+	return append(out, subjectRoot+cat+".*."+mixedType)
 }
 
-// parseSubject splits an event subject into stream and type.
-func parseSubject(subj string) (stream, typ string, ok bool) {
+// splitSubject cuts an event subject into its stream and type tokens.
+func splitSubject(subj string) (stream, typ string, ok bool) {
 	rest, found := strings.CutPrefix(subj, subjectRoot)
 	if !found {
 		return "", "", false
 	}
-	parts := strings.Split(rest, ".")
-	if len(parts) != 3 {
+	i := strings.IndexByte(rest, '.')
+	if i < 0 {
 		return "", "", false
 	}
-	return untoken(parts[1]), untoken(parts[2]), true
+	rest = rest[i+1:]
+	j := strings.IndexByte(rest, '.')
+	if j < 0 || strings.IndexByte(rest[j+1:], '.') >= 0 {
+		return "", "", false
+	}
+	return rest[:j], rest[j+1:], true
+}
+
+// streamOfSubject is the stream of an event subject (the type of a
+// second-format append is in its frame).
+func streamOfSubject(subj string) (string, bool) {
+	s, _, ok := splitSubject(subj)
+	return untoken(s), ok
+}
+
+// parseSubject splits an event subject into stream and type.
+func parseSubject(subj string) (stream, typ string, ok bool) {
+	s, t, ok := splitSubject(subj)
+	return untoken(s), untoken(t), ok
 }

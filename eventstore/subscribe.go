@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +42,8 @@ type SubscribeOptions struct {
 	// AckWait is how long the engine waits for a checkpoint before it
 	// delivers an event again (when the process died). Default 60s.
 	AckWait time.Duration
-	// Buffer is how many events are fetched ahead. Default 256.
+	// Buffer is how many appends (engine messages) are fetched ahead,
+	// within a byte bound of the engine's largest message. Default 256.
 	Buffer int
 }
 
@@ -76,6 +79,8 @@ type Subscription struct {
 	opts    SubscribeOptions
 	handler Handler
 	cons    jetstream.Consumer
+	types   typeSet // the events of a mixed append the group takes
+	dec     decoder // of the run loop
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -111,10 +116,11 @@ func (s *Store) Subscribe(ctx context.Context, group string, h Handler, opts Sub
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: group %q: %w", group, err)
 	}
-	sub := &Subscription{store: s, group: group, opts: opts, handler: h, cons: cons}
-	sub.last.Store(info.AckFloor.Stream)
+	sub := &Subscription{store: s, group: group, opts: opts, handler: h, cons: cons, types: typeSet(opts.Types),
+		dec: decoder{l: s.layout()}}
+	sub.last.Store(max(s.layout().lastPos(info.AckFloor.Stream), startOf(info.Config)-1))
 	sub.ctx, sub.cancel = context.WithCancel(context.Background())
-	it, err := cons.Messages(jetstream.PullMaxMessages(opts.Buffer))
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(opts.Buffer, s.pullBytes()))
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: group %q: %w", group, err)
 	}
@@ -147,8 +153,19 @@ func (s *Store) ensureConsumer(ctx context.Context, group string, opts Subscribe
 	}
 	if old, err := s.js.Consumer(ctx, engine.StreamEvents, name); err == nil {
 		// Keep where the group started; filters and timings may change.
-		cfg.DeliverPolicy, cfg.OptStartSeq = old.CachedInfo().Config.DeliverPolicy, old.CachedInfo().Config.OptStartSeq
+		oc := old.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.Metadata = oc.DeliverPolicy, oc.OptStartSeq, oc.Metadata
 		c, err := s.js.UpdateConsumer(ctx, engine.StreamEvents, cfg)
+		if errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
+			// nats-server answers the first update of a consumer it
+			// recovered from disk with the consumer as it was recovered
+			// (its filter, not the new filters); the update itself is
+			// applied. Read it back.
+			c, err = s.js.Consumer(ctx, engine.StreamEvents, name)
+			if err == nil && !slices.Equal(c.CachedInfo().Config.FilterSubjects, cfg.FilterSubjects) {
+				err = fmt.Errorf("the engine did not take the filters %v", cfg.FilterSubjects)
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("eventstore: group %q: %w", group, err)
 		}
@@ -157,13 +174,30 @@ func (s *Store) ensureConsumer(ctx context.Context, group string, opts Subscribe
 		return nil, fmt.Errorf("eventstore: group %q: %w", group, err)
 	}
 	if opts.FromPosition > 1 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, opts.FromPosition
+		// The engine starts at the message; the position within it is
+		// kept with the consumer for the subscription to skip to.
+		seq, _ := s.layout().at(opts.FromPosition)
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq
+		cfg.Metadata = map[string]string{metaFromPosition: strconv.FormatUint(opts.FromPosition, 10)}
 	}
 	c, err := s.js.CreateOrUpdateConsumer(ctx, engine.StreamEvents, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: group %q: %w", group, err)
 	}
 	return c, nil
+}
+
+// metaFromPosition is the consumer metadata key of a group's first
+// position.
+const metaFromPosition = "plexus.from-position"
+
+// startOf is the first position of a group's consumer: where it was told
+// to start, or 1.
+func startOf(cfg jetstream.ConsumerConfig) uint64 {
+	if p, err := strconv.ParseUint(cfg.Metadata[metaFromPosition], 10, 64); err == nil && p > 0 {
+		return p
+	}
+	return 1
 }
 
 // Group names the subscriber group.
@@ -193,9 +227,10 @@ func (sub *Subscription) Stop(ctx context.Context) error {
 	return err
 }
 
-// Checkpoints are coalesced: with AckAll, acknowledging an event
-// acknowledges every earlier one, so the loop acknowledges every ackEvery
-// events, when no event arrives for ackIdle, and when it stops.
+// Checkpoints are coalesced: with AckAll, acknowledging an append's
+// message acknowledges every earlier one, so the loop acknowledges once
+// ackEvery events are handled (at the end of the append that reaches it),
+// when nothing arrives for ackIdle, and when it stops.
 const (
 	ackEvery = 64
 	ackIdle  = 20 * time.Millisecond
@@ -237,11 +272,11 @@ func (sub *Subscription) run(it jetstream.MessagesContext) {
 			sub.store.log.Warn("events: subscription", "group", sub.group, "err", err)
 			continue
 		}
-		switch sub.handleMsg(msg) {
+		switch out, k := sub.handleMsg(msg); out {
 		case msgStop:
 			return
 		case msgDone:
-			unacked, n = msg, n+1
+			unacked, n = msg, n+max(k, 1)
 			if n >= ackEvery {
 				checkpoint()
 			}
@@ -257,42 +292,70 @@ const (
 	msgStop                   // the subscription is stopping; left for later
 )
 
-// handleMsg runs the handler with retries and parks the event when they
-// are exhausted.
-func (sub *Subscription) handleMsg(msg jetstream.Msg) msgOutcome {
+// errStopping ends a message's events when the subscription stops.
+var errStopping = errors.New("eventstore: subscription stopping")
+
+// handleMsg runs the handler on each event of an append, in order, with
+// retries, parking an event when they are exhausted. Events handled before
+// (a message delivered again) are skipped. It returns how many events it
+// settled.
+func (sub *Subscription) handleMsg(msg jetstream.Msg) (msgOutcome, int) {
 	md, err := msg.Metadata()
 	if err != nil {
 		sub.store.log.Error("events: message without metadata", "group", sub.group, "err", err)
-		return msgSkip
+		return msgSkip, 0
 	}
+	l := sub.store.layout()
 	seq := md.Sequence.Stream
-	if seq <= sub.last.Load() {
+	if l.lastPos(seq) <= sub.last.Load() {
 		_ = msg.Ack() // delivered again after it was handled: everything up to it is
-		return msgSkip
+		return msgSkip, 0
 	}
-	env, err := envelope(msg.Subject(), seq, md.Timestamp, msg.Headers(), msg.Data())
-	if err != nil {
-		sub.store.log.Error("events: undecodable event skipped", "group", sub.group, "position", seq, "err", err)
-		sub.last.Store(seq)
-		return msgDone
+	m := message{subject: msg.Subject(), seq: seq, time: md.Timestamp, header: msg.Headers(), data: msg.Data()}
+	n := 0
+	err = sub.dec.events(m, func(e *storedEvent) error {
+		if e.Position <= sub.last.Load() {
+			return nil
+		}
+		if sub.types.has(e.Type) {
+			if !sub.handleEvent(msg, e) {
+				return errStopping
+			}
+			n++
+		}
+		sub.last.Store(e.Position)
+		return nil
+	})
+	switch {
+	case errors.Is(err, errStopping):
+		return msgStop, n
+	case err != nil:
+		sub.store.log.Error("events: undecodable append skipped", "group", sub.group, "sequence", seq, "err", err)
 	}
+	sub.last.Store(max(sub.last.Load(), l.pos(seq, 0)))
+	return msgDone, n
+}
+
+// handleEvent runs the handler on one event until it succeeds or the
+// event is parked; false when the subscription stops first.
+func (sub *Subscription) handleEvent(msg jetstream.Msg, e *storedEvent) bool {
 	delay := sub.opts.Backoff
 	for attempt := 1; ; attempt++ {
-		err := sub.call(env, msg.Headers())
+		err := sub.call(e)
 		if err == nil {
 			sub.store.metrics.handledOne(sub.group, "ok")
-			break
+			return true
 		}
 		if sub.ctx.Err() != nil {
-			return msgStop
+			return false
 		}
 		if attempt >= sub.opts.MaxAttempts {
-			if perr := sub.park(env, attempt, err); perr != nil {
-				sub.store.log.Error("events: could not park event; will retry", "group", sub.group, "position", seq, "err", perr)
+			if perr := sub.park(e.Envelope, attempt, err); perr != nil {
+				sub.store.log.Error("events: could not park event; will retry", "group", sub.group, "position", e.Position, "err", perr)
 				attempt--
 			} else {
 				sub.store.metrics.handledOne(sub.group, "parked")
-				break
+				return true
 			}
 		} else {
 			sub.store.metrics.handledOne(sub.group, "retry")
@@ -301,20 +364,19 @@ func (sub *Subscription) handleMsg(msg jetstream.Msg) msgOutcome {
 		select {
 		case <-time.After(delay):
 		case <-sub.ctx.Done():
-			return msgStop
+			return false
 		}
 		delay = min(2*delay, sub.opts.MaxBackoff)
 	}
-	sub.last.Store(seq)
-	return msgDone
 }
 
 // call runs the handler once, in the event's trace, turning a panic into
 // an error.
-func (sub *Subscription) call(env Envelope, h nats.Header) (err error) {
+func (sub *Subscription) call(e *storedEvent) (err error) {
 	sub.handleMu.Lock()
 	defer sub.handleMu.Unlock()
-	ctx := telemetry.ExtractHeader(sub.ctx, h)
+	env := e.Envelope
+	ctx := telemetry.WithTrace(sub.ctx, e.trace)
 	ctx, span := sub.store.tracer.Start(ctx, "eventstore.handle", trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("plexus.group", sub.group), attribute.String("plexus.event.type", env.Type),
 			attribute.Int64("plexus.position", int64(env.Position)), attribute.String("plexus.event.id", env.ID),

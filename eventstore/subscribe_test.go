@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,11 +72,32 @@ func stopSub(t *testing.T, sub *eventstore.Subscription) {
 	}
 }
 
-func appendN(t *testing.T, s *eventstore.Store, n int, typ string) {
+// appendBatches makes n appends of size events each and returns the
+// events' positions.
+func appendBatches(t *testing.T, s *eventstore.Store, n, size int) []uint64 {
 	t.Helper()
+	var out []uint64
 	for i := range n {
-		mustAppend(t, s, fmt.Sprintf("item-%d", i%5), eventstore.AnyVersion, ev(typ, i))
+		evs := make([]eventstore.Event, size)
+		for j := range evs {
+			evs[j] = ev("item.added", j)
+		}
+		r := mustAppend(t, s, fmt.Sprintf("item-b%d", i), eventstore.AnyVersion, evs...)
+		for p := r.FirstPosition; p <= r.Position; p++ {
+			out = append(out, p)
+		}
 	}
+	return out
+}
+
+// appendN appends n events one at a time and returns their positions.
+func appendN(t *testing.T, s *eventstore.Store, n int, typ string) []uint64 {
+	t.Helper()
+	var out []uint64
+	for i := range n {
+		out = append(out, mustAppend(t, s, fmt.Sprintf("item-%d", i%5), eventstore.AnyVersion, ev(typ, i)).Position)
+	}
+	return out
 }
 
 func TestSubscriptionCatchUpLiveAcrossRestarts(t *testing.T) {
@@ -85,18 +107,18 @@ func TestSubscriptionCatchUpLiveAcrossRestarts(t *testing.T) {
 	if err := s.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	appendN(t, s, 50, "item.added")
+	want := appendN(t, s, 50, "item.added")
 	rec := newRecorder()
 	sub, err := s.Subscribe(ctxT(t), "catalog", rec.handle, eventstore.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec.waitLen(t, 50) // caught up
-	appendN(t, s, 20, "item.added")
+	want = append(want, appendN(t, s, 20, "item.added")...)
 	rec.waitLen(t, 70) // live
 	stopSub(t, sub)
 
-	appendN(t, s, 10, "item.added") // while the subscriber is down
+	want = append(want, appendN(t, s, 10, "item.added")...) // while the subscriber is down
 	sub, err = s.Subscribe(ctxT(t), "catalog", rec.handle, eventstore.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -118,10 +140,10 @@ func TestSubscriptionCatchUpLiveAcrossRestarts(t *testing.T) {
 	if err := s2.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	appendN(t, s2, 5, "item.added")
+	want = append(want, appendN(t, s2, 5, "item.added")...)
 	subscribe(t, s2, "catalog", rec.handle, eventstore.SubscribeOptions{})
 	rec.waitLen(t, 85)
-	appendN(t, s2, 5, "item.added")
+	want = append(want, appendN(t, s2, 5, "item.added")...)
 	rec.waitLen(t, 90)
 	time.Sleep(100 * time.Millisecond) // room for a stray duplicate to show up
 	got := rec.positions()
@@ -129,32 +151,37 @@ func TestSubscriptionCatchUpLiveAcrossRestarts(t *testing.T) {
 		t.Fatalf("handled %d events, want 90", len(got))
 	}
 	for i, p := range got {
-		if p != uint64(i+1) {
-			t.Fatalf("event %d has position %d: gap or duplicate", i, p)
+		if p != want[i] {
+			t.Fatalf("event %d has position %d, want %d: gap or duplicate", i, p, want[i])
 		}
 	}
 }
 
 func TestSubscriptionFiltersAndFromPosition(t *testing.T) {
 	s := startStore(t, nil, eventstore.Config{})
-	mustAppend(t, s, "user-1", 0, ev("user.created", 1), ev("user.login", 1))
-	mustAppend(t, s, "order-1", 0, ev("order.placed", 1))
-	mustAppend(t, s, "user-2", 0, ev("user.created", 2))
-	logins, users, late := newRecorder(), newRecorder(), newRecorder()
+	a := mustAppend(t, s, "user-1", 0, ev("user.created", 1), ev("user.login", 1)) // one append, two types
+	b := mustAppend(t, s, "order-1", 0, ev("order.placed", 1))
+	c := mustAppend(t, s, "user-2", 0, ev("user.created", 2))
+	logins, users, late, mid := newRecorder(), newRecorder(), newRecorder(), newRecorder()
 	subscribe(t, s, "logins", logins.handle, eventstore.SubscribeOptions{Types: []string{"user.login"}})
 	subscribe(t, s, "users", users.handle, eventstore.SubscribeOptions{Category: "user"})
-	subscribe(t, s, "late", late.handle, eventstore.SubscribeOptions{FromPosition: 3})
+	subscribe(t, s, "late", late.handle, eventstore.SubscribeOptions{FromPosition: b.Position})
+	subscribe(t, s, "mid", mid.handle, eventstore.SubscribeOptions{FromPosition: a.Position})
 	users.waitLen(t, 3)
 	logins.waitLen(t, 1)
 	late.waitLen(t, 2)
-	if got := users.positions(); fmt.Sprint(got) != "[1 2 4]" {
-		t.Fatalf("category user: %v", got)
+	mid.waitLen(t, 3)
+	if got, want := users.positions(), []uint64{a.FirstPosition, a.Position, c.Position}; !slices.Equal(got, want) {
+		t.Fatalf("category user: %v, want %v", got, want)
 	}
-	if got := late.positions(); fmt.Sprint(got) != "[3 4]" {
-		t.Fatalf("from position 3: %v", got)
+	if got, want := late.positions(), []uint64{b.Position, c.Position}; !slices.Equal(got, want) {
+		t.Fatalf("from position %d: %v, want %v", b.Position, got, want)
 	}
-	if got := logins.positions(); fmt.Sprint(got) != "[2]" {
-		t.Fatalf("type user.login: %v", got)
+	if got, want := mid.positions(), []uint64{a.Position, b.Position, c.Position}; !slices.Equal(got, want) {
+		t.Fatalf("from the middle of an append (%d): %v, want %v", a.Position, got, want)
+	}
+	if got, want := logins.positions(), []uint64{a.Position}; !slices.Equal(got, want) {
+		t.Fatalf("type user.login: %v, want %v", got, want)
 	}
 }
 
@@ -183,13 +210,13 @@ func TestPoisonEventParkedWhileLaterEventsFlow(t *testing.T) {
 		return other.handle(ctx, e)
 	}, eventstore.SubscribeOptions{})
 
-	mustAppend(t, s, "pay-1", 0, ev("pay.started", "fine"))
+	fine := mustAppend(t, s, "pay-1", 0, ev("pay.started", "fine"))
 	poison := mustAppend(t, s, "pay-1", 1, ev("pay.started", "poison"))
-	mustAppend(t, s, "pay-1", 2, ev("pay.done", "fine"), ev("pay.done", "fine too"))
+	done := mustAppend(t, s, "pay-1", 2, ev("pay.done", "fine"), ev("pay.done", "fine too"))
 	ok.waitLen(t, 3)
 	other.waitLen(t, 4)
-	if got := ok.positions(); fmt.Sprint(got) != "[1 3 4]" {
-		t.Fatalf("billing handled %v", got)
+	if got, want := ok.positions(), []uint64{fine.Position, done.FirstPosition, done.Position}; !slices.Equal(got, want) {
+		t.Fatalf("billing handled %v, want %v", got, want)
 	}
 	parked, err := s.Parked(ctxT(t), "billing", 0)
 	if err != nil {

@@ -14,14 +14,12 @@ import (
 
 // Flow control and clean-up of a tail's server-side consumer.
 const (
-	// TailBuffer is the most events a tail (a Tail call, an SSE subscriber)
-	// holds on the node ahead of its reader; the engine sends more only as
-	// the reader takes them, so a storm of catching-up subscribers cannot
-	// exhaust the node.
+	// TailBuffer is the most appends (engine messages) a tail (a Tail
+	// call, an SSE subscriber) holds on the node ahead of its reader, within
+	// a byte bound of the engine's largest message; the engine sends more
+	// only as the reader takes them, so a storm of catching-up subscribers
+	// cannot exhaust the node.
 	TailBuffer = 32
-	// tailPullBytes bounds one pull of a tail; it must exceed the largest
-	// event (data, metadata and headers), or the consumer would stall.
-	tailPullBytes = 2 << 20
 	// tailInactive is how long the engine keeps a tail's consumer once
 	// nobody pulls from it: a tail removes its consumer when it ends, and
 	// this bounds the leftovers of a node that died.
@@ -31,6 +29,9 @@ const (
 	// delivering anything in between.
 	tailResumes = 3
 )
+
+// errScanDone ends a bounded read at its end.
+var errScanDone = errors.New("eventstore: scan done")
 
 // errTailGap: events were lost between the engine and this client; the
 // tail resumes after the last one it delivered.
@@ -45,8 +46,14 @@ func (s *Store) Tail(ctx context.Context, q Query, fn func(Envelope) error) erro
 	return s.tail(ctx, q, tailOpts{}, fn)
 }
 
-// tailOpts are the SSE subscriber's extras.
+// tailOpts are the SSE subscriber's and Scan's extras.
 type tailOpts struct {
+	// end makes a bounded read (Scan): it stops after the message at this
+	// sequence, or once no matching message is left.
+	end uint64
+	// buffer is how many messages the engine may send ahead. Default
+	// TailBuffer.
+	buffer int
 	// ready is called once the engine delivers to the tail (so an OnlyNew
 	// reader misses nothing appended after it).
 	ready func()
@@ -59,6 +66,7 @@ type tailOpts struct {
 // consumer is replaced from there.
 type tailState struct {
 	q        Query
+	layout   layout
 	last     uint64 // position of the last event handed to fn
 	from     uint64 // first position of an OnlyNew tail, known once created
 	started  bool
@@ -74,7 +82,7 @@ func (s *Store) tail(ctx context.Context, q Query, o tailOpts, fn func(Envelope)
 	if err := q.Validate(); err != nil {
 		return err
 	}
-	st := &tailState{q: q}
+	st := &tailState{q: q, layout: s.layout()}
 	for fails := 0; ; {
 		err := s.tailOnce(ctx, st, o, fn)
 		var fe fnError
@@ -83,6 +91,8 @@ func (s *Store) tail(ctx context.Context, q Query, o tailOpts, fn func(Envelope)
 			return nil
 		case errors.As(err, &fe):
 			return fe.err
+		case errors.Is(err, errScanDone):
+			return nil
 		case !st.started:
 			return err // the first consumer could not be made: say so now
 		}
@@ -118,7 +128,14 @@ func (s *Store) tailOnce(ctx context.Context, st *tailState, o tailOpts, fn func
 	if !st.started && st.q.OnlyNew {
 		st.from = cons.CachedInfo().Delivered.Stream + 1
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(TailBuffer, tailPullBytes))
+	if o.end > 0 && cons.CachedInfo().NumPending == 0 {
+		return errScanDone
+	}
+	buffer := o.buffer
+	if buffer <= 0 {
+		buffer = TailBuffer
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(buffer, s.pullBytes()))
 	if err != nil {
 		return fmt.Errorf("eventstore: tail: %w", err)
 	}
@@ -138,10 +155,12 @@ func (s *Store) tailOnce(ctx context.Context, st *tailState, o tailOpts, fn func
 		it.Stop()
 	}()
 	defer func() { close(done); wg.Wait() }()
-	return s.consumeTail(it, st, fn)
+	return s.consumeTail(it, st, o.end, fn)
 }
 
-func (s *Store) consumeTail(it jetstream.MessagesContext, st *tailState, fn func(Envelope) error) error {
+func (s *Store) consumeTail(it jetstream.MessagesContext, st *tailState, end uint64, fn func(Envelope) error) error {
+	d := &decoder{l: s.layout()}
+	types := typeSet(st.q.Types)
 	var seq uint64 // consumer sequence: one more per delivery, or events went missing
 	for {
 		msg, err := it.Next()
@@ -157,16 +176,28 @@ func (s *Store) consumeTail(it jetstream.MessagesContext, st *tailState, fn func
 		}
 		seq = md.Sequence.Consumer
 		if !st.q.Since.IsZero() && md.Timestamp.Before(st.q.Since) {
+			if end > 0 && (md.NumPending == 0 || md.Sequence.Stream >= end) {
+				return errScanDone
+			}
 			continue
 		}
-		env, err := envelope(msg.Subject(), md.Sequence.Stream, md.Timestamp, msg.Headers(), msg.Data())
+		m := message{subject: msg.Subject(), seq: md.Sequence.Stream, time: md.Timestamp, header: msg.Headers(), data: msg.Data()}
+		err = d.events(m, func(e *storedEvent) error {
+			if e.Position <= st.last || e.Position < st.q.FromPosition || !types.has(e.Type) {
+				return nil
+			}
+			if err := fn(e.Envelope); err != nil {
+				return err
+			}
+			st.last, st.progress = e.Position, true
+			return nil
+		})
 		if err != nil {
 			return fnError{err}
 		}
-		if err := fn(env); err != nil {
-			return fnError{err}
+		if end > 0 && (md.NumPending == 0 || md.Sequence.Stream >= end) {
+			return errScanDone
 		}
-		st.last, st.progress = env.Position, true
 	}
 }
 
@@ -179,7 +210,7 @@ func (st *tailState) consumerConfig() jetstream.ConsumerConfig {
 		MemoryStorage:     true,
 		Replicas:          1,
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       max(st.q.FromPosition, 1),
+		OptStartSeq:       st.startSeq(),
 	}
 	if subj := filterSubjects(st.q.Category, st.q.Types); len(subj) == 1 {
 		cfg.FilterSubject = subj[0]
@@ -188,7 +219,7 @@ func (st *tailState) consumerConfig() jetstream.ConsumerConfig {
 	}
 	switch {
 	case st.last > 0:
-		cfg.OptStartSeq = st.last + 1
+		cfg.OptStartSeq, _ = st.layout.at(st.last + 1)
 	case st.q.OnlyNew && st.from > 0:
 		cfg.OptStartSeq = st.from
 	case st.q.OnlyNew:
@@ -198,6 +229,12 @@ func (st *tailState) consumerConfig() jetstream.ConsumerConfig {
 		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, &since
 	}
 	return cfg
+}
+
+// startSeq is the sequence of the message holding q.FromPosition.
+func (st *tailState) startSeq() uint64 {
+	seq, _ := st.layout.at(max(st.q.FromPosition, 1))
+	return seq
 }
 
 // deleteConsumer removes a tail's consumer at once (the engine would keep

@@ -24,6 +24,7 @@ type reqBody struct {
 	src      *httpguard.Body // nil when there is no body
 	n        int64           // content length, -1 unknown
 	buffered bool
+	rd       bytes.Reader // the buffered body, rewound for every try
 }
 
 var noBody = &reqBody{}
@@ -84,20 +85,20 @@ func (b *reqBody) buffer(max int64) error {
 	return nil
 }
 
-// forAttempt returns the body, length and GetBody of one try.
-func (b *reqBody) forAttempt() (io.ReadCloser, int64, func() (io.ReadCloser, error)) {
+// forAttempt returns the body and length of one try: the buffered bytes
+// from their start (a retry sends them again), or the client's stream.
+func (b *reqBody) forAttempt() (io.Reader, int64) {
 	switch {
 	case b.src == nil:
-		return nil, 0, nil
+		return nil, 0
 	case b.buffered:
 		if b.n == 0 {
-			return http.NoBody, 0, nil
+			return nil, 0
 		}
-		get := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.buf)), nil }
-		rc, _ := get()
-		return rc, b.n, get
+		b.rd.Reset(b.buf)
+		return &b.rd, b.n
 	default:
-		return b.src, b.n, nil
+		return b.src, b.n
 	}
 }
 

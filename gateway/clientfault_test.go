@@ -124,7 +124,9 @@ func halfOpen(t *testing.T) (*recorder, string, *Gateway, *clock.Manual) {
 // An open breaker and a service without a healthy instance are answered
 // before the body is read: no 100 Continue, the connection closed, even
 // though the body never completes.
-func TestRefusalsReadNoBody(t *testing.T) {
+func TestRefusalsReadNoBody(t *testing.T) { eachTransport(t, testRefusalsReadNoBody) }
+
+func testRefusalsReadNoBody(t *testing.T) {
 	rec, base, _, _ := openBreaker(t)
 	for _, tc := range []struct{ target, typ string }{
 		{"/api/svc/upload", "circuit-open"},
@@ -148,7 +150,9 @@ func TestRefusalsReadNoBody(t *testing.T) {
 // A slow upload while the breaker is half-open never takes the probe
 // slot: it is read first, so another client's request is the probe and
 // closes the breaker; the upload goes through once its body is whole.
-func TestSlowUploadHoldsNoProbeSlot(t *testing.T) {
+func TestSlowUploadHoldsNoProbeSlot(t *testing.T) { eachTransport(t, testSlowUploadHoldsNoProbeSlot) }
+
+func testSlowUploadHoldsNoProbeSlot(t *testing.T) {
 	rec, base, g, _ := halfOpen(t)
 	up, upr := rawDial(t, base)
 	_, _ = io.WriteString(up, "POST /api/svc/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789")
@@ -182,7 +186,9 @@ func TestSlowUploadHoldsNoProbeSlot(t *testing.T) {
 // While half-open, a body over 64 KiB cannot be a probe: it waits like
 // an open breaker's requests (503, connection closed, body unread), and
 // passes once the breaker has closed.
-func TestHalfOpenRefusesLargeBodies(t *testing.T) {
+func TestHalfOpenRefusesLargeBodies(t *testing.T) { eachTransport(t, testHalfOpenRefusesLargeBodies) }
+
+func testHalfOpenRefusesLargeBodies(t *testing.T) {
 	rec, base, _, _ := halfOpen(t)
 	big := strings.Repeat("b", maxBufferedBody+1)
 	c, br := rawDial(t, base)
@@ -211,7 +217,9 @@ func TestHalfOpenRefusesLargeBodies(t *testing.T) {
 // gone midway — its request ends with its own problem and nothing is
 // charged to the service: no breaker result, no ejection, no retry, no
 // latency observed.
-func TestClientFaultsChargeNothing(t *testing.T) {
+func TestClientFaultsChargeNothing(t *testing.T) { eachTransport(t, testClientFaultsChargeNothing) }
+
+func testClientFaultsChargeNothing(t *testing.T) {
 	t.Parallel()
 	trickle := func(c net.Conn) {
 		for i := 0; i < 100; i++ {
@@ -327,7 +335,9 @@ func waitIdle(t *testing.T, g *Gateway, service string) {
 // A client that stops taking its answer is cut off after the send idle
 // timeout, and the upstream's connection is let go, instead of both being
 // held for as long as the client likes.
-func TestSlowReaderIsCut(t *testing.T) {
+func TestSlowReaderIsCut(t *testing.T) { eachTransport(t, testSlowReaderIsCut) }
+
+func testSlowReaderIsCut(t *testing.T) {
 	t.Parallel()
 	failed := make(chan error, 1)
 	up := backend(t, func(w http.ResponseWriter, r *http.Request) {

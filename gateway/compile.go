@@ -1,15 +1,16 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/plexushq/plexus/balance"
 	"github.com/plexushq/plexus/breaker"
+	"github.com/plexushq/plexus/internal/h1"
 	"github.com/plexushq/plexus/ratelimit"
 )
 
@@ -24,7 +25,7 @@ type compiled struct {
 	routes    []*route
 	cors      *cors
 	access    io.Writer // nil: no access log
-	transport *http.Transport
+	transport *h1.Client
 	limiters  map[string]*limiter // by scope+config, to keep buckets across reloads
 }
 
@@ -201,43 +202,26 @@ func (g *Gateway) limiterFor(c, prev *compiled, scope string, rl *RateLimitConfi
 
 // transportFor reuses the previous transport (and its warm connections)
 // unless the idle timeout changed.
-func (g *Gateway) transportFor(cfg Config, prev *compiled) *http.Transport {
+func (g *Gateway) transportFor(cfg Config, prev *compiled) *h1.Client {
 	idle := cfg.UpstreamIdleTimeout
 	if idle == 0 {
 		idle = DefaultUpstreamIdleTimeout
 	}
-	if prev != nil && prev.transport.IdleConnTimeout == idle {
+	if prev != nil && prev.transport.IdleTimeout() == idle {
 		return prev.transport
 	}
-	if g.opts.Transport != nil {
-		t := g.opts.Transport.Clone()
-		t.IdleConnTimeout = idle
-		return t
-	}
-	return newTransport(idle)
+	return newTransport(idle, g.opts.UpstreamTLS)
 }
 
-// newTransport is tuned for a proxy: many idle connections per upstream,
-// an idle timeout below common backend keep-alive timeouts (Node.js closes
-// idle sockets after 5s; a request sent on a socket the backend is closing
-// fails), no transparent compression (bodies pass unchanged), and HTTP/1.1
-// to upstreams so upgrades work.
-func newTransport(idle time.Duration) *http.Transport {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
-		MaxIdleConns:           0,
-		MaxIdleConnsPerHost:    1024,
-		IdleConnTimeout:        idle,
-		TLSHandshakeTimeout:    5 * time.Second,
-		ExpectContinueTimeout:  time.Second,
-		DisableCompression:     true,
-		ForceAttemptHTTP2:      false,
-		WriteBufferSize:        16 << 10,
-		ReadBufferSize:         16 << 10,
-		MaxResponseHeaderBytes: 1 << 20,
-	}
+// newTransport is the upstream client, tuned for a proxy: up to 1024 idle
+// connections per instance, an idle timeout below common backend
+// keep-alive timeouts (Node.js closes idle sockets after 5s; a request
+// sent on a socket the backend is closing fails), 5s to connect and to
+// shake hands, HTTP/1.1 to instances (upgrades need it), bodies passed
+// unchanged.
+func newTransport(idle time.Duration, tlsCfg *tls.Config) *h1.Client {
+	return h1.New(h1.Config{IdleTimeout: idle, TLS: tlsCfg, MaxIdlePerHost: 1024,
+		DialTimeout: 5 * time.Second, TLSHandshakeTimeout: 5 * time.Second, MaxHeaderBytes: 1 << 20})
 }
 
 // hashKey extracts the consistent-hashing key of a request.

@@ -14,7 +14,9 @@ import (
 	"github.com/plexushq/plexus/registry"
 )
 
-func TestRateLimitHeadersAnd429(t *testing.T) {
+func TestRateLimitHeadersAnd429(t *testing.T) { eachTransport(t, testRateLimitHeadersAnd429) }
+
+func testRateLimitHeadersAnd429(t *testing.T) {
 	clk := newClock()
 	be := countingBackend(t, "a")
 	cfg := Config{RateLimit: &RateLimitConfig{Requests: 3, Per: time.Minute, Key: "ip+path"}}
@@ -56,6 +58,10 @@ func TestRateLimitHeadersAnd429(t *testing.T) {
 }
 
 func TestRouteRateLimitOverridesGlobal(t *testing.T) {
+	eachTransport(t, testRouteRateLimitOverridesGlobal)
+}
+
+func testRouteRateLimitOverridesGlobal(t *testing.T) {
 	be := countingBackend(t, "a")
 	cfg := Config{
 		RateLimit: &RateLimitConfig{Requests: 100, Per: time.Minute},
@@ -76,7 +82,9 @@ func TestRouteRateLimitOverridesGlobal(t *testing.T) {
 	}
 }
 
-func TestCORS(t *testing.T) {
+func TestCORS(t *testing.T) { eachTransport(t, testCORS) }
+
+func testCORS(t *testing.T) {
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "http://upstream-says")
 		w.Header().Set("Vary", "Accept-Encoding")
@@ -137,7 +145,9 @@ func TestCORSStarWithCredentialsRejected(t *testing.T) {
 	}
 }
 
-func TestHealthShape(t *testing.T) {
+func TestHealthShape(t *testing.T) { eachTransport(t, testHealthShape) }
+
+func testHealthShape(t *testing.T) {
 	h := startGateway(t, Config{}, Options{})
 	h.disc.set("user-service", "http://127.0.0.1:1", "http://127.0.0.1:2|unhealthy")
 	resp, b := do(t, client(t), mustReq(t, "GET", h.url+"/health", nil))
@@ -157,7 +167,9 @@ func TestHealthShape(t *testing.T) {
 	}
 }
 
-func TestConfiguredRoutes(t *testing.T) {
+func TestConfiguredRoutes(t *testing.T) { eachTransport(t, testConfiguredRoutes) }
+
+func testConfiguredRoutes(t *testing.T) {
 	users, orders := backend(t, echo), backend(t, echo)
 	cfg := Config{Routes: []RouteConfig{
 		{Match: RouteMatch{PathPrefix: "/users", Host: "api.example.com", Methods: []string{"GET"}}, Service: "users", StripPrefix: true},
@@ -191,7 +203,9 @@ func TestConfiguredRoutes(t *testing.T) {
 	}
 }
 
-func TestStrategiesDistribution(t *testing.T) {
+func TestStrategiesDistribution(t *testing.T) { eachTransport(t, testStrategiesDistribution) }
+
+func testStrategiesDistribution(t *testing.T) {
 	tests := []struct {
 		strategy string
 		weights  []int
@@ -270,7 +284,9 @@ func within(t *testing.T, hits []int, shares []float64, tol float64) {
 	}
 }
 
-func TestAccessLogAndMetrics(t *testing.T) {
+func TestAccessLogAndMetrics(t *testing.T) { eachTransport(t, testAccessLogAndMetrics) }
+
+func testAccessLogAndMetrics(t *testing.T) {
 	be := countingBackend(t, "a")
 	var buf logtest.Buffer
 	reg := prometheus.NewRegistry()

@@ -3,11 +3,11 @@ package gateway
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/plexushq/plexus/balance"
 	"github.com/plexushq/plexus/breaker"
+	"github.com/plexushq/plexus/internal/h1"
 	"github.com/plexushq/plexus/retry"
 )
 
@@ -19,15 +19,30 @@ type forwarding struct {
 	timeout time.Duration
 	picker  balance.Picker
 	key     uint64
-	hdr     http.Header
 	rb      *reqBody
 	rest    string
 	tried   balance.Mask
+	// The upstream request's fields, the request and the answer; pooled
+	// with the exchange, reused by every try and request.
+	fields []h1.Field
+	req    h1.Request
+	resp   h1.Response
+}
+
+// recycled returns an empty forwarding that keeps f's buffers (their
+// contents cleared, so nothing of a request outlives it).
+func (f *forwarding) recycled() forwarding {
+	clear(f.fields)
+	clear(f.resp.Header)
+	clear(f.resp.Trailer)
+	var n forwarding
+	n.fields, n.resp.Header, n.resp.Trailer = f.fields[:0], f.resp.Header[:0], f.resp.Trailer[:0]
+	return n
 }
 
 // tryResult is one try's outcome.
 type tryResult struct {
-	resp    *http.Response
+	resp    *h1.Response // nil when the try failed
 	err     error
 	latency time.Duration
 	blame   culprit
@@ -39,7 +54,7 @@ type tryResult struct {
 // the verdict for the service breaker, and whether the client connection
 // must be aborted.
 func (g *Gateway) forward(ex *exchange, svc *service, p *pool, set *settings, f *forwarding) (verdict, bool) {
-	f.hdr = g.outboundHeader(ex)
+	g.outboundFields(ex, f)
 	var lastErr error
 	allOpen := true
 	// Each pick of a service's instances counts, so that a service with more
@@ -99,7 +114,7 @@ func (g *Gateway) finishTry(ex *exchange, u *upstream, f *forwarding, tr tryResu
 	switch {
 	case tr.blame == clientFault:
 		if tr.resp != nil {
-			_ = tr.resp.Body.Close() // an answer to a request cut short
+			_ = tr.resp.Body().Close() // an answer to a request cut short
 		}
 		g.problem(ex, g.bodyProblem(ex, f, f.rb.clientErr()))
 		return verdictNone, false
@@ -116,15 +131,15 @@ func (g *Gateway) try(ex *exchange, svc *service, p *pool, idx int, f *forwardin
 	u := p.ups[idx]
 	ex.attempts++
 	ex.upstream = u.id
-	endTry := g.startTry(ex, u, f.hdr)
+	endTry := g.startTry(ex, u, f)
 	start := time.Now()
-	resp, err := g.roundTrip(f.ctx, ex, u, f.hdr, f.rb, f.rest)
-	tr := tryResult{resp: resp, err: err, latency: time.Since(start)}
-	endTry(resp, err)
+	err := g.roundTrip(f.ctx, ex, u, f)
+	tr := tryResult{err: err, latency: time.Since(start)}
 	status := 0
-	if resp != nil {
-		status = resp.StatusCode
+	if err == nil {
+		tr.resp, status = &f.resp, f.resp.Status
 	}
+	endTry(status, err)
 	tr.blame = classify(err, f.cause(), f.rb.clientErr())
 	tr.verdict = verdictOf(tr.blame, status)
 	if tr.blame == upstreamFault {
@@ -163,7 +178,7 @@ func (g *Gateway) pickIndex(p *pool, picker balance.Picker, key uint64, tried ba
 // body can be sent again, on connection errors and 502/503/504, within the
 // attempt limit and the service's retry budget. A connection that could
 // not even be opened is retried for any method, as nothing was sent.
-func (g *Gateway) shouldRetry(ex *exchange, svc *service, set *settings, ctx context.Context, resp *http.Response, err error, rb *reqBody) bool {
+func (g *Gateway) shouldRetry(ex *exchange, svc *service, set *settings, ctx context.Context, resp *h1.Response, err error, rb *reqBody) bool {
 	if ex.attempts > set.attempts || ctx.Err() != nil || rb.clientErr() != nil {
 		return false
 	}
@@ -172,7 +187,7 @@ func (g *Gateway) shouldRetry(ex *exchange, svc *service, set *settings, ctx con
 		if !(idem && rb.replayable()) && !(retry.DialError(err) && rb.untouched()) {
 			return false
 		}
-	} else if !retry.RetryableStatus(resp.StatusCode) || !idem || !rb.replayable() || upgradeType(ex.r.Header) != "" {
+	} else if !retry.RetryableStatus(resp.Status) || !idem || !rb.replayable() || upgradeType(ex.r.Header) != "" {
 		return false
 	}
 	if !svc.budget.Load().Withdraw() {

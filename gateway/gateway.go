@@ -7,11 +7,11 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,8 +50,9 @@ type Options struct {
 	// AccessLog, when set, receives the JSON access log lines regardless of
 	// the configuration's accessLog key.
 	AccessLog io.Writer
-	// Transport is cloned for upstream connections (tests, custom TLS). Default: a tuned transport.
-	Transport *http.Transport
+	// UpstreamTLS is cloned for connections to https instances (a private
+	// CA, client certificates). Nil: the system roots.
+	UpstreamTLS *tls.Config
 	// TracerProvider records a server span per proxied request, the parent
 	// of the upstream's spans. Nil: no spans; traceparent is still
 	// propagated, or created when the client sent none.
@@ -161,7 +162,7 @@ func (p *Prepared) Commit() {
 	defer g.reloadMu.Unlock()
 	g.cfg.Store(p.next)
 	if p.prev.transport != p.next.transport {
-		p.prev.transport.CloseIdleConnections()
+		p.prev.transport.CloseIdle()
 	}
 	g.logs.reopen(func(path string, err error) {
 		g.log.Error("gateway: reopening the access log failed; still writing to the old file", "file", path, "err", err)
@@ -175,7 +176,7 @@ func (p *Prepared) Discard() {
 	defer p.g.reloadMu.Unlock()
 	p.g.metrics.reloads.WithLabelValues("rejected").Inc()
 	if p.next.transport != p.prev.transport {
-		p.next.transport.CloseIdleConnections()
+		p.next.transport.CloseIdle()
 	}
 }
 
@@ -217,6 +218,7 @@ func (g *Gateway) background() {
 			g.logs.flush()
 			if prune++; prune%120 == 0 {
 				g.pruneServices()
+				g.cfg.Load().transport.Sweep()
 			}
 		}
 	}
@@ -251,6 +253,6 @@ func (g *Gateway) Stop(ctx context.Context) error {
 	if err := g.upgrades.wait(ctx); err != nil {
 		return err
 	}
-	g.cfg.Load().transport.CloseIdleConnections()
+	g.cfg.Load().transport.CloseIdle()
 	return g.logs.close()
 }

@@ -46,8 +46,9 @@ var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 // /api/{service}/… and CORS preflights.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := exchanges.Get().(*exchange)
+	fwd := ex.fwd.recycled()
 	*ex = exchange{c: g.cfg.Load(), g: g, w: w, r: r, rc: *http.NewResponseController(w), start: time.Now(),
-		route: "none", svcLabel: "none"}
+		route: "none", svcLabel: "none", fwd: fwd}
 	// Every answer of this request must be taken by the client within the
 	// send idle timeout from now or from its previous write; this also
 	// replaces a deadline the connection's previous request left.
@@ -57,7 +58,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.body.Detach()
 	}
 	g.finish(ex)
-	*ex = exchange{}
+	*ex = exchange{fwd: ex.fwd.recycled()}
 	exchanges.Put(ex)
 	if abort {
 		// The answer's head is out but its body broke: abort the client

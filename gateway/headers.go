@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/plexushq/plexus/internal/h1"
 )
 
 // Header keys in canonical form, so the hot path can index maps directly.
@@ -53,13 +55,7 @@ var hopHeaders = map[string]bool{
 	"Http2-Settings":      true, // only meaningful with Upgrade: h2c, which is never forwarded
 }
 
-var (
-	emptyValue    = []string{""}
-	trailersValue = []string{"trailers"}
-	upgradeValue  = []string{"Upgrade"}
-	httpValue     = []string{"http"}
-	httpsValue    = []string{"https"}
-)
+var upgradeValue = []string{"Upgrade"}
 
 // connectionTokens lists the header names the Connection header marks as
 // hop-by-hop, canonicalised; nil when there are none (the common case).
@@ -73,6 +69,22 @@ func connectionTokens(h http.Header) []string {
 		for _, f := range strings.Split(v, ",") {
 			if f = strings.TrimSpace(f); f != "" {
 				out = append(out, http.CanonicalHeaderKey(f))
+			}
+		}
+	}
+	return out
+}
+
+// connectionFields is connectionTokens for an upstream's answer.
+func connectionFields(fs []h1.Field) []string {
+	var out []string
+	for _, f := range fs {
+		if f.Key != hdrConnection {
+			continue
+		}
+		for _, t := range strings.Split(f.Value, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				out = append(out, http.CanonicalHeaderKey(t))
 			}
 		}
 	}

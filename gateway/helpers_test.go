@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/plexushq/plexus/clock"
+	"github.com/plexushq/plexus/internal/httpguard"
 	"github.com/plexushq/plexus/registry"
 )
 
@@ -83,7 +87,6 @@ func newClock() *clock.Manual { return clock.NewManual(time.Date(2026, 1, 1, 0, 
 // harness is a gateway behind a real loopback listener.
 type harness struct {
 	g    *Gateway
-	srv  *httptest.Server
 	disc *staticDiscovery
 	url  string
 }
@@ -93,15 +96,74 @@ func startGateway(t *testing.T, cfg Config, opts Options) *harness {
 	if opts.Discovery == nil {
 		opts.Discovery = newDiscovery()
 	}
-	g := newStartedGateway(t, cfg, opts)
-	srv := httptest.NewServer(g)
-	t.Cleanup(func() { // before the gateway's Stop (cleanups run last first)
-		srv.CloseClientConnections()
-		srv.Close()
-	})
-	h := &harness{g: g, srv: srv, url: srv.URL}
+	g, url := serveGateway(t, cfg, opts, httpguard.Limits{})
+	h := &harness{g: g, url: url}
 	h.disc, _ = opts.Discovery.(*staticDiscovery)
 	return h
+}
+
+// The gateway's HTTP/1.1 transports: every data-plane test runs on each
+// (eachTransport), as a subtest named after it.
+const (
+	transportStd = "net-http" // net/http's server (TLS and HTTP/2 listeners)
+	transportH1  = "h1"       // internal/h1 (cleartext listeners)
+)
+
+// eachTransport runs test once per transport.
+func eachTransport(t *testing.T, test func(t *testing.T)) {
+	for _, tr := range []string{transportStd, transportH1} {
+		t.Run(tr, test)
+	}
+}
+
+// transportOf is the transport a test runs on: the subtest eachTransport
+// made, found in the test's name; net/http outside eachTransport.
+func transportOf(t testing.TB) string {
+	parts := strings.Split(t.Name(), "/")
+	if len(parts) > 1 && parts[1] == transportH1 {
+		return transportH1
+	}
+	return transportStd
+}
+
+// serveGateway runs a gateway on a loopback port behind the test's
+// transport, with the limits the node gives its listeners, and returns
+// it with its base URL.
+func serveGateway(t *testing.T, cfg Config, opts Options, lim httpguard.Limits) (*Gateway, string) {
+	t.Helper()
+	g := newStartedGateway(t, cfg, opts)
+	return g, listen(t, g, transportOf(t), lim)
+}
+
+// listen serves h on a loopback port with the transport's server and
+// the given limits, until the test ends; it returns the base URL.
+func listen(tb testing.TB, h http.Handler, transport string, lim httpguard.Limits) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	type server interface {
+		Serve(net.Listener) error
+		Close() error
+	}
+	var srv server
+	if transport == transportH1 {
+		srv = httpguard.NewH1Server(h, lim, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	} else {
+		hs := httpguard.NewServer(h, lim)
+		hs.ErrorLog = log.New(io.Discard, "", 0)
+		srv = hs
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	tb.Cleanup(func() { // before the gateway's Stop (cleanups run last first)
+		_ = srv.Close()
+		<-done
+	})
+	return "http://" + ln.Addr().String()
 }
 
 // newStartedGateway builds and starts a gateway (quiet log by default) and

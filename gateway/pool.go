@@ -9,6 +9,7 @@ import (
 
 	"github.com/plexushq/plexus/balance"
 	"github.com/plexushq/plexus/breaker"
+	"github.com/plexushq/plexus/internal/h1"
 	"github.com/plexushq/plexus/registry"
 	"github.com/plexushq/plexus/retry"
 )
@@ -49,6 +50,7 @@ type pool struct {
 type upstream struct {
 	id       string
 	base     *url.URL
+	addr     h1.Upstream
 	basePath string // base path without trailing slash, escaped
 	ep       *balance.Endpoint
 
@@ -154,11 +156,15 @@ func (s *service) upstreamFor(in *registry.Instance) *upstream {
 		return u
 	}
 	base, err := url.Parse(in.URL)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+	var addr h1.Upstream
+	if err == nil {
+		addr, err = h1.UpstreamOf(base)
+	}
+	if err != nil {
 		s.g.log.Warn("gateway: instance has an unusable URL; skipped", "service", s.name, "instance", in.ID, "url", in.URL)
 		return nil
 	}
-	u := &upstream{id: in.ID, base: base, basePath: strings.TrimRight(base.EscapedPath(), "/"),
+	u := &upstream{id: in.ID, base: base, addr: addr, basePath: strings.TrimRight(base.EscapedPath(), "/"),
 		ep: balance.NewEndpoint(in.ID, weightOf(in))}
 	if old, ok := s.ups[in.ID]; ok { // URL or weight changed: keep the passive-health history
 		u.ejections, u.lastEject = old.ejections, old.lastEject

@@ -160,7 +160,8 @@ func (p *pool) allClosed() bool {
 // charged); otherwise the upstream ran out of time (errUpstreamTimeout).
 func (g *Gateway) newForwarding(ex *exchange, rt *route, set *settings, p *pool, rb *reqBody, rest string) *forwarding {
 	f := &ex.fwd // pooled with the exchange: no allocation per request
-	*f = forwarding{timeout: set.timeout, picker: p.picker, rb: rb, rest: rest}
+	*f = ex.fwd.recycled()
+	f.timeout, f.picker, f.rb, f.rest = set.timeout, p.picker, rb, rest
 	if rt != nil && rt.timeout > 0 {
 		f.timeout = rt.timeout
 	}

@@ -39,7 +39,9 @@ func hexOf(b []byte) []byte {
 	return out
 }
 
-func TestProxyFaithfulBytes(t *testing.T) {
+func TestProxyFaithfulBytes(t *testing.T) { eachTransport(t, testProxyFaithfulBytes) }
+
+func testProxyFaithfulBytes(t *testing.T) {
 	be := backend(t, echo)
 	h := startGateway(t, Config{}, Options{})
 	h.disc.set("svc", be.URL)
@@ -86,7 +88,9 @@ func TestProxyFaithfulBytes(t *testing.T) {
 	}
 }
 
-func TestProxyLargeResponseStreamed(t *testing.T) {
+func TestProxyLargeResponseStreamed(t *testing.T) { eachTransport(t, testProxyLargeResponseStreamed) }
+
+func testProxyLargeResponseStreamed(t *testing.T) {
 	big := make([]byte, 10<<20)
 	_, _ = rand.Read(big)
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -102,6 +106,10 @@ func TestProxyLargeResponseStreamed(t *testing.T) {
 }
 
 func TestProxyStatusAndHeadersPassThrough(t *testing.T) {
+	eachTransport(t, testProxyStatusAndHeadersPassThrough)
+}
+
+func testProxyStatusAndHeadersPassThrough(t *testing.T) {
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Custom", "v1")
 		w.Header().Add("Set-Cookie", "a=1")
@@ -133,7 +141,9 @@ func TestProxyStatusAndHeadersPassThrough(t *testing.T) {
 	}
 }
 
-func TestProxyRequestHeaders(t *testing.T) {
+func TestProxyRequestHeaders(t *testing.T) { eachTransport(t, testProxyRequestHeaders) }
+
+func testProxyRequestHeaders(t *testing.T) {
 	be := backend(t, echo)
 	tests := []struct {
 		name    string
@@ -189,6 +199,10 @@ func TestProxyRequestHeaders(t *testing.T) {
 }
 
 func TestProxyXForwardedHostIsClientHost(t *testing.T) {
+	eachTransport(t, testProxyXForwardedHostIsClientHost)
+}
+
+func testProxyXForwardedHostIsClientHost(t *testing.T) {
 	be := backend(t, echo)
 	h := startGateway(t, Config{}, Options{})
 	h.disc.set("svc", be.URL)
@@ -200,7 +214,9 @@ func TestProxyXForwardedHostIsClientHost(t *testing.T) {
 	}
 }
 
-func TestProxyInstanceBasePath(t *testing.T) {
+func TestProxyInstanceBasePath(t *testing.T) { eachTransport(t, testProxyInstanceBasePath) }
+
+func testProxyInstanceBasePath(t *testing.T) {
 	be := backend(t, echo)
 	h := startGateway(t, Config{}, Options{})
 	h.disc.set("svc", be.URL+"/v2/")
@@ -219,7 +235,9 @@ func problemOf(t *testing.T, b []byte) httpx.Problem {
 	return p
 }
 
-func TestProxyClientErrors(t *testing.T) {
+func TestProxyClientErrors(t *testing.T) { eachTransport(t, testProxyClientErrors) }
+
+func testProxyClientErrors(t *testing.T) {
 	be := backend(t, echo)
 	h := startGateway(t, Config{MaxBodyBytes: 1000}, Options{})
 	h.disc.set("svc", be.URL)
@@ -261,7 +279,9 @@ func TestProxyClientErrors(t *testing.T) {
 	}
 }
 
-func TestNoHealthyInstanceProblem(t *testing.T) {
+func TestNoHealthyInstanceProblem(t *testing.T) { eachTransport(t, testNoHealthyInstanceProblem) }
+
+func testNoHealthyInstanceProblem(t *testing.T) {
 	h := startGateway(t, Config{}, Options{})
 	h.disc.set("user-service", "http://127.0.0.1:1|unhealthy")
 	resp, b := do(t, client(t), mustReq(t, "GET", h.url+"/api/user-service/x", nil))
@@ -274,6 +294,10 @@ func TestNoHealthyInstanceProblem(t *testing.T) {
 }
 
 func TestUnusableInstanceURLIsNoHealthyInstance(t *testing.T) {
+	eachTransport(t, testUnusableInstanceURLIsNoHealthyInstance)
+}
+
+func testUnusableInstanceURLIsNoHealthyInstance(t *testing.T) {
 	h := startGateway(t, Config{}, Options{})
 	h.disc.set("svc", "ftp://127.0.0.1:21/")
 	resp, b := do(t, client(t), mustReq(t, "GET", h.url+"/api/svc/x", nil))

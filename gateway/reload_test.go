@@ -16,6 +16,10 @@ import (
 )
 
 func TestReloadUnderLoadNoFailedRequests(t *testing.T) {
+	eachTransport(t, testReloadUnderLoadNoFailedRequests)
+}
+
+func testReloadUnderLoadNoFailedRequests(t *testing.T) {
 	a, b := countingBackend(t, "a"), countingBackend(t, "b")
 	h := startGateway(t, Config{}, Options{})
 	h.disc.set("svc", a.URL, b.URL)
@@ -88,6 +92,10 @@ func TestReloadUnderLoadNoFailedRequests(t *testing.T) {
 }
 
 func TestInvalidConfigRejectedOldKept(t *testing.T) {
+	eachTransport(t, testInvalidConfigRejectedOldKept)
+}
+
+func testInvalidConfigRejectedOldKept(t *testing.T) {
 	be := countingBackend(t, "a")
 	h := startGateway(t, Config{Routes: []RouteConfig{{Match: RouteMatch{PathPrefix: "/u"}, Service: "svc"}}}, Options{})
 	h.disc.set("svc", be.URL)
@@ -162,7 +170,9 @@ routes:
 	_ = g.Stop(context.Background())
 }
 
-func TestAccessLogReopenedOnReload(t *testing.T) {
+func TestAccessLogReopenedOnReload(t *testing.T) { eachTransport(t, testAccessLogReopenedOnReload) }
+
+func testAccessLogReopenedOnReload(t *testing.T) {
 	be := countingBackend(t, "a")
 	path := filepath.Join(t.TempDir(), "access.log")
 	h := startGateway(t, Config{AccessLog: path}, Options{})

@@ -36,6 +36,10 @@ func countingBackend(t *testing.T, name string) *counting {
 }
 
 func TestKilledInstanceUnderLoadNoClientErrors(t *testing.T) {
+	eachTransport(t, testKilledInstanceUnderLoadNoClientErrors)
+}
+
+func testKilledInstanceUnderLoadNoClientErrors(t *testing.T) {
 	bs := []*counting{countingBackend(t, "a"), countingBackend(t, "b"), countingBackend(t, "c")}
 	cfg := Config{Strategy: "round-robin", Ejection: &EjectionConfig{ConsecutiveFailures: 2}}
 	h := startGateway(t, cfg, Options{})
@@ -95,6 +99,10 @@ func TestKilledInstanceUnderLoadNoClientErrors(t *testing.T) {
 }
 
 func TestRetryGoesToADifferentInstance(t *testing.T) {
+	eachTransport(t, testRetryGoesToADifferentInstance)
+}
+
+func testRetryGoesToADifferentInstance(t *testing.T) {
 	bad, good := countingBackend(t, "bad"), countingBackend(t, "good")
 	bad.status.Store(503)
 	cfg := Config{Strategy: "round-robin", Ejection: &EjectionConfig{Disabled: true},
@@ -164,9 +172,11 @@ func TestRetryBudgetForgetsQuietTraffic(t *testing.T) {
 	}
 }
 
-func TestUpstreamTimeout504(t *testing.T) {
-	// The upstream answers 200 after 30s: only the gateway's 150ms timeout
-	// turns that into a 504 (no wall-clock assertion needed).
+// The upstream answers 200 after 30s: only the gateway's 150ms timeout
+// turns that into a 504 (no wall-clock assertion needed).
+func TestUpstreamTimeout504(t *testing.T) { eachTransport(t, testUpstreamTimeout504) }
+
+func testUpstreamTimeout504(t *testing.T) {
 	slow := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
@@ -185,7 +195,9 @@ func TestUpstreamTimeout504(t *testing.T) {
 	}
 }
 
-func TestConnectionRefused502(t *testing.T) {
+func TestConnectionRefused502(t *testing.T) { eachTransport(t, testConnectionRefused502) }
+
+func testConnectionRefused502(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	url := dead.URL
 	dead.Close()
@@ -200,7 +212,9 @@ func TestConnectionRefused502(t *testing.T) {
 	}
 }
 
-func TestBreakerOpensHalfOpensCloses(t *testing.T) {
+func TestBreakerOpensHalfOpensCloses(t *testing.T) { eachTransport(t, testBreakerOpensHalfOpensCloses) }
+
+func testBreakerOpensHalfOpensCloses(t *testing.T) {
 	clk := newClock()
 	be := countingBackend(t, "a")
 	cfg := Config{
@@ -285,6 +299,10 @@ func TestBreakersHandlerShape(t *testing.T) {
 }
 
 func TestEjectionGrowsAndNeverEjectsAll(t *testing.T) {
+	eachTransport(t, testEjectionGrowsAndNeverEjectsAll)
+}
+
+func testEjectionGrowsAndNeverEjectsAll(t *testing.T) {
 	clk := newClock()
 	h := startGateway(t, Config{Ejection: &EjectionConfig{ConsecutiveFailures: 1, BaseTime: time.Second,
 		MaxTime: 3 * time.Second}}, Options{Clock: clk})
@@ -322,6 +340,10 @@ func TestEjectionGrowsAndNeverEjectsAll(t *testing.T) {
 }
 
 func TestAllInstancesBadLastAnswerPassesThrough(t *testing.T) {
+	eachTransport(t, testAllInstancesBadLastAnswerPassesThrough)
+}
+
+func testAllInstancesBadLastAnswerPassesThrough(t *testing.T) {
 	a, b := countingBackend(t, "a"), countingBackend(t, "b")
 	a.status.Store(503)
 	b.status.Store(503)
@@ -338,6 +360,10 @@ func TestAllInstancesBadLastAnswerPassesThrough(t *testing.T) {
 }
 
 func TestOpenInstanceBreakerLeavesInstanceOut(t *testing.T) {
+	eachTransport(t, testOpenInstanceBreakerLeavesInstanceOut)
+}
+
+func testOpenInstanceBreakerLeavesInstanceOut(t *testing.T) {
 	bad, good := countingBackend(t, "bad"), countingBackend(t, "good")
 	bad.status.Store(500)
 	cfg := Config{Strategy: "round-robin", Retries: &RetryConfig{Attempts: intp(0)},
@@ -370,6 +396,10 @@ func TestOpenInstanceBreakerLeavesInstanceOut(t *testing.T) {
 // instances; with more than that and every instance breaker open, a request
 // must still end (503) instead of picking the 65th instance forever.
 func TestManyInstancesAllBreakersOpenEnds(t *testing.T) {
+	eachTransport(t, testManyInstancesAllBreakersOpenEnds)
+}
+
+func testManyInstancesAllBreakersOpenEnds(t *testing.T) {
 	b := countingBackend(t, "x")
 	urls := make([]string, 70)
 	for i := range urls {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/plexushq/plexus/internal/h1"
 )
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -17,36 +19,30 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // without hop-by-hop ones, body as it arrives (flushed at once for event
 // streams and bodies of unknown length), and trailers. It reports whether
 // the client connection must be aborted because the body broke midway.
-func (g *Gateway) respond(ex *exchange, ctx context.Context, timer *time.Timer, resp *http.Response) bool {
-	if resp.StatusCode == http.StatusSwitchingProtocols {
+func (g *Gateway) respond(ex *exchange, ctx context.Context, timer *time.Timer, resp *h1.Response) bool {
+	if resp.Status == http.StatusSwitchingProtocols {
 		timer.Stop() // a tunnel lives as long as its ends want
 		return g.upgrade(ex, resp)
 	}
-	defer resp.Body.Close()
+	body := resp.Body()
+	defer body.Close()
 	h := ex.w.Header()
-	copyResponseHeader(ex, h, resp.Header)
-	stream := isEventStream(resp.Header)
+	ct := copyResponseHeader(ex, h, resp.Header)
+	stream := isEventStream(ct)
 	if stream {
 		timer.Stop() // an event stream is bounded by its ends, not the timeout
 	}
 	flush := stream || resp.ContentLength < 0
-	if len(resp.Trailer) > 0 {
-		keys := make([]string, 0, len(resp.Trailer))
-		for k := range resp.Trailer {
-			keys = append(keys, k)
-		}
-		h["Trailer"] = []string{strings.Join(keys, ", ")}
-	}
 	ex.beforeRelay()
-	ex.w.WriteHeader(resp.StatusCode)
-	ex.status = resp.StatusCode
+	ex.w.WriteHeader(resp.Status)
+	ex.status = resp.Status
 	if flush {
 		_ = ex.rc.Flush()
 	}
-	n, rerr, werr := copyBody(ex, resp.Body, flush)
+	n, rerr, werr := copyBody(ex, body, flush)
 	ex.bytes = n
-	for k, v := range resp.Trailer {
-		h[k] = v
+	for _, f := range resp.Trailer {
+		h[http.TrailerPrefix+f.Key] = append(h[http.TrailerPrefix+f.Key], f.Value)
 	}
 	if rerr != nil && werr == nil {
 		kind := "body"
@@ -61,24 +57,35 @@ func (g *Gateway) respond(ex *exchange, ctx context.Context, timer *time.Timer, 
 	return false
 }
 
-// copyResponseHeader copies the upstream's headers, leaving out hop-by-hop
+// copyResponseHeader copies the upstream's fields, leaving out hop-by-hop
 // ones and those the gateway owns (request id and rate limit headers it
 // set; every Access-Control-* header when CORS is configured), and merging
-// Vary when CORS added Origin.
-func copyResponseHeader(ex *exchange, h, from http.Header) {
-	conn := connectionTokens(from)
+// Vary when CORS added Origin. It returns the Content-Type. The values
+// share one allocation; a field the upstream repeats is appended.
+func copyResponseHeader(ex *exchange, h http.Header, from []h1.Field) (contentType string) {
+	conn := connectionFields(from)
 	corsOn := ex.c.cors != nil
-	for k, v := range from {
-		if hopHeaders[k] || (conn != nil && contains(conn, k)) {
+	vals := make([]string, len(from))
+	for i, f := range from {
+		k := f.Key
+		if hopHeaders[k] || (conn != nil && contains(conn, k)) || (corsOn && strings.HasPrefix(k, "Access-Control-")) {
 			continue
 		}
-		if corsOn && strings.HasPrefix(k, "Access-Control-") {
-			continue // the gateway's CORS policy is the only one
+		if k == hdrContentType && contentType == "" {
+			contentType = f.Value
 		}
+		if seenBefore(from[:i], k) { // the upstream repeats the field
+			if !gatewayOwned(k) {
+				h[k] = append(h[k], f.Value)
+			}
+			continue
+		}
+		vals[i] = f.Value
+		v := vals[i : i+1 : i+1]
 		if _, set := h[k]; set {
 			switch {
 			case k == hdrVary && ex.corsVary:
-				h[k] = append(v[:len(v):len(v)], hdrOrigin)
+				h[k] = append(v, hdrOrigin)
 				continue
 			case gatewayOwned(k):
 				continue
@@ -86,6 +93,18 @@ func copyResponseHeader(ex *exchange, h, from http.Header) {
 		}
 		h[k] = v
 	}
+	return contentType
+}
+
+// seenBefore reports that a field named k came earlier (answers carry a
+// handful of fields: a scan is cheaper than a set).
+func seenBefore(fs []h1.Field, k string) bool {
+	for _, f := range fs {
+		if f.Key == k {
+			return true
+		}
+	}
+	return false
 }
 
 func gatewayOwned(k string) bool {
@@ -96,13 +115,9 @@ func gatewayOwned(k string) bool {
 	return false
 }
 
-func isEventStream(h http.Header) bool {
-	ct := h[hdrContentType]
-	if len(ct) == 0 {
-		return false
-	}
+func isEventStream(contentType string) bool {
 	const es = "text/event-stream"
-	v := strings.TrimLeft(ct[0], " \t")
+	v := strings.TrimLeft(contentType, " \t")
 	return len(v) >= len(es) && strings.EqualFold(v[:len(es)], es) &&
 		(len(v) == len(es) || v[len(es)] == ';' || v[len(es)] == ' ' || v[len(es)] == '\t')
 }
@@ -143,9 +158,9 @@ func copyBody(ex *exchange, src io.Reader, flush bool) (n int64, rerr, werr erro
 
 // discard drops a response that is not passed on (a retried 503), reading
 // a little of it so the connection can be reused.
-func discard(resp *http.Response) {
-	_, _ = io.CopyN(io.Discard, resp.Body, 16<<10)
-	_ = resp.Body.Close()
+func discard(resp *h1.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body(), 16<<10)
+	_ = resp.Body().Close()
 }
 
 // rateLimit applies a limiter; false when the request was refused (429

@@ -40,7 +40,9 @@ func wsEcho(t *testing.T) *httptest.Server {
 	})
 }
 
-func TestWebSocketThroughGateway(t *testing.T) {
+func TestWebSocketThroughGateway(t *testing.T) { eachTransport(t, testWebSocketThroughGateway) }
+
+func testWebSocketThroughGateway(t *testing.T) {
 	be := wsEcho(t)
 	h := startGateway(t, Config{Timeout: 200 * time.Millisecond}, Options{})
 	h.disc.set("chat", be.URL)
@@ -74,7 +76,9 @@ func TestWebSocketThroughGateway(t *testing.T) {
 	}
 }
 
-func TestSSEFlushedImmediately(t *testing.T) {
+func TestSSEFlushedImmediately(t *testing.T) { eachTransport(t, testSSEFlushedImmediately) }
+
+func testSSEFlushedImmediately(t *testing.T) {
 	next := make(chan struct{})
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -151,7 +155,9 @@ func TestHTTP2FromClients(t *testing.T) {
 	}
 }
 
-func TestTracingSpanIsUpstreamParent(t *testing.T) {
+func TestTracingSpanIsUpstreamParent(t *testing.T) { eachTransport(t, testTracingSpanIsUpstreamParent) }
+
+func testTracingSpanIsUpstreamParent(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
@@ -179,5 +185,42 @@ func TestTracingSpanIsUpstreamParent(t *testing.T) {
 	want := "00-4bf92f3577b34da6a3ce929d0e0e4736-" + cs.SpanContext.SpanID().String() + "-01"
 	if got != want {
 		t.Errorf("upstream traceparent %q, want %q(the gateway's try span as parent)", got, want)
+	}
+}
+
+// Trailers pass both ways: the client's after its chunked body reach the
+// upstream, the upstream's after its body reach the client; the client's
+// Expect is answered by the gateway, not forwarded.
+func TestTrailersAndExpectThroughGateway(t *testing.T) {
+	eachTransport(t, testTrailersAndExpectThroughGateway)
+}
+
+func testTrailersAndExpectThroughGateway(t *testing.T) {
+	type seen struct{ trailer, expect, body string }
+	got := make(chan seen, 1)
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Trailer.Get("X-Client-Sum"), r.Header.Get("Expect"), string(b)}
+		w.Header().Set("Trailer", "X-Upstream-Sum")
+		_, _ = io.WriteString(w, "answer")
+		w.Header().Set("X-Upstream-Sum", "7")
+	})
+	h := startGateway(t, Config{}, Options{})
+	h.disc.set("svc", be.URL)
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = io.WriteString(pw, "streamed body")
+		_ = pw.Close()
+	}()
+	req := mustReq(t, "POST", h.url+"/api/svc/t", pr)
+	req.Header.Set("Expect", "100-continue")
+	req.Trailer = http.Header{"X-Client-Sum": []string{"13"}}
+	resp, body := do(t, client(t), req)
+	s := <-got
+	if resp.StatusCode != 200 || string(body) != "answer" || resp.Trailer.Get("X-Upstream-Sum") != "7" {
+		t.Fatalf("status %d body %q trailer %v", resp.StatusCode, body, resp.Trailer)
+	}
+	if s.body != "streamed body" || s.trailer != "13" || s.expect != "" {
+		t.Fatalf("upstream saw %+v: want the body, the client's trailer and no Expect", s)
 	}
 }

@@ -6,15 +6,10 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/telemetry"
 )
-
-// propagator reads and writes W3C trace context and baggage (the one of
-// package telemetry).
-var propagator = telemetry.Propagator()
 
 // apiRouteTemplate is http.route of /api/{service}/… requests.
 const apiRouteTemplate = "/api/{service}/*"
@@ -47,7 +42,7 @@ func (g *Gateway) startSpan(ex *exchange, rt *route) {
 	if method == "_OTHER" {
 		method = "HTTP" // the conventions' span name for a method outside the known set
 	}
-	ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx := telemetry.ExtractHTTP(r.Context(), r.Header)
 	ctx, span := g.tracer.Start(ctx, method+" "+tmpl, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(
 			attribute.String("http.request.method", r.Method),
@@ -63,11 +58,11 @@ func (g *Gateway) startSpan(ex *exchange, rt *route) {
 
 // injectTrace writes the span's context into the upstream request's
 // header; it reports false when there is no span.
-func injectTrace(ex *exchange, h http.Header) bool {
+func injectTrace(ex *exchange, set func(key, value string)) bool {
 	if ex.span == nil || !ex.span.SpanContext().IsValid() {
 		return false
 	}
-	propagator.Inject(trace.ContextWithSpan(context.Background(), ex.span), propagation.HeaderCarrier(h))
+	telemetry.InjectFunc(trace.ContextWithSpan(context.Background(), ex.span), set)
 	return true
 }
 
@@ -88,29 +83,30 @@ func endSpan(ex *exchange) {
 }
 
 // noEndTry is startTry's answer when no client span is recorded.
-func noEndTry(*http.Response, error) {}
+func noEndTry(int, error) {}
 
 // startTry opens a client span for one upstream try, a child of the
-// gateway's server span, and writes its context into hdr so the instance's
-// span becomes its child; the returned func ends it with the try's outcome.
-// Retries show as sibling client spans with http.request.resend_count.
-func (g *Gateway) startTry(ex *exchange, u *upstream, hdr http.Header) func(*http.Response, error) {
+// gateway's server span, and writes its context into the try's fields so
+// the instance's span becomes its child; the returned func ends it with
+// the try's outcome (its status, or its error). Retries show as sibling
+// client spans with http.request.resend_count.
+func (g *Gateway) startTry(ex *exchange, u *upstream, f *forwarding) func(int, error) {
 	if ex.span == nil || !ex.span.IsRecording() {
 		return noEndTry
 	}
 	_, cs := g.tracer.Start(trace.ContextWithSpan(context.Background(), ex.span), ex.r.Method+" "+ex.service,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("plexus.instance", u.id), attribute.Int("http.request.resend_count", ex.attempts-1)))
-	propagator.Inject(trace.ContextWithSpan(context.Background(), cs), propagation.HeaderCarrier(hdr))
-	return func(resp *http.Response, err error) {
+	telemetry.InjectFunc(trace.ContextWithSpan(context.Background(), cs), setField(&f.fields))
+	return func(status int, err error) {
 		switch {
 		case err != nil:
 			cs.RecordError(err)
 			cs.SetStatus(codes.Error, err.Error())
 		default:
-			cs.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
-			if resp.StatusCode >= 500 {
-				cs.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
+			cs.SetAttributes(attribute.Int("http.response.status_code", status))
+			if status >= 500 {
+				cs.SetStatus(codes.Error, http.StatusText(status))
 			}
 		}
 		cs.End()

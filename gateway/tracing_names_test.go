@@ -15,6 +15,10 @@ import (
 // route's label (OpenTelemetry HTTP conventions), and carries http.route
 // and plexus.service.
 func TestServerSpanNamedByRouteTemplate(t *testing.T) {
+	eachTransport(t, testServerSpanNamedByRouteTemplate)
+}
+
+func testServerSpanNamedByRouteTemplate(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plexushq/plexus/internal/h1"
 	"github.com/plexushq/plexus/internal/httpx"
 )
 
@@ -72,13 +73,19 @@ func (u *upgrades) wait(ctx context.Context) error {
 // upgrade completes a protocol switch (101): it takes over the client's
 // connection, sends the upstream's 101 head and copies bytes both ways
 // until either side closes, the server shuts down or the gateway stops.
-func (g *Gateway) upgrade(ex *exchange, resp *http.Response) bool {
-	backend, ok := resp.Body.(io.ReadWriteCloser)
-	want, got := upgradeType(ex.r.Header), upgradeType(resp.Header)
-	if !ok || want == "" || !strings.EqualFold(want, got) {
-		_ = resp.Body.Close()
+func (g *Gateway) upgrade(ex *exchange, resp *h1.Response) bool {
+	want := upgradeType(ex.r.Header)
+	got, _ := resp.Get(hdrUpgrade)
+	if want == "" || !strings.EqualFold(want, got) || !headerHasToken(fieldValues(resp.Header, hdrConnection), "upgrade") {
+		_ = resp.Body().Close()
 		g.problem(ex, httpx.NewProblem(http.StatusBadGateway, "bad-upgrade",
 			"the upstream switched to a protocol the client did not ask for"))
+		return false
+	}
+	backend, backendR, err := resp.Hijack()
+	if err != nil {
+		_ = resp.Body().Close()
+		g.problem(ex, g.upstreamProblem(ex, ex.fwd.ctx, err, ex.fwd.timeout))
 		return false
 	}
 	conn, brw, err := http.NewResponseController(ex.w).Hijack()
@@ -92,10 +99,15 @@ func (g *Gateway) upgrade(ex *exchange, resp *http.Response) bool {
 	h := ex.w.Header()
 	copyResponseHeader(ex, h, resp.Header)
 	h[hdrConnection] = upgradeValue
-	h[hdrUpgrade] = resp.Header[hdrUpgrade][:1]
-	resp.Header, resp.Body = h, nil
+	h[hdrUpgrade] = []string{got}
 	ex.status = http.StatusSwitchingProtocols
-	err = resp.Write(brw)
+	_, err = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	if err == nil {
+		err = h.Write(brw)
+	}
+	if err == nil {
+		_, err = brw.WriteString("\r\n")
+	}
 	if err == nil {
 		err = brw.Flush()
 	}
@@ -110,12 +122,23 @@ func (g *Gateway) upgrade(ex *exchange, resp *http.Response) bool {
 		return false
 	}
 	defer g.upgrades.remove(t)
-	ex.bytes = g.pipe(ex.r.Context(), t, conn, brw, backend)
+	ex.bytes = g.pipe(ex.r.Context(), t, conn, brw, backend, backendR)
 	return false
 }
 
+// fieldValues lists the values of the fields named key.
+func fieldValues(fs []h1.Field, key string) []string {
+	var vs []string
+	for _, f := range fs {
+		if f.Key == key {
+			vs = append(vs, f.Value)
+		}
+	}
+	return vs
+}
+
 // pipe copies both ways and returns the bytes sent to the client.
-func (g *Gateway) pipe(ctx context.Context, t *tunnel, conn net.Conn, brw io.Reader, backend io.ReadWriter) int64 {
+func (g *Gateway) pipe(ctx context.Context, t *tunnel, conn net.Conn, brw io.Reader, backend io.Writer, backendR io.Reader) int64 {
 	var toClient int64
 	done := make(chan struct{}, 2)
 	go func() {
@@ -123,7 +146,7 @@ func (g *Gateway) pipe(ctx context.Context, t *tunnel, conn net.Conn, brw io.Rea
 		done <- struct{}{}
 	}()
 	go func() {
-		toClient, _ = io.Copy(conn, backend)
+		toClient, _ = io.Copy(conn, backendR) // backendR holds bytes the upstream sent early
 		done <- struct{}{}
 	}()
 	ended := 0

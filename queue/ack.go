@@ -31,32 +31,12 @@ func (b *Broker) Ack(ctx context.Context, queue string, receipts []string) error
 	if err != nil {
 		return err
 	}
-	refs, repeat, err := b.openAll(ctx, q, receipts, true)
+	refs, err := b.openAll(ctx, q, receipts)
 	if err != nil {
 		return err
 	}
-	var acked int64
-	for i, ref := range refs {
-		if !repeat[i] {
-			if err := b.claim(ctx, q, ref, "a"); err != nil {
-				if errors.Is(err, ErrReceiptStale) || errors.Is(err, errRepeat) {
-					continue // its holder raced itself; the other claim stands
-				}
-				return err
-			}
-			acked++
-		}
-		// A repeat acks again: the delivery is still this receipt's (no
-		// newer one exists), so this is safe if the first ack was lost.
-		if err := b.nc.Publish(ref.reply, ackBody); err != nil {
-			return fmt.Errorf("queue %q: ack: %w", queue, engine.Classify(err))
-		}
-	}
-	if err := b.flush(ctx); err != nil {
-		return fmt.Errorf("queue %q: ack: %w", queue, engine.Classify(err))
-	}
-	b.processed(q, acked)
-	return nil
+	_, err = b.settle(ctx, q, refs, opAck, settleArgs{})
+	return err
 }
 
 func (b *Broker) processed(q *qstate, n int64) {
@@ -76,14 +56,12 @@ func (b *Broker) Nack(ctx context.Context, queue, receipt, errText string, delay
 	if delay < 0 || delay > maxDelay {
 		return invalidMsg("delay %s: want 0 to %s", delay, maxDelay)
 	}
-	refs, _, err := b.openAll(ctx, q, []string{receipt}, false)
+	refs, err := b.openAll(ctx, q, []string{receipt})
 	if err != nil {
 		return err
 	}
-	if err := b.claim(ctx, q, refs[0], "n"); err != nil {
-		return err
-	}
-	return b.nack(ctx, q, refs[0], nil, errText, delay)
+	_, err = b.settle(ctx, q, refs, opNack, settleArgs{errText: errText, delay: delay})
+	return err
 }
 
 // nack is shared by the receipt and SDK paths; m may be nil.
@@ -133,33 +111,12 @@ func (b *Broker) Extend(ctx context.Context, queue string, receipts []string) ([
 	if err != nil {
 		return nil, err
 	}
-	refs, _, err := b.openAll(ctx, q, receipts, false)
+	refs, err := b.openAll(ctx, q, receipts)
 	if err != nil {
 		return nil, err
 	}
-	qvt := q.cfg.Load().VisibilityTimeout
-	out := make([]string, len(refs))
-	for i, ref := range refs {
-		ack, err := b.js.PublishMsg(ctx, heldEntry(q, ref.seq, ref.delivered, ref.vt, ref.hseq))
-		if err != nil {
-			var ae *jetstream.APIError
-			if errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-				return nil, fmt.Errorf("%w: the delivery changed while extending", ErrReceiptStale)
-			}
-			return nil, fmt.Errorf("queue %q: extend: %w", queue, engine.Classify(err))
-		}
-		if ref.vt == qvt {
-			err = b.nc.Publish(ref.reply, progressBody)
-		} else {
-			err = b.nakAfter(ref.reply, ref.vt)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("queue %q: extend: %w", queue, engine.Classify(err))
-		}
-		out[i] = b.seal(q.n.queue, receiptMeta{reply: ref.reply, deadline: b.opts.Clock.Now().Add(ref.vt * 95 / 100),
-			hseq: ack.Sequence, vt: ref.vt})
-	}
-	return out, b.flush(ctx)
+	s, err := b.settle(ctx, q, refs, opExtend, settleArgs{})
+	return s.receipts, err
 }
 
 // flush waits until the engine has the acks sent so far.

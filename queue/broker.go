@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,17 +92,23 @@ func (o *Options) defaults() {
 // receives, acknowledges and dead-letters. It is safe for concurrent use;
 // the HTTP API and the Go SDK are both built on it.
 type Broker struct {
-	js      jetstream.JetStream
-	nc      *nats.Conn
-	kv      jetstream.KeyValue
-	ledger  jetstream.Stream // the delivery ledger (ledger.go)
-	key     []byte
-	opts    Options
-	log     *slog.Logger
-	tracer  trace.Tracer
-	spans   bool // a TracerProvider was given
-	metrics *metrics
-	pullers *pullers
+	js        jetstream.JetStream
+	nc        *nats.Conn
+	kv        jetstream.KeyValue
+	ledger    jetstream.Stream       // the ledger of held counts (ledger.go)
+	key       atomic.Pointer[[]byte] // the receipt key, loaded on first use (secret.go)
+	keyMu     sync.Mutex
+	macs      sync.Pool // HMACs keyed with it (receipt.go)
+	opts      Options
+	log       *slog.Logger
+	tracer    trace.Tracer
+	spans     bool // a TracerProvider was given
+	metrics   *metrics
+	pullers   *pullers
+	holds     *holds // the deliveries handed out with receipts (holds.go)
+	settles   *nats.Subscription
+	stopHolds chan struct{}
+	holdsDone chan struct{}
 
 	mu     sync.Mutex
 	queues map[string]*qstate // one per queue this client used; bounded by the queues that exist
@@ -116,11 +121,11 @@ type Broker struct {
 	closed atomic.Bool
 
 	hkMu           sync.Mutex
-	hkStop, hkDone chan struct{} // housekeeping (housekeeping.go); nil when not started
+	hkStop, hkDone chan struct{}      // housekeeping (housekeeping.go); nil when not started
+	hkHalt         context.CancelFunc // ends a housekeeping round in flight
 }
 
 const (
-	receiptKeyName = "_secret.receipt"
 	statsKeyPrefix = "_stats."
 	maxLastErr     = 10000
 	dedupeWindow   = 2 * time.Minute
@@ -131,10 +136,10 @@ const (
 func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Broker, error) {
 	spans := opts.TracerProvider != nil
 	opts.defaults()
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := engine.EnsureKVOn(ctx, js, jetstream.KeyValueConfig{
 		Bucket: engine.BucketQueues, Description: "Plexus queue options", History: 1,
 		Replicas: opts.Replicas, Storage: jetstream.FileStorage,
-	})
+	}, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("queue: options bucket: %w", err)
 	}
@@ -145,9 +150,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Broker, er
 		queues:  map[string]*qstate{},
 		lastErr: map[uint64]string{},
 		pullers: &pullers{nc: js.Conn()},
-	}
-	if c.key, err = c.receiptKey(ctx); err != nil {
-		return nil, err
+		holds:   newHolds(),
 	}
 	if err := c.ensureLedger(ctx); err != nil {
 		return nil, err
@@ -156,26 +159,12 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Broker, er
 		return nil, fmt.Errorf("queue: delivery ledger: %w", engine.Classify(err))
 	}
 	c.metrics = newMetrics(opts.Metrics)
-	return c, nil
-}
-
-// receiptKey reads the HMAC key that every node shares, creating it once.
-func (b *Broker) receiptKey(ctx context.Context) ([]byte, error) {
-	for range 3 {
-		e, err := b.kv.Get(ctx, receiptKeyName)
-		if err == nil && len(e.Value()) >= 32 {
-			return e.Value(), nil
-		}
-		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil, fmt.Errorf("queue: receipt key: %w", err)
-		}
-		k := make([]byte, 32)
-		_, _ = rand.Read(k)
-		if _, err := b.kv.Create(ctx, receiptKeyName, k); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, fmt.Errorf("queue: receipt key: %w", err)
-		}
+	if c.settles, err = c.nc.Subscribe(settleSubject(c.holds.id), c.serveSettle); err != nil {
+		return nil, fmt.Errorf("queue: receipts: %w", engine.Classify(err))
 	}
-	return nil, errors.New("queue: receipt key could not be read")
+	c.stopHolds, c.holdsDone = make(chan struct{}), make(chan struct{})
+	go c.runHolds(c.stopHolds, c.holdsDone)
+	return c, nil
 }
 
 // Close releases the client's subscriptions. Subscriptions of Subscribe
@@ -184,6 +173,9 @@ func (b *Broker) Close() {
 	if b.closed.Swap(true) {
 		return
 	}
+	_ = b.settles.Unsubscribe()
+	close(b.stopHolds)
+	<-b.holdsDone
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, q := range b.queues {
@@ -445,7 +437,7 @@ func (b *Broker) ensureDLQ(ctx context.Context, dlq, owner string) error {
 
 func (b *Broker) ensureObjects(ctx context.Context, name string, rec *record) error {
 	n := namesFor(name)
-	s, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s, err := b.ensureQueueStream(ctx, jetstream.StreamConfig{
 		Name:        n.stream,
 		Description: "Plexus queue " + name,
 		Subjects:    []string{engine.SubjectPrefix + "q." + n.tok + ".>"},

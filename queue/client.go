@@ -61,7 +61,7 @@ func clientError(err error) error {
 		"queue-not-found": ErrQueueNotFound, "queue-full": ErrQueueFull, "too-many-queues": ErrTooManyQueues,
 		"invalid-name": ErrInvalidName, "invalid-message": ErrInvalidMessage, "invalid-queue-config": ErrInvalidConfig,
 		"invalid-receipt": ErrInvalidReceipt, "receipt-expired": ErrReceiptExpired, "receipt-stale": ErrReceiptStale,
-		"storage-full": engine.ErrStorageFull,
+		"storage-full": engine.ErrStorageFull, "busy": ErrBusy,
 	}
 	kind := kinds[p.Slug()]
 	if kind == nil && p.Status == http.StatusServiceUnavailable {

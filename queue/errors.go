@@ -34,6 +34,9 @@ var (
 	ErrTooManyQueues = errors.New("too many queues")
 	// ErrClosed: the broker was closed.
 	ErrClosed = errors.New("queue broker closed")
+	// ErrBusy: this node's receivers hold as many messages as it keeps
+	// track of; settle (ack, nack) some, or receive through another node.
+	ErrBusy = errors.New("busy")
 )
 
 // ConfigError is an invalid queue option.
@@ -85,6 +88,8 @@ func apiProblem(err error) *httpx.Problem {
 		return httpx.NewProblem(http.StatusConflict, "receipt-stale", err.Error())
 	case errors.Is(err, ErrInvalidReceipt):
 		return httpx.NewProblem(http.StatusBadRequest, "invalid-receipt", err.Error())
+	case errors.Is(err, ErrBusy):
+		return httpx.NewProblem(http.StatusServiceUnavailable, "busy", err.Error()).Retry(httpx.RetryBusy)
 	}
 	return nil
 }

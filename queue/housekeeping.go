@@ -22,7 +22,11 @@ func (b *Broker) Start(context.Context) error {
 		return errors.New("queue: broker already started")
 	}
 	b.hkStop, b.hkDone = make(chan struct{}), make(chan struct{})
-	go b.housekeep(b.hkStop, b.hkDone)
+	// halt ends a round in flight when Stop is called (it may wait on an
+	// engine that is failing over).
+	halt, cancel := context.WithCancel(context.Background())
+	b.hkHalt = cancel
+	go b.housekeep(halt, b.hkStop, b.hkDone)
 	return nil
 }
 
@@ -30,11 +34,12 @@ func (b *Broker) Start(context.Context) error {
 // bounded by ctx. Subscriptions must be stopped first.
 func (b *Broker) Stop(ctx context.Context) error {
 	b.hkMu.Lock()
-	stop, done := b.hkStop, b.hkDone
-	b.hkStop = nil
+	stop, done, halt := b.hkStop, b.hkDone, b.hkHalt
+	b.hkStop, b.hkHalt = nil, nil
 	b.hkMu.Unlock()
 	if stop != nil {
 		close(stop)
+		halt()
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -51,7 +56,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (b *Broker) housekeep(stop, done chan struct{}) {
+func (b *Broker) housekeep(halt context.Context, stop, done chan struct{}) {
 	defer close(done)
 	t := time.NewTicker(b.opts.HousekeepingInterval)
 	defer t.Stop()
@@ -61,8 +66,8 @@ func (b *Broker) housekeep(stop, done chan struct{}) {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := b.Maintain(ctx); err != nil && !errors.Is(err, ErrClosed) {
+		ctx, cancel := context.WithTimeout(halt, 30*time.Second)
+		if err := b.Maintain(ctx); err != nil && !errors.Is(err, ErrClosed) && halt.Err() == nil {
 			b.log.Warn("queue housekeeping", "err", err)
 		}
 		cancel()

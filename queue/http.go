@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -174,10 +175,17 @@ func (a *API) handleReceive(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req receiveRequest
-	if p := httpx.DecodeOptional(w, r, &req, 0); p != nil {
+	body, p := httpx.ReadBody(w, r, 0)
+	if p != nil {
 		httpx.WriteProblem(w, p)
 		return
+	}
+	req, fast := decodeReceive(body)
+	if !fast && len(bytes.TrimSpace(body)) > 0 {
+		if p := httpx.DecodeJSONBytes(body, &req); p != nil {
+			httpx.WriteProblem(w, p)
+			return
+		}
 	}
 	if req.Max == 0 {
 		req.Max = 1
@@ -194,6 +202,8 @@ func (a *API) handleReceive(w http.ResponseWriter, r *http.Request) {
 		bad = fmt.Sprintf("wait %s: want 0 to %s", wait, maxWait)
 	case len(req.Consumer) > 128:
 		bad = "consumer: at most 128 bytes"
+	case len(req.Ack) > maxBatch:
+		bad = fmt.Sprintf("ack: %d receipts, at most %d", len(req.Ack), maxBatch)
 	}
 	if bad != "" {
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receive", bad))
@@ -203,6 +213,15 @@ func (a *API) handleReceive(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receive",
 			fmt.Sprintf("visibilityTimeout %s: want %s to %s (or leave it out for the queue's)", v, minVisibility, maxVisibility)))
 		return
+	}
+	if len(req.Ack) > 0 {
+		actx, cancel := context.WithTimeout(r.Context(), a.timeout)
+		err := a.b.Ack(actx, n, req.Ack)
+		cancel()
+		if err != nil {
+			a.fail(w, r, err) // nothing was received
+			return
+		}
 	}
 	// The wait is the client's; the engine calls around it get the request
 	// deadline, and the answer may be written that much later.
@@ -215,11 +234,13 @@ func (a *API) handleReceive(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	out := make([]wireMessage, len(ds))
-	for i, d := range ds {
-		out[i] = fromDelivery(d)
+	size := 32
+	for _, d := range ds {
+		size += 256 + len(d.Payload) + len(d.Receipt)
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"messages": out})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(appendDeliveries(make([]byte, 0, size), ds))
 }
 
 func (a *API) receipts(w http.ResponseWriter, r *http.Request) (string, []string, bool) {
@@ -227,10 +248,18 @@ func (a *API) receipts(w http.ResponseWriter, r *http.Request) (string, []string
 	if !ok {
 		return "", nil, false
 	}
-	var req receiptsRequest
-	if p := httpx.DecodeJSON(w, r, &req, 0); p != nil {
+	body, p := httpx.ReadBody(w, r, 0)
+	if p != nil {
 		httpx.WriteProblem(w, p)
 		return "", nil, false
+	}
+	var req receiptsRequest
+	var fast bool
+	if req.Receipts, fast = decodeReceipts(body); !fast {
+		if p := httpx.DecodeJSONBytes(body, &req); p != nil {
+			httpx.WriteProblem(w, p)
+			return "", nil, false
+		}
 	}
 	if len(req.Receipts) == 0 || len(req.Receipts) > maxBatch {
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-receipt",

@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
@@ -253,4 +254,46 @@ func FuzzDecodePublish(f *testing.F) {
 		}
 		_ = bytes.Clone(body)
 	})
+}
+
+// TestHTTPReceiveAcksThePreviousBatch: a receive may acknowledge the
+// receipts of the previous one in the same round trip; a stale receipt
+// among them fails the call and nothing is acknowledged or received.
+func TestHTTPReceiveAcksThePreviousBatch(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	h := httpClient{t: t, base: f.server().URL}
+	f.create("combo", Config{RetryDelay: new(time.Duration(0)), RetryAttempts: 10})
+	for i := range 4 {
+		f.publish("combo", Message{Payload: []byte(fmt.Sprint(i))})
+	}
+	receiptsOf := func(m map[string]any) []string {
+		var out []string
+		for _, x := range m["messages"].([]any) {
+			out = append(out, `"`+x.(map[string]any)["receipt"].(string)+`"`)
+		}
+		return out
+	}
+	_, m, _ := h.json("POST", "/v1/queues/combo/receive", `{"max":2,"wait":"1s"}`)
+	first := receiptsOf(m)
+	st, m, b := h.json("POST", "/v1/queues/combo/receive", `{"max":2,"wait":"1s","ack":[`+strings.Join(first, ",")+`]}`)
+	if st != 200 || len(m["messages"].([]any)) != 2 {
+		t.Fatalf("receive with acks: %d %s", st, b)
+	}
+	second := receiptsOf(m)
+	if s := h.statsOf("combo"); s["processedMessages"] != 2.0 || s["queueSize"] != 2.0 || s["inFlight"] != 2.0 {
+		t.Fatalf("after the first batch's acks: %v", s)
+	}
+	// A nacked receipt in "ack": the call fails before receiving.
+	h.json("POST", "/v1/queues/combo/nack", `{"receipt":`+second[0]+`}`)
+	st, _, b = h.json("POST", "/v1/queues/combo/receive", `{"max":2,"wait":"1s","ack":[`+second[1]+`,`+second[0]+`]}`)
+	if st != 409 || !strings.Contains(b, "receipt-stale") {
+		t.Fatalf("receive with a stale ack: %d %s", st, b)
+	}
+	if s := h.statsOf("combo"); s["processedMessages"] != 2.0 || s["inFlight"] != 1.0 {
+		t.Fatalf("a failed receive changed something: %v", s)
+	}
+	if st, _, b := h.json("POST", "/v1/queues/combo/receive", `{"ack":[`+strings.Repeat(`"x",`, 1000)+`"x"]}`); st != 422 {
+		t.Fatalf("1001 acks: %d %s", st, b)
+	}
 }

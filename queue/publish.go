@@ -198,26 +198,63 @@ func (b *Broker) publish(ctx context.Context, q *qstate, msgs []Message) ([]stri
 	defer release()
 	now := b.opts.Clock.Now()
 	ids := make([]string, len(msgs))
-	if len(msgs) == 1 {
-		nm := b.build(ctx, q, &msgs[0], now)
-		ids[0] = nm.Header[hdrID][0]
-		ack, err := b.js.PublishMsg(ctx, nm)
-		if err != nil {
-			return nil, fmt.Errorf("queue %q: publish: %w", q.n.queue, engine.Classify(err))
-		}
-		if !ack.Duplicate {
-			b.published(q, 1)
-		}
-		return ids, nil
-	}
-	futs := make([]jetstream.PubAckFuture, len(msgs))
-	var errs []error
+	built := make([]*nats.Msg, len(msgs))
 	for i := range msgs {
-		nm := b.build(ctx, q, &msgs[i], now)
+		built[i] = b.build(ctx, q, &msgs[i], now)
+		if err := engine.CheckMsg(b.nc, built[i]); err != nil {
+			return nil, fmt.Errorf("queue %q: message %d: %w", q.n.queue, i, err)
+		}
+	}
+	for i, nm := range built {
 		ids[i] = nm.Header[hdrID][0]
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.opts.RequestTimeout)
+		defer cancel()
+	}
+	// While the engine fails over (no leader, no responders, a timeout) the
+	// same messages are sent again, with the same ids: the engine stores a
+	// message it already has once (its duplicate window), so a retry never
+	// doubles one.
+	for attempt := 0; ; attempt++ {
+		stored, err := b.send(ctx, q, built)
+		b.published(q, stored)
+		if err == nil {
+			return ids, nil
+		}
+		if !errors.Is(err, engine.ErrUnavailable) || ctx.Err() != nil {
+			return nil, err
+		}
+		t := time.NewTimer(min(50*time.Millisecond<<min(attempt, 5), time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// send publishes built messages once and reports how many were stored new
+// (not duplicates).
+func (b *Broker) send(ctx context.Context, q *qstate, built []*nats.Msg) (int64, error) {
+	if len(built) == 1 {
+		ack, err := b.js.PublishMsg(ctx, built[0])
+		if err != nil {
+			return 0, fmt.Errorf("queue %q: publish: %w", q.n.queue, engine.Classify(err))
+		}
+		if ack.Duplicate {
+			return 0, nil
+		}
+		return 1, nil
+	}
+	futs := make([]jetstream.PubAckFuture, len(built))
+	var errs []error
+	for i, nm := range built {
 		f, err := b.js.PublishMsgAsync(nm)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("message %d: %w", i, err))
+			errs = append(errs, fmt.Errorf("message %d: %w", i, engine.Classify(err)))
 			break
 		}
 		futs[i] = f
@@ -241,11 +278,10 @@ func (b *Broker) publish(ctx context.Context, q *qstate, msgs []Message) ([]stri
 			break
 		}
 	}
-	b.published(q, stored)
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("queue %q: publish batch (%d of %d stored): %w", q.n.queue, stored, len(msgs), errors.Join(errs...))
+		return stored, fmt.Errorf("queue %q: publish batch (%d of %d stored): %w", q.n.queue, stored, len(built), errors.Join(errs...))
 	}
-	return ids, nil
+	return stored, nil
 }
 
 func (b *Broker) published(q *qstate, n int64) {
@@ -314,6 +350,10 @@ func (b *Broker) PublishAsync(ctx context.Context, queue string, m Message) *Fut
 	defer release()
 	nm := b.build(ctx, q, &m, b.opts.Clock.Now())
 	f := &Future{id: nm.Header[hdrID][0], q: q, b: b}
+	if f.err = engine.CheckMsg(b.nc, nm); f.err != nil {
+		f.err = fmt.Errorf("queue %q: %w", q.n.queue, f.err)
+		return f
+	}
 	f.paf, f.err = b.js.PublishMsgAsync(nm)
 	return f
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/plexushq/plexus/engine"
 )
 
 // puller speaks JetStream's pull protocol on one long-lived inbox
@@ -77,6 +79,11 @@ func (p *puller) fetch(ctx context.Context, stream, consumer string, batch int, 
 				switch m.Header.Get("Status") {
 				case "404", "408":
 					return out, nil // no (more) messages
+				case "503", "409":
+					// No responders (the consumer has no leader) or a leadership
+					// change: the engine fails over; retry shortly.
+					return out, fmt.Errorf("%w: %w: %s %s", engine.ErrUnavailable, errPullFailed,
+						m.Header.Get("Status"), m.Header.Get("Description"))
 				default:
 					return out, fmt.Errorf("%w: %s %s", errPullFailed, m.Header.Get("Status"), m.Header.Get("Description"))
 				}
@@ -87,7 +94,7 @@ func (p *puller) fetch(ctx context.Context, stream, consumer string, batch int, 
 			out = append(out, m)
 			got++
 		case <-timer.C:
-			return out, fmt.Errorf("%w: no answer from the engine", errPullFailed)
+			return out, fmt.Errorf("%w: %w: no answer from the engine", engine.ErrUnavailable, errPullFailed)
 		case <-stop:
 			return out, errStopped
 		case <-ctx.Done():

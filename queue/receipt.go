@@ -6,33 +6,37 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"strings"
 	"time"
 )
 
 // Receipts are "<base64url(ack subject)>.<base64url(meta)>.<base64url(hmac)>"
-// where meta is the receipt's deadline (unix ms), the delivery's ledger
-// sequence and its visibility timeout (ms). The HMAC, keyed with a secret
-// every node shares through the engine, covers the queue name, the ack
-// subject and meta, so a receipt cannot be forged nor used on another
-// queue. The deadline is a little before the visibility timeout ends
-// (ErrReceiptExpired after it); the ledger sequence binds the receipt to
-// its delivery (ErrReceiptStale once it was nacked or delivered again).
+// where meta is the receipt's deadline (unix ms), its issuer (the client
+// that handed the delivery out and settles it, holds.go) and the
+// delivery's visibility timeout (ms). The HMAC, keyed with a secret every
+// node shares through the engine, covers the queue name, the ack subject
+// and meta, so a receipt cannot be forged nor used on another queue. The
+// deadline is a little before the visibility timeout ends
+// (ErrReceiptExpired after it); the ack subject names the delivery (its
+// stream sequence and delivery count), which the issuer checks
+// (ErrReceiptStale once it was nacked or delivered again).
 type receiptMeta struct {
 	reply    string
 	deadline time.Time
-	hseq     uint64
+	issuer   uint64
 	vt       time.Duration
 }
 
 const metaLen = 20
 
+// seal signs a receipt; the key was loaded by the caller (receiptKey).
 func (b *Broker) seal(queue string, rm receiptMeta) string {
 	var meta [metaLen]byte
 	binary.BigEndian.PutUint64(meta[0:], uint64(rm.deadline.UnixMilli()))
-	binary.BigEndian.PutUint64(meta[8:], rm.hseq)
+	binary.BigEndian.PutUint64(meta[8:], rm.issuer)
 	binary.BigEndian.PutUint32(meta[16:], uint32(rm.vt.Milliseconds()))
 	enc := base64.RawURLEncoding
 	return enc.EncodeToString([]byte(rm.reply)) + "." + enc.EncodeToString(meta[:]) + "." +
@@ -40,22 +44,29 @@ func (b *Broker) seal(queue string, rm receiptMeta) string {
 }
 
 func (b *Broker) mac(queue, reply string, meta []byte) []byte {
-	m := hmac.New(sha256.New, b.key)
-	m.Write([]byte(queue))
+	m, _ := b.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, *b.key.Load())
+	}
+	m.Reset() // back to the keyed state, without hashing the key again
+	_, _ = io.WriteString(m, queue)
 	m.Write([]byte{0})
-	m.Write([]byte(reply))
+	_, _ = io.WriteString(m, reply)
 	m.Write([]byte{0})
 	m.Write(meta)
-	return m.Sum(nil)[:16]
+	sum := m.Sum(make([]byte, 0, sha256.Size))[:16]
+	b.macs.Put(m)
+	return sum
 }
 
 // ackRef is what a verified receipt says.
 type ackRef struct {
+	receipt   string
 	reply     string
 	seq       uint64 // stream sequence
 	delivered int
 	priority  int
-	hseq      uint64 // ledger sequence of the delivery's held entry
+	issuer    uint64 // the client that settles it
 	vt        time.Duration
 }
 
@@ -87,31 +98,21 @@ func (b *Broker) open(q *qstate, receipt string) (ackRef, error) {
 	if b.opts.Clock.Now().UnixMilli() > int64(binary.BigEndian.Uint64(meta[0:])) {
 		return ackRef{}, fmt.Errorf("%w: the visibility timeout ended; the message may have been delivered again", ErrReceiptExpired)
 	}
-	return ackRef{reply: string(reply), priority: int(md.consumer[1] - '0'), delivered: md.delivered, seq: md.seq,
-		hseq: binary.BigEndian.Uint64(meta[8:]), vt: time.Duration(binary.BigEndian.Uint32(meta[16:])) * time.Millisecond}, nil
+	return ackRef{receipt: receipt, reply: string(reply), priority: int(md.consumer[1] - '0'), delivered: md.delivered, seq: md.seq,
+		issuer: binary.BigEndian.Uint64(meta[8:]), vt: time.Duration(binary.BigEndian.Uint32(meta[16:])) * time.Millisecond}, nil
 }
 
-// openAll verifies every receipt and that each is its message's current
-// delivery, before anything changes. repeat marks receipts whose delivery
-// was acked with them already.
-func (b *Broker) openAll(ctx context.Context, q *qstate, receipts []string, allowRepeat bool) (refs []ackRef, repeat []bool, err error) {
-	refs = make([]ackRef, len(receipts))
-	repeat = make([]bool, len(receipts))
+// openAll verifies every receipt (format, signature, queue, deadline).
+func (b *Broker) openAll(ctx context.Context, q *qstate, receipts []string) ([]ackRef, error) {
+	if _, err := b.receiptKey(ctx); err != nil {
+		return nil, err
+	}
+	refs := make([]ackRef, len(receipts))
 	for i, r := range receipts {
+		var err error
 		if refs[i], err = b.open(q, r); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	for i, ref := range refs {
-		switch err := b.check(ctx, q, ref); {
-		case err == nil:
-		case errors.Is(err, errRepeat) && allowRepeat:
-			repeat[i] = true
-		case errors.Is(err, errRepeat):
-			return nil, nil, fmt.Errorf("%w: the message was acknowledged with it", ErrReceiptStale)
-		default:
-			return nil, nil, err
-		}
-	}
-	return refs, repeat, nil
+	return refs, nil
 }

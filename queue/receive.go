@@ -51,6 +51,9 @@ func (b *Broker) Receive(ctx context.Context, queue string, opts ReceiveOptions)
 	if err != nil {
 		return nil, err
 	}
+	if _, err := b.receiptKey(ctx); err != nil {
+		return nil, err
+	}
 	if opts.Max <= 0 {
 		opts.Max = 1
 	}
@@ -63,6 +66,9 @@ func (b *Broker) Receive(ctx context.Context, queue string, opts ReceiveOptions)
 		return nil, invalidMsg("visibilityTimeout %s: want %s to %s", vt, minVisibility, maxVisibility)
 	}
 	b.consumerSeen(q, opts.Consumer)
+	if !b.holds.room(opts.Max) {
+		return nil, b.holds.busy()
+	}
 	ds, err := b.receive(ctx, q, opts.Max, opts.Wait, opts.Stop)
 	if len(ds) == 0 {
 		return ds, err
@@ -72,19 +78,11 @@ func (b *Broker) Receive(ctx context.Context, queue string, opts ReceiveOptions)
 			_ = b.nakAfter(d.msg.Reply, vt)
 		}
 	}
-	// The ledger write must not be cut short by a long poll's end.
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.RequestTimeout)
-	defer cancel()
-	hseqs, lerr := b.hold(lctx, q, ds, vt)
-	if lerr != nil {
-		for _, d := range ds { // give them back rather than hide them for vt
-			_ = b.nakAfter(d.msg.Reply, 0)
-		}
-		return nil, lerr
-	}
-	dl := b.opts.Clock.Now().Add(vt * 95 / 100)
-	for i, d := range ds {
-		d.Receipt = b.seal(q.n.queue, receiptMeta{reply: d.msg.Reply, deadline: dl, hseq: hseqs[i], vt: vt})
+	now := b.opts.Clock.Now()
+	dl := now.Add(vt * 95 / 100)
+	b.holds.add(q.n.queue, ds, vt, vt != qvt, now)
+	for _, d := range ds {
+		d.Receipt = b.seal(q.n.queue, receiptMeta{reply: d.msg.Reply, deadline: dl, issuer: b.holds.id, vt: vt})
 	}
 	return ds, err
 }

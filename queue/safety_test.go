@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -9,9 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/enginetest"
@@ -334,23 +330,5 @@ func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatalf("not within %s", d)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// TestLedgerDeleteOfALostEntry: after the engine restarts on write errors
-// (a full disk) it answers the delete of a ledger entry it lost with its
-// generic delete failure (10057 "no message found") or "sequence N not
-// found" (10043), which an ack answered with a 500 (seen in TestDiskFull).
-// It is a message that is gone: the ledger check decides the answer.
-func TestLedgerDeleteOfALostEntry(t *testing.T) {
-	lost := fmt.Errorf("nats: message deletion unsuccessful: %w", &jetstream.APIError{Code: 500,
-		ErrorCode: jetstream.ErrorCode(server.JSStreamMsgDeleteFailedF), Description: server.ErrStoreMsgNotFound.Error()})
-	noSeq := &jetstream.APIError{Code: 400, ErrorCode: jetstream.ErrorCode(server.JSSequenceNotFoundErrF), Description: "sequence 201 not found"}
-	if !msgGone(lost) || !msgGone(jetstream.ErrMsgNotFound) || !msgGone(fmt.Errorf("delete: %w", noSeq)) {
-		t.Fatal("a lost entry is not read as gone")
-	}
-	other := &jetstream.APIError{Code: 500, ErrorCode: jetstream.ErrorCode(server.JSStreamMsgDeleteFailedF), Description: "i/o error"}
-	if msgGone(other) || msgGone(errors.New("no message found")) {
-		t.Fatal("another failure read as a lost entry")
 	}
 }

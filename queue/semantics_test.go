@@ -63,7 +63,9 @@ func TestNackRetriesThenDeadLetters(t *testing.T) {
 func TestVisibilityTimeoutRedeliversAndCountsAttempt(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.create("vis", Config{RetryAttempts: 2, VisibilityTimeout: 300 * time.Millisecond})
+	// A timeout long enough for the steps below to run under load: the
+	// receipts' deadline is 95 % of it.
+	f.create("vis", Config{RetryAttempts: 2, VisibilityTimeout: time.Second})
 	id := f.publish("vis", Message{Payload: []byte(`1`)})
 	ds := f.receive("vis", 1, time.Second)
 	if len(ds) != 1 {
@@ -81,7 +83,7 @@ func TestVisibilityTimeoutRedeliversAndCountsAttempt(t *testing.T) {
 	// fresh receipt and the old one expires with the old timeout.
 	receipt := ds[0].Receipt
 	for range 3 {
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(400 * time.Millisecond)
 		fresh, err := f.c.Extend(f.ctx, "vis", []string{receipt})
 		if err != nil {
 			t.Fatal(err)
@@ -95,7 +97,7 @@ func TestVisibilityTimeoutRedeliversAndCountsAttempt(t *testing.T) {
 		t.Fatal("extended message was redelivered")
 	}
 	// The last attempt times out too: the next fetch dead-letters it.
-	if again := f.receive("vis", 1, 1500*time.Millisecond); len(again) != 0 {
+	if again := f.receive("vis", 1, 3*time.Second); len(again) != 0 {
 		t.Fatalf("third delivery with retryAttempts 2: %+v", again)
 	}
 	waitFor(t, func() bool {

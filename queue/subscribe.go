@@ -149,7 +149,7 @@ func (s *Subscription) hold(ds []*Delivery) {
 // holds (the queue's inFlight), for a little longer than the next report.
 func (s *Subscription) report(held int) {
 	vt := s.q.cfg.Load().VisibilityTimeout
-	s.b.reportHeld(s.q, s.id, held, vt+time.Second)
+	s.b.reportHeld(s.q.n, s.id, held, vt+time.Second)
 }
 
 func (s *Subscription) release(d *Delivery) {
@@ -244,7 +244,7 @@ func (s *Subscription) Stop(ctx context.Context) error {
 	go func() {
 		s.fetchW.Wait()
 		s.workW.Wait()
-		s.b.reportHeld(s.q, s.id, 0, time.Second)
+		s.b.reportHeld(s.q.n, s.id, 0, time.Second)
 		close(done)
 	}()
 	select {

@@ -98,6 +98,9 @@ type receiveRequest struct {
 	Wait              *httpx.Duration `json:"wait"`
 	VisibilityTimeout httpx.Duration  `json:"visibilityTimeout"`
 	Consumer          string          `json:"consumer"`
+	// Ack acknowledges these receipts (of the previous receive) before
+	// receiving, in the same round trip.
+	Ack []string `json:"ack"`
 }
 
 type receiptsRequest struct {

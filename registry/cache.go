@@ -57,6 +57,8 @@ type cacheStream interface {
 	Next(ctx context.Context) (Event, error)
 	// Pending reports that Next would not wait (lets the feed batch).
 	Pending() bool
+	// FreshAt is when the stream last provably had every change.
+	FreshAt() time.Time
 	Stop() error
 }
 
@@ -78,6 +80,7 @@ func newCache(cfg CacheConfig, open func(context.Context) (cacheStream, []*Insta
 		cfg.Resync = 5 * time.Minute
 	}
 	c := &Cache{cfg: cfg, open: open}
+	c.feed.created = time.Now()
 	c.state.Store(&cacheState{byName: map[string]*ServiceSnapshot{}, changed: make(chan struct{})})
 	return c
 }
@@ -109,6 +112,18 @@ func (c *Cache) Service(name string) *ServiceSnapshot {
 func (c *Cache) Services() []*ServiceSnapshot {
 	return slices.Clone(c.state.Load().sorted)
 }
+
+// FreshAt is when the cache last proved that its view held every change
+// the registry had (zero before the first snapshot). Inside a node the
+// feed proves it every second or so (StoreConfig.WatchCheck); while the
+// feed is down or stalled it stays put.
+func (c *Cache) FreshAt() time.Time { return c.feed.freshAt() }
+
+// ViewAge is how old the view may be: the time since FreshAt (since the
+// cache was made, before the first snapshot). /health and the
+// plexus_registry_cache_stale_seconds gauge report it; a gateway-only node
+// is ready while it is below the node's bound.
+func (c *Cache) ViewAge() time.Duration { return c.feed.age(time.Now()) }
 
 // Changed returns a channel that is closed at the next change of the
 // cache; after it fires, read again and call Changed again.
@@ -187,6 +202,13 @@ func (c *Cache) run(ctx context.Context, ready chan struct{}) {
 			continue // time for a fresh snapshot
 		}
 		c.feed.interruptions.Add(1)
+		if errors.Is(err, ErrWatchStalled) {
+			// The engine answers but the feed does not deliver: start
+			// over now, from a fresh snapshot.
+			c.feed.stalls.Add(1)
+			c.cfg.Logger.Warn("registry: cache feed stalled; resyncing", "err", err)
+			continue
+		}
 		c.cfg.Logger.Warn("registry: cache feed interrupted; reconnecting", "err", err, "in", backoff)
 		wait := backoff/2 + rand.N(backoff/2+1)
 		backoff = min(backoff*2, c.cfg.MaxBackoff)
@@ -215,7 +237,7 @@ func (c *Cache) session(ctx context.Context, b *cacheBuilder, ready chan struct{
 		}
 	}
 	*backoff = 100 * time.Millisecond
-	c.feed.up()
+	c.feed.up(st.FreshAt)
 	defer c.feed.down()
 	for {
 		ev, err := st.Next(ctx)

@@ -40,6 +40,17 @@ type CheckerConfig struct {
 	// TracerProvider records a client span per check and sends its trace
 	// context (traceparent) with the check request. Nil: no spans.
 	TracerProvider trace.TracerProvider
+	// ID names this checker in the instances it checks (Instance.Checker).
+	// It must differ between the checkers on one engine. Default: the host
+	// name, a dash and 8 random characters.
+	ID string
+	// Writable reports whether the engine accepts writes, and since when.
+	// A checker takes an instance over from a silent checker only once the
+	// engine has accepted writes for the instance's interval plus the
+	// grace: after a failover every checker's results stopped for a while,
+	// and their owners must get the chance to report first. Nil: always
+	// writable.
+	Writable func() (since time.Time, ok bool)
 }
 
 // Checker runs the active health checks: for every instance it sends
@@ -53,10 +64,14 @@ type CheckerConfig struct {
 // dropped when the instance goes away.
 //
 // Several checkers may run on one engine (one per node with the checker
-// role). Each checks an instance only when the stored lastCheck is older
-// than the interval, so normally one of them does the work; when two race,
-// the compare-and-set update keeps the state consistent and RecordCheck
-// drops the result that is older than the stored last check.
+// role); each instance is checked by one of them. A checker that sees an
+// instance nobody checks claims it (Store.ClaimCheck, a compare-and-set:
+// of checkers that see a new instance at once, one wins and the others
+// leave it) and checks it from then on. The others leave it alone while
+// its checker's results keep arriving, and claim it only after they stop
+// for the interval plus a grace (its node went away). While the engine
+// cannot store anything (a failover) a claim cannot succeed either, so the
+// other checkers do not start probing instances whose results stopped.
 type Checker struct {
 	store  *Store
 	cache  *Cache
@@ -79,6 +94,9 @@ func NewChecker(store *Store, cache *Cache, cfg CheckerConfig) *Checker {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.ID == "" {
+		cfg.ID = defaultCheckerID()
 	}
 	tp := cfg.TracerProvider
 	if tp == nil {
@@ -146,30 +164,18 @@ func (c *Checker) Stop(ctx context.Context) error {
 // minScanGap spaces the planner's scans when changes arrive quickly.
 const minScanGap = 10 * time.Millisecond
 
-// checkDone reports a finished check to the planner: the lastCheck it
-// stored (zero when it stored nothing).
-type checkDone struct {
-	key  string
-	last time.Time
-}
-
 // planState is the planner's memory, bounded by the live instances.
 type planState struct {
 	inflight  map[string]bool
 	notBefore map[string]time.Time
-	// own holds the lastCheck this checker stored per instance: while the
-	// stored lastCheck is ours, we keep checking on time; otherwise we wait
-	// a grace period more, so one checker does the work and the others
-	// take over only when it stops.
-	own map[string]time.Time
 }
 
 func (c *Checker) run(ctx context.Context) {
 	defer close(c.done)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	ps := &planState{inflight: map[string]bool{}, notBefore: map[string]time.Time{}, own: map[string]time.Time{}}
-	finished := make(chan checkDone, c.cfg.Concurrency)
+	ps := &planState{inflight: map[string]bool{}, notBefore: map[string]time.Time{}}
+	finished := make(chan string, c.cfg.Concurrency)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -187,13 +193,13 @@ func (c *Checker) run(ctx context.Context) {
 			case <-time.After(minScanGap):
 			}
 		case <-timer.C:
-		case d := <-finished:
-			ps.finish(d)
+		case k := <-finished:
+			delete(ps.inflight, k)
 		}
 		for drained := false; !drained; {
 			select {
-			case d := <-finished:
-				ps.finish(d)
+			case k := <-finished:
+				delete(ps.inflight, k)
 			default:
 				drained = true
 			}
@@ -201,19 +207,33 @@ func (c *Checker) run(ctx context.Context) {
 	}
 }
 
-func (ps *planState) finish(d checkDone) {
-	delete(ps.inflight, d.key)
-	if !d.last.IsZero() {
-		ps.own[d.key] = d.last
+// ID is the name this checker claims instances under.
+func (c *Checker) ID() string { return c.cfg.ID }
+
+// due is when inst's next check by this checker is: its own instances on
+// their interval, unclaimed ones at once, another checker's only once that
+// checker went silent (then it is claimed first).
+func (c *Checker) due(inst *Instance, notBefore time.Time) time.Time {
+	if inst.Checker != c.cfg.ID {
+		due := later(notBefore, claimOpen(inst))
+		if inst.Checker != "" && c.cfg.Writable != nil {
+			since, ok := c.cfg.Writable()
+			iv := inst.Check.Interval
+			if !ok {
+				return later(due, time.Now().Add(iv))
+			}
+			due = later(due, since.Add(iv+takeoverGrace(iv)))
+		}
+		return due
 	}
+	if inst.LastCheck != nil {
+		return later(notBefore, inst.LastCheck.Add(inst.Check.Interval))
+	}
+	return notBefore
 }
 
-// takeoverGrace is how much longer than the interval a checker waits
-// before checking an instance another checker checked last.
-func takeoverGrace(interval time.Duration) time.Duration { return min(interval/2, 5*time.Second) }
-
 // plan starts the checks that are due and returns when the next one is.
-func (c *Checker) plan(ctx context.Context, wg *sync.WaitGroup, ps *planState, finished chan<- checkDone) time.Time {
+func (c *Checker) plan(ctx context.Context, wg *sync.WaitGroup, ps *planState, finished chan<- string) time.Time {
 	now := time.Now()
 	next := now.Add(time.Minute)
 	seen := make(map[string]bool, len(ps.notBefore))
@@ -224,14 +244,7 @@ func (c *Checker) plan(ctx context.Context, wg *sync.WaitGroup, ps *planState, f
 			if ps.inflight[k] {
 				continue
 			}
-			due := ps.notBefore[k]
-			if inst.LastCheck != nil {
-				iv := inst.Check.Interval
-				if !inst.LastCheck.Equal(ps.own[k]) {
-					iv += takeoverGrace(iv)
-				}
-				due = later(due, inst.LastCheck.Add(iv))
-			}
+			due := c.due(inst, ps.notBefore[k])
 			if due.After(now) {
 				next = earlier(next, due)
 				continue
@@ -244,17 +257,39 @@ func (c *Checker) plan(ctx context.Context, wg *sync.WaitGroup, ps *planState, f
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				finished <- checkDone{key: k, last: c.check(ctx, inst)}
+				c.claimAndCheck(ctx, inst)
+				finished <- k
 			}()
 		}
 	}
 	for k := range ps.notBefore {
 		if !seen[k] {
 			delete(ps.notBefore, k)
-			delete(ps.own, k)
 		}
 	}
 	return next
+}
+
+// claimAndCheck checks inst, claiming it first unless it is this
+// checker's already. A lost claim (another checker was quicker, or still
+// reports) or an engine that cannot take the claim means no probe.
+func (c *Checker) claimAndCheck(ctx context.Context, inst *Instance) {
+	if inst.Checker != c.cfg.ID {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		claimed, err := c.store.ClaimCheck(cctx, inst.Service, inst.ID, c.cfg.ID)
+		cancel()
+		switch {
+		case errors.Is(err, ErrCheckClaimed), errors.Is(err, ErrNotFound):
+			return
+		case err != nil:
+			if ctx.Err() == nil {
+				c.cfg.Logger.Debug("registry: claiming a check failed", "service", inst.Service, "instance", inst.ID, "err", err)
+			}
+			return
+		}
+		inst = claimed
+	}
+	c.check(ctx, inst)
 }
 
 func later(a, b time.Time) time.Time {
@@ -271,24 +306,24 @@ func earlier(a, b time.Time) time.Time {
 	return b
 }
 
-// check probes one instance and records the result; it returns the
-// lastCheck it stored, zero when it stored nothing.
-func (c *Checker) check(ctx context.Context, inst *Instance) time.Time {
+// check probes one instance and records the result.
+func (c *Checker) check(ctx context.Context, inst *Instance) {
 	started := time.Now()
 	ok, output := c.probe(ctx, inst)
 	if ctx.Err() != nil {
-		return time.Time{} // stopping: an interrupted check says nothing about the instance
+		return // stopping: an interrupted check says nothing about the instance
 	}
 	c.m.observe(ok, time.Since(started))
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	stored, changed, err := c.store.RecordCheck(wctx, inst.Service, inst.ID, CheckResult{Started: started, OK: ok, Output: output})
+	stored, changed, err := c.store.RecordCheck(wctx, inst.Service, inst.ID,
+		CheckResult{Started: started, OK: ok, Output: output, Checker: c.cfg.ID})
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrStaleCheck):
-		return time.Time{} // deregistered or expired meanwhile, or another checker was quicker
+		return // deregistered or expired meanwhile, or another checker took the instance over
 	case err != nil:
 		c.cfg.Logger.Warn("registry: recording a check failed", "service", inst.Service, "instance", inst.ID, "err", err)
-		return time.Time{}
+		return
 	case changed:
 		c.m.changed(stored.Status)
 		level := slog.LevelInfo
@@ -298,7 +333,6 @@ func (c *Checker) check(ctx context.Context, inst *Instance) time.Time {
 		c.cfg.Logger.Log(ctx, level, "registry: instance health changed", "service", inst.Service,
 			"instance", inst.ID, "status", stored.Status, "output", stored.CheckOutput)
 	}
-	return *stored.LastCheck
 }
 
 // probe sends the check request; it passes on a 2xx answer within the

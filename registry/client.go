@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -206,6 +207,7 @@ type WatchStream struct {
 	body     io.ReadCloser
 	rd       *bufio.Reader
 	snapshot []*Instance
+	heard    atomic.Int64 // unix nanos of the last line from the node
 }
 
 // maxSSELine bounds one line of the stream (the snapshot is one line).
@@ -270,6 +272,11 @@ func (ws *WatchStream) Next(ctx context.Context) (Event, error) {
 // Pending reports whether buffered data is waiting (used to batch).
 func (ws *WatchStream) Pending() bool { return false }
 
+// FreshAt is when the node last sent anything (an event or the stream's
+// heartbeat): the node's own watch proves itself current, so the stream
+// was current then.
+func (ws *WatchStream) FreshAt() time.Time { return time.Unix(0, ws.heard.Load()) }
+
 // Close ends the stream.
 func (ws *WatchStream) Close() error { return ws.body.Close() }
 
@@ -324,6 +331,7 @@ func (ws *WatchStream) line() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		ws.heard.Store(time.Now().UnixNano())
 		buf = append(buf, chunk...)
 		return bytes.TrimRight(buf, "\r\n"), nil
 	}

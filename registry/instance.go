@@ -52,7 +52,12 @@ type Instance struct {
 	LastHeartbeat time.Time     `json:"lastHeartbeat"`
 	LastCheck     *time.Time    `json:"lastCheck,omitempty"`
 	CheckOutput   string        `json:"checkOutput,omitempty"`
-	ExpiresAt     time.Time     `json:"expiresAt"`
+	// Checker names the checker (one per node with the checker role)
+	// that runs this instance's active checks, since CheckerSince; the
+	// others leave the instance alone while it reports in time.
+	Checker      string     `json:"checker,omitempty"`
+	CheckerSince *time.Time `json:"checkerSince,omitempty"`
+	ExpiresAt    time.Time  `json:"expiresAt"`
 	// CheckPasses and CheckFailures count consecutive check results for the
 	// rise/fall thresholds; they live in the store so that any checker node
 	// continues where another left off.

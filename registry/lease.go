@@ -42,6 +42,10 @@ type CheckResult struct {
 	OK bool
 	// Output describes the answer or the error (clipped to MaxCheckOutput).
 	Output string
+	// Checker names the checker that ran the check; when another checker
+	// has claimed the instance since, the result is dropped (ErrStaleCheck).
+	// Empty: any checker.
+	Checker string
 }
 
 // RecordCheck applies a check result: consecutive passes and failures are
@@ -49,7 +53,8 @@ type CheckResult struct {
 // rise passes in a row make an unhealthy one healthy again. Draining
 // instances stay draining. It returns the stored instance and whether the
 // status changed. A result that lost to a newer check by another checker
-// changes nothing and gives ErrStaleCheck.
+// changes nothing and gives ErrStaleCheck, as does the result of a
+// checker that no longer holds the instance's claim (ClaimCheck).
 func (s *Store) RecordCheck(ctx context.Context, service, id string, res CheckResult) (*Instance, bool, error) {
 	var changed bool
 	inst, err := s.update(ctx, service, id, func(inst *Instance) (bool, error) {
@@ -57,8 +62,14 @@ func (s *Store) RecordCheck(ctx context.Context, service, id string, res CheckRe
 		if inst.LastCheck != nil && !inst.LastCheck.Before(res.Started) {
 			return false, ErrStaleCheck
 		}
+		if res.Checker != "" && inst.Checker != "" && inst.Checker != res.Checker {
+			return false, ErrStaleCheck
+		}
 		now := s.now().UTC()
 		inst.LastCheck = &now
+		if res.Checker != "" && inst.Checker == "" {
+			inst.Checker, inst.CheckerSince = res.Checker, &now
+		}
 		inst.CheckOutput = clipOutput(res.Output)
 		if res.OK {
 			inst.CheckPasses, inst.CheckFailures = min(inst.CheckPasses+1, MaxRiseFall), 0

@@ -90,47 +90,84 @@ func (m *checkMetrics) changed(s Status) {
 	m.changes.WithLabelValues(string(s)).Inc()
 }
 
-// feedState tracks the cache's feed for the watch-staleness metrics: a
-// gateway routing on a cache whose feed is down routes on an old view.
+// feedState tracks the cache's feed for the watch-staleness metrics and
+// the view age: a gateway routing on a cache whose feed is down or stalled
+// routes on an old view.
 type feedState struct {
 	connected     atomic.Bool
-	downSince     atomic.Int64 // unix nanos; 0 while connected or before the first session
 	interruptions atomic.Int64
+	stalls        atomic.Int64
+	created       time.Time
+	lastFresh     atomic.Int64 // unix nanos: FreshAt of the last ended session
+	src           atomic.Pointer[freshSource]
 }
+
+// freshSource is the running session's proof of freshness.
+type freshSource struct{ freshAt func() time.Time }
 
 var (
 	descCacheConnected = prometheus.NewDesc("plexus_registry_cache_connected",
 		"1 while this node's registry cache receives changes from the engine, else 0.", nil, nil)
 	descCacheStale = prometheus.NewDesc("plexus_registry_cache_stale_seconds",
-		"How long this node's registry cache has missed changes (0 while its feed is connected).", nil, nil)
+		"Age of this node's registry view: time since the cache last proved it had every change the engine had "+
+			"(up to the watch check interval, 1s, while healthy; grows while the feed is down or stalled).", nil, nil)
 	descCacheInterrupts = prometheus.NewDesc("plexus_registry_cache_interruptions_total",
-		"Times the registry cache's feed broke and had to reconnect (planned resyncs excluded).", nil, nil)
+		"Times the registry cache's feed broke or stalled and had to reconnect (planned resyncs excluded).", nil, nil)
+	descCacheStalls = prometheus.NewDesc("plexus_registry_cache_stalls_total",
+		"Times the registry cache's feed stalled (the engine had changes it did not deliver) and was resynced at once.", nil, nil)
 )
 
-func (f *feedState) up() {
+func (f *feedState) up(freshAt func() time.Time) {
+	f.src.Store(&freshSource{freshAt: freshAt})
 	f.connected.Store(true)
-	f.downSince.Store(0)
 }
 
 func (f *feedState) down() {
+	if src := f.src.Swap(nil); src != nil {
+		f.lastFresh.Store(src.freshAt().UnixNano())
+	}
 	f.connected.Store(false)
-	f.downSince.Store(time.Now().UnixNano())
+}
+
+// freshAt is when the view was last proved complete; zero before the
+// first snapshot.
+func (f *feedState) freshAt() time.Time {
+	var t time.Time
+	if n := f.lastFresh.Load(); n != 0 {
+		t = time.Unix(0, n)
+	}
+	if src := f.src.Load(); src != nil {
+		if s := src.freshAt(); s.After(t) {
+			t = s
+		}
+	}
+	return t
+}
+
+// age is the view's age at now; before the first snapshot, the time since
+// the cache was made.
+func (f *feedState) age(now time.Time) time.Duration {
+	t := f.freshAt()
+	if t.IsZero() {
+		t = f.created
+	}
+	return max(now.Sub(t), 0)
 }
 
 func (f *feedState) describe(ch chan<- *prometheus.Desc) {
 	ch <- descCacheConnected
 	ch <- descCacheStale
 	ch <- descCacheInterrupts
+	ch <- descCacheStalls
 }
 
 func (f *feedState) collect(ch chan<- prometheus.Metric) {
-	conn, stale := 0.0, 0.0
+	conn := 0.0
 	if f.connected.Load() {
 		conn = 1
-	} else if since := f.downSince.Load(); since != 0 {
-		stale = time.Since(time.Unix(0, since)).Seconds()
 	}
 	ch <- prometheus.MustNewConstMetric(descCacheConnected, prometheus.GaugeValue, conn)
-	ch <- prometheus.MustNewConstMetric(descCacheStale, prometheus.GaugeValue, stale)
+	ch <- prometheus.MustNewConstMetric(descCacheStale, prometheus.GaugeValue, f.age(time.Now()).Seconds())
 	ch <- prometheus.MustNewConstMetric(descCacheInterrupts, prometheus.CounterValue, float64(f.interruptions.Load()))
+	ch <- prometheus.MustNewConstMetric(descCacheStalls, prometheus.CounterValue, float64(f.stalls.Load()))
 }

@@ -36,6 +36,28 @@ type StoreConfig struct {
 	Clock clock.Clock
 	// Logger for store events. Default slog.Default().
 	Logger *slog.Logger
+	// WatchCheck is how often a waiting watch asks the engine for the
+	// bucket's latest revision, to prove itself current or find itself
+	// stalled (see Watcher). Default 1s; negative turns the checks off.
+	WatchCheck time.Duration
+	// WatchStallAfter is how long a watch may stay behind a revision the
+	// engine reported before Next gives ErrWatchStalled. Default 2s.
+	WatchStallAfter time.Duration
+}
+
+func (c *StoreConfig) defaults() {
+	if c.MarkerTTL == 0 {
+		c.MarkerTTL = DefaultMarkerTTL
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.WatchCheck == 0 {
+		c.WatchCheck = time.Second
+	}
+	if c.WatchStallAfter <= 0 {
+		c.WatchStallAfter = 2 * time.Second
+	}
 }
 
 // Store keeps instances in the engine's key-value bucket
@@ -45,26 +67,24 @@ type StoreConfig struct {
 // compare-and-set on the key's revision so concurrent writers (heartbeats,
 // checkers on several nodes, status changes) never overwrite each other.
 type Store struct {
-	kv        jetstream.KeyValue
-	js        jetstream.JetStream
-	subjPre   string
-	markerTTL time.Duration
-	now       func() time.Time
-	log       *slog.Logger
-	writable  func() error // the engine's storage gate (engine.Writable)
+	kv         jetstream.KeyValue
+	js         jetstream.JetStream
+	stream     jetstream.Stream // the bucket's stream, for revision checks
+	subjPre    string
+	markerTTL  time.Duration
+	now        func() time.Time
+	log        *slog.Logger
+	watchCheck time.Duration
+	watchStall time.Duration
+	writable   func() error // the engine's storage gate (engine.Writable)
 }
 
 // OpenStore creates or updates the registry bucket on eng and returns a
 // store on it.
 func OpenStore(ctx context.Context, eng *engine.Engine, cfg StoreConfig) (*Store, error) {
-	if cfg.MarkerTTL == 0 {
-		cfg.MarkerTTL = DefaultMarkerTTL
-	}
+	cfg.defaults()
 	if cfg.MarkerTTL < time.Second {
 		return nil, fmt.Errorf("registry: marker TTL %s: at least 1s", cfg.MarkerTTL)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	kv, err := eng.EnsureKV(ctx, jetstream.KeyValueConfig{
 		Bucket:         engine.BucketRegistry,
@@ -76,15 +96,37 @@ func OpenStore(ctx context.Context, eng *engine.Engine, cfg StoreConfig) (*Store
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
+	stream, err := eng.JetStream().Stream(ctx, "KV_"+engine.BucketRegistry)
+	if err != nil {
+		return nil, fmt.Errorf("registry: bucket stream: %w", err)
+	}
 	return &Store{
-		kv:        kv,
-		js:        eng.JetStream(),
-		subjPre:   "$KV." + engine.BucketRegistry + ".",
-		markerTTL: cfg.MarkerTTL,
-		now:       clock.Or(cfg.Clock).Now,
-		log:       cfg.Logger,
-		writable:  eng.Writable,
+		kv:         kv,
+		js:         eng.JetStream(),
+		stream:     stream,
+		subjPre:    "$KV." + engine.BucketRegistry + ".",
+		markerTTL:  cfg.MarkerTTL,
+		now:        clock.Or(cfg.Clock).Now,
+		log:        cfg.Logger,
+		watchCheck: cfg.WatchCheck,
+		watchStall: cfg.WatchStallAfter,
+		writable:   eng.Writable,
 	}, nil
+}
+
+// lastRevision is the revision of the newest entry (value or removal
+// marker) under the key filter, 0 when there is none. Any replica of the
+// bucket may answer (a direct get), so it works while the bucket elects a
+// leader; a replica is never ahead of the leader.
+func (s *Store) lastRevision(ctx context.Context, filter string) (uint64, error) {
+	m, err := s.stream.GetLastMsgForSubject(ctx, s.subjPre+filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
 }
 
 // key is the bucket key of an instance. Instance ids have no dots, so the
@@ -189,11 +231,12 @@ func isCASConflict(err error) bool {
 
 // Register validates reg and stores the instance, replacing one with the
 // same id. It reports whether the instance is new. A (re-)registration
-// starts the instance healthy with fresh check counters (docs/registry.md); it keeps registeredAt and the last check of the instance it
-// replaces. An invalid registration changes nothing. While the engine's
-// storage is full it is refused with engine.ErrStorageFull (heartbeats,
-// status changes and deregistrations, which replace or remove a key, go
-// on in the engine's reserve).
+// starts the instance healthy with fresh check counters (docs/registry.md);
+// it keeps registeredAt and the last check of the instance it replaces,
+// and the checker that checks it. An invalid registration changes
+// nothing. While the engine's storage is full it is refused with
+// engine.ErrStorageFull (heartbeats, status changes and deregistrations,
+// which replace or remove a key, go on in the engine's reserve).
 func (s *Store) Register(ctx context.Context, service, id string, reg *Registration) (*Instance, bool, error) {
 	inst, err := reg.Normalize(service, id)
 	if err != nil {
@@ -211,9 +254,10 @@ func (s *Store) Register(ctx context.Context, service, id string, reg *Registrat
 		inst.Status, inst.CheckPasses, inst.CheckFailures = StatusHealthy, 0, 0
 		inst.RegisteredAt, inst.LastHeartbeat = now, now
 		inst.ExpiresAt = now.Add(inst.TTL)
-		inst.LastCheck, inst.CheckOutput = nil, ""
+		inst.LastCheck, inst.CheckOutput, inst.Checker, inst.CheckerSince = nil, "", "", nil
 		if cur != nil {
 			inst.RegisteredAt, inst.LastCheck, inst.CheckOutput = cur.RegisteredAt, cur.LastCheck, cur.CheckOutput
+			inst.Checker, inst.CheckerSince = cur.Checker, cur.CheckerSince
 		}
 		nrev, err := s.write(ctx, inst, rev)
 		if isCASConflict(err) {

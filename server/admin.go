@@ -1,18 +1,14 @@
 package server
 
 import (
-	"context"
 	"crypto/subtle"
-	"errors"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/plexushq/plexus/engine"
 	"github.com/plexushq/plexus/internal/httpguard"
 	"github.com/plexushq/plexus/internal/httpx"
 	"github.com/plexushq/plexus/web"
@@ -82,63 +78,6 @@ func isPublicUI(path string) bool {
 // handleAdmin registers an admin route; components call it from their setup.
 func (n *Node) handleAdmin(pattern string, h http.Handler) {
 	n.admin.Handle(pattern, h)
-}
-
-// addHealth adds a member to the admin /health answer.
-func (n *Node) addHealth(name string, f func(context.Context) any) {
-	n.health[name] = f
-}
-
-// handleHealth answers the node's state: "healthy"; "degraded" (200) while
-// the engine is connected but cannot accept writes, with the reason; or
-// "unhealthy" (503) without the engine.
-func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	status, code := "healthy", http.StatusOK
-	st := n.eng.Status()
-	eng := map[string]any{"embedded": n.eng.Embedded(), "connected": true, "writable": st.Writable, "since": st.Since}
-	if st.DiskReserve > 0 || st.DiskFree > 0 {
-		eng["diskFreeBytes"], eng["diskReserveBytes"] = st.DiskFree, st.DiskReserve
-	}
-	if err := n.eng.Ready(ctx); err != nil {
-		status, eng["error"] = "degraded", err.Error()
-		eng["storageFull"] = errors.Is(err, engine.ErrStorageFull)
-		if !n.eng.Conn().IsConnected() {
-			status, code = "unhealthy", http.StatusServiceUnavailable
-			eng["connected"] = false
-		}
-	}
-	body := map[string]any{
-		"status":    status,
-		"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
-		"version":   n.cfg.Version,
-		"roles":     n.cfg.Roles,
-		"uptime":    time.Since(n.started).Round(time.Second).String(),
-		"engine":    eng,
-	}
-	for k, f := range n.health {
-		body[k] = f(ctx)
-	}
-	httpx.WriteJSON(w, code, body)
-}
-
-// handleReady is 200 only while the node serves and its engine accepts
-// writes; 503 while starting, stopping, without the engine, with a full
-// disk or without a leader (the detail says which).
-func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if !n.ready.Load() {
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusServiceUnavailable, "not-ready", "node is starting or stopping"))
-		return
-	}
-	if err := n.eng.Ready(ctx); err != nil {
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusServiceUnavailable, "not-ready", err.Error()).
-			With("engine", n.eng.Status()))
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 }
 
 func recoverer(log *slog.Logger, next http.Handler) http.Handler {

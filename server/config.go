@@ -49,10 +49,18 @@ type Config struct {
 	NATS []string
 	// NATSListen exposes the embedded engine on host:port.
 	NATSListen string
-	// NATSCreds is a credentials file for an external engine.
-	NATSCreds string
-	// NATSReplicas for streams on an external cluster (default 1).
+	// NATSAuth authenticates the node to an external engine (NATS), or
+	// is what the embedded engine's listener (NATSListen) requires; without
+	// it the listener requires a generated password (DataDir/nats-password).
+	NATSAuth NATSAuth
+	// NATSReplicas for streams on an external cluster (default 1). A node
+	// never lowers the replicas of an existing stream or bucket: with fewer
+	// than they have it refuses to start.
 	NATSReplicas int
+	// MaxViewAge is how old a gateway-only node's registry view may get
+	// (the time since its watch last proved itself current) before the
+	// node reports not ready. Default 30s.
+	MaxViewAge time.Duration
 	// Sync is "interval" (default), "always", or a duration such as "100ms":
 	// how often the embedded store fsyncs (engine.ParseSync).
 	Sync string
@@ -72,6 +80,10 @@ type Config struct {
 	MaxQueues int
 	// TLSCert and TLSKey enable TLS (and HTTP/2) on the gateway listener.
 	TLSCert, TLSKey string
+	// GatewayServer is the HTTP/1.1 server of a cleartext gateway
+	// listener: "h1" (default, internal/h1) or "net/http". A TLS listener
+	// always uses net/http (HTTP/2).
+	GatewayServer string
 	// ShutdownTimeout bounds a graceful stop. Default 15s.
 	ShutdownTimeout time.Duration
 	// ClientHeaderTimeout bounds reading a request's line and headers on
@@ -127,7 +139,21 @@ func (c *Config) defaults() {
 	if c.MaxQueues <= 0 {
 		c.MaxQueues = queue.DefaultMaxQueues
 	}
+	if c.MaxViewAge <= 0 {
+		c.MaxViewAge = DefaultMaxViewAge
+	}
 }
+
+// NATSAuth holds the engine connection's credentials and TLS files (see
+// engine.Config): one of Creds, Nkey, User and Password, or Token; TLS CA,
+// certificate and key.
+type NATSAuth struct {
+	Creds, Nkey, User, Password, Token string
+	TLSCA, TLSCert, TLSKey             string
+}
+
+// DefaultMaxViewAge is MaxViewAge's default.
+const DefaultMaxViewAge = 30 * time.Second
 
 // Validate reports a configuration that cannot work.
 func (c *Config) Validate() error {
@@ -139,6 +165,9 @@ func (c *Config) Validate() error {
 	if c.ClientHeaderTimeout < 0 || c.ClientBodyTimeout < 0 || c.ClientSendTimeout < 0 {
 		return fmt.Errorf("client timeouts must not be negative")
 	}
+	if c.GatewayServer != "" && c.GatewayServer != GatewayServerH1 && c.GatewayServer != GatewayServerNetHTTP {
+		return fmt.Errorf("gateway server %q: want %s or %s", c.GatewayServer, GatewayServerH1, GatewayServerNetHTTP)
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}
@@ -149,6 +178,12 @@ func (c *Config) Validate() error {
 	}
 	return c.engineConfig().Validate()
 }
+
+// The gateway's HTTP/1.1 servers (Config.GatewayServer).
+const (
+	GatewayServerH1      = "h1"
+	GatewayServerNetHTTP = "net/http"
+)
 
 // limits are the listeners' client limits.
 func (c *Config) limits() httpguard.Limits {
@@ -166,7 +201,14 @@ func (c *Config) engineConfig() engine.Config {
 		Sync:        c.Sync,
 		DiskReserve: c.DiskReserve,
 		Replicas:    c.NATSReplicas,
-		CredsFile:   c.NATSCreds,
+		CredsFile:   c.NATSAuth.Creds,
+		NkeyFile:    c.NATSAuth.Nkey,
+		User:        c.NATSAuth.User,
+		Password:    c.NATSAuth.Password,
+		Token:       c.NATSAuth.Token,
+		TLSCA:       c.NATSAuth.TLSCA,
+		TLSCert:     c.NATSAuth.TLSCert,
+		TLSKey:      c.NATSAuth.TLSKey,
 		Logger:      c.Logger,
 	}
 }

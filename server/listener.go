@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/plexushq/plexus/internal/h1"
 	"github.com/plexushq/plexus/internal/httpguard"
 	"github.com/plexushq/plexus/internal/httpx"
 )
@@ -19,6 +20,7 @@ import (
 type listener struct {
 	name     string
 	srv      *http.Server
+	fast     *h1.Server // serves instead of srv when set (the gateway's cleartext listener)
 	ln       net.Listener
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -53,10 +55,19 @@ func (l *listener) loopback() bool {
 	return ok && a.IP.IsLoopback()
 }
 
+// useH1 serves the listener with internal/h1 instead of net/http: the
+// same handler and limits, without net/http's per-request costs. Only
+// for cleartext HTTP/1.1; TLS listeners keep net/http (HTTP/2).
+func (l *listener) useH1(lim httpguard.Limits) {
+	l.fast = httpguard.NewH1Server(l.srv.Handler, lim, l.srv.BaseContext(l.ln), l.log)
+}
+
 func (l *listener) serve() {
 	go func() {
 		var err error
-		if l.srv.TLSConfig != nil {
+		if l.fast != nil {
+			err = l.fast.Serve(l.ln)
+		} else if l.srv.TLSConfig != nil {
 			err = l.srv.ServeTLS(l.ln, "", "")
 		} else {
 			err = l.srv.Serve(l.ln)
@@ -71,10 +82,14 @@ func (l *listener) serve() {
 // shutdown drains the listener; when ctx ends first it closes what is left.
 func (l *listener) shutdown(ctx context.Context) error {
 	l.stopOnce.Do(func() { close(l.stopping) })
-	err := l.srv.Shutdown(ctx)
+	var err error
+	if l.fast != nil {
+		err = l.fast.Shutdown(ctx) // closes what is left itself when ctx ends
+	} else if err = l.srv.Shutdown(ctx); err != nil {
+		_ = l.srv.Close()
+	}
 	if err != nil {
 		l.log.Warn("listener did not drain in time; closing connections", "listener", l.name, "err", err)
-		_ = l.srv.Close()
 	}
 	if serr := <-l.done; serr != nil && err == nil {
 		err = serr

@@ -11,7 +11,10 @@ import (
 // whether the node serves (/ready's answer) and what the engine holds.
 var (
 	descNodeReady = prometheus.NewDesc("plexus_node_ready",
-		"1 when the node serves and its engine answers and accepts writes (what GET /ready reports), else 0.", nil, nil)
+		"1 when the node can do its work (what GET /ready reports: control needs an engine that accepts writes, "+
+			"a gateway a fresh registry view), else 0.", nil, nil)
+	descEngineWritable = prometheus.NewDesc("plexus_engine_writable",
+		"1 while the engine accepts writes (connected, JetStream and every stream the node uses have a leader, storage not full), else 0.", nil, nil)
 	descEngineUp = prometheus.NewDesc("plexus_engine_up",
 		"1 when the engine connection is up and JetStream answers, else 0.", nil, nil)
 	descEngineStorage = prometheus.NewDesc("plexus_engine_storage_bytes",
@@ -31,7 +34,7 @@ const engineScrapeTimeout = 2 * time.Second
 type nodeCollector struct{ n *Node }
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descNodeReady, descEngineUp, descEngineStorage, descEngineStreams, descEngineConsumers} {
+	for _, d := range []*prometheus.Desc{descNodeReady, descEngineUp, descEngineWritable, descEngineStorage, descEngineStreams, descEngineConsumers} {
 		ch <- d
 	}
 }
@@ -54,8 +57,14 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(descEngineUp, up)
-	ready := 0.0
-	if up == 1 && c.n.ready.Load() && c.n.eng.Status().Writable { // as /ready: not while writes are refused
+	writable, ready := 0.0, 0.0
+	if c.n.eng != nil && c.n.eng.Status().Writable {
+		writable = 1
+	}
+	gauge(descEngineWritable, writable)
+	ctx, cancel := context.WithTimeout(context.Background(), engineScrapeTimeout)
+	defer cancel()
+	if c.n.eng != nil && c.n.readiness(ctx) == nil {
 		ready = 1
 	}
 	gauge(descNodeReady, ready)

@@ -255,6 +255,9 @@ func (n *Node) startListeners() error {
 			h = http.NotFoundHandler()
 		}
 		gl := newListener("gateway", n.take("gateway"), h, tlsCfg, lim, n.log)
+		if tlsCfg == nil && n.cfg.GatewayServer != GatewayServerNetHTTP {
+			gl.useH1(lim)
+		}
 		n.gatewayLn = gl
 		n.listeners = append(n.listeners, gl)
 	}

@@ -54,8 +54,10 @@ func (s sseReader) next(t *testing.T) (string, string) {
 // B's cache and B's /health.
 func TestRegistryTwoNodesShareOneEngine(t *testing.T) {
 	natsAddr := freePort(t)
-	a := startNode(t, Config{Roles: []string{RoleControl, RoleChecker}, AdminToken: testToken, NATSListen: natsAddr})
-	b := startNode(t, Config{Roles: []string{RoleControl, RoleGateway}, AdminToken: testToken, NATS: []string{"nats://" + natsAddr}})
+	a := startNode(t, Config{Roles: []string{RoleControl, RoleChecker}, AdminToken: testToken, NATSListen: natsAddr,
+		NATSAuth: NATSAuth{Token: testToken}})
+	b := startNode(t, Config{Roles: []string{RoleControl, RoleGateway}, AdminToken: testToken, NATS: []string{"nats://" + natsAddr},
+		NATSAuth: NATSAuth{Token: testToken}})
 	if b.Engine().Embedded() {
 		t.Fatal("node B runs its own engine")
 	}

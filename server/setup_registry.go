@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/plexushq/plexus/registry"
 )
@@ -18,8 +19,19 @@ func (n *Node) setupRegistry(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
-	n.regCache = registry.NewCache(store, registry.CacheConfig{Metrics: n.metrics, Logger: log})
+	// Reconnect at least every second: after a failover the view must come
+	// back as soon as the engine can create the new watch (the node's one
+	// watch is cheap to retry).
+	n.regCache = registry.NewCache(store, registry.CacheConfig{Metrics: n.metrics, Logger: log, MaxBackoff: time.Second})
 	n.add("registry-cache", n.regCache)
+	n.addHealth("registry", func(context.Context) any {
+		fresh := n.regCache.FreshAt()
+		out := map[string]any{"viewAgeSeconds": n.regCache.ViewAge().Seconds(), "maxViewAgeSeconds": n.cfg.MaxViewAge.Seconds()}
+		if !fresh.IsZero() {
+			out["viewFreshAt"] = fresh.UTC()
+		}
+		return out
+	})
 	n.addHealth("services", func(context.Context) any {
 		out := map[string]any{}
 		for _, s := range n.regCache.Services() {
@@ -32,7 +44,10 @@ func (n *Node) setupRegistry(ctx context.Context) error {
 			Streams: n.slots}).Mount(n.handleAdmin)
 	}
 	if n.cfg.has(RoleChecker) {
-		ccfg := registry.CheckerConfig{Metrics: n.metrics, Logger: log}
+		ccfg := registry.CheckerConfig{Metrics: n.metrics, Logger: log, Writable: func() (time.Time, bool) {
+			st := n.eng.Status()
+			return st.Since, st.Writable
+		}}
 		if n.traceChecks {
 			ccfg.TracerProvider = n.tracer
 		}

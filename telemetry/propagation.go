@@ -57,6 +57,84 @@ func ExtractHeader(ctx context.Context, h nats.Header) context.Context {
 	return propagator.Extract(ctx, c)
 }
 
+// Trace is a trace context and baggage as their three W3C fields, for a
+// carrier that keeps them as fields of its own (the event store frames
+// them in an append's payload).
+type Trace struct{ Parent, State, Baggage string }
+
+// TraceOf is ctx's trace context and baggage; empty when ctx has no valid
+// span context.
+func TraceOf(ctx context.Context) Trace {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return Trace{}
+	}
+	var t Trace
+	propagator.Inject(ctx, traceCarrier{&t})
+	return t
+}
+
+// WithTrace returns ctx carrying the remote span context and baggage of t;
+// ctx is returned unchanged when t has no traceparent.
+func WithTrace(ctx context.Context, t Trace) context.Context {
+	if t.Parent == "" {
+		return ctx
+	}
+	return propagator.Extract(ctx, traceCarrier{&t})
+}
+
+// traceCarrier adapts Trace to propagation.TextMapCarrier.
+type traceCarrier struct{ t *Trace }
+
+func (c traceCarrier) field(key string) *string {
+	switch key {
+	case "traceparent":
+		return &c.t.Parent
+	case "tracestate":
+		return &c.t.State
+	case "baggage":
+		return &c.t.Baggage
+	}
+	return nil
+}
+
+// Get returns key's field ("" for other keys).
+func (c traceCarrier) Get(key string) string {
+	if f := c.field(key); f != nil {
+		return *f
+	}
+	return ""
+}
+
+// Set sets key's field; other keys are dropped.
+func (c traceCarrier) Set(key, value string) {
+	if f := c.field(key); f != nil {
+		*f = value
+	}
+}
+
+// Keys lists the three fields.
+func (c traceCarrier) Keys() []string { return []string{"traceparent", "tracestate", "baggage"} }
+
+// InjectFunc writes ctx's trace context and baggage through set, one
+// key at a time, for a carrier of the caller's own (the gateway's upstream
+// request fields). A key set again replaces the earlier value.
+func InjectFunc(ctx context.Context, set func(key, value string)) {
+	propagator.Inject(ctx, setCarrier(set))
+}
+
+// setCarrier adapts a setter to propagation.TextMapCarrier for Inject,
+// which only sets.
+type setCarrier func(key, value string)
+
+// Get returns "" (Inject does not read).
+func (setCarrier) Get(string) string { return "" }
+
+// Set passes key and value on.
+func (s setCarrier) Set(key, value string) { s(key, value) }
+
+// Keys lists nothing.
+func (setCarrier) Keys() []string { return nil }
+
 // natsCarrier adapts nats.Header to propagation.TextMapCarrier. Unlike
 // propagation.HeaderCarrier it keeps keys exactly as written (NATS headers
 // are case-sensitive), so "traceparent" stays lower case as W3C spells it.

@@ -30,6 +30,11 @@ type counter interface {
 	Count(ctx context.Context) (int, error)
 }
 
+// sharer is a view of another system's store (read differently).
+type sharer interface {
+	shares() store
+}
+
 // errSkip marks a phase a system does not run.
 var errSkip = errors.New("skipped")
 

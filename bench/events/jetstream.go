@@ -31,6 +31,7 @@ type rawJS struct {
 	// protocol (not all-or-none): an upper bound that shows what the
 	// engine's atomic batch staging costs. It runs only batch phases.
 	pipelined bool
+	label     string // the engine, when several run
 }
 
 const rawStream = "BENCH_RAW_EVENTS"
@@ -48,9 +49,9 @@ func newRawJS(ctx context.Context, eng *engine.Engine) (*rawJS, error) {
 
 func (r *rawJS) Name() string {
 	if r.pipelined {
-		return "raw JetStream, batch not atomic"
+		return withLabel("raw JetStream, batch not atomic", r.label)
 	}
-	return "raw JetStream"
+	return withLabel("raw JetStream", r.label)
 }
 
 // appendPipelined sends a batch as plain publishes (the first with the

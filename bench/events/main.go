@@ -31,10 +31,12 @@ import (
 
 type options struct {
 	seq, conc, batches, total, rounds int
+	singles                           int
 	sync                              string
 	only                              []string
 	keep                              bool
 	cpuprofile                        string
+	engine                            benchutil.EngineFlags
 }
 
 func main() {
@@ -46,14 +48,16 @@ func main() {
 	flag.IntVar(&o.batches, "batches", 100, "100-event batch appends per round")
 	flag.IntVar(&o.total, "events", 1000000, "events in each store for read-all and catch-up (filled with 1000-event batches)")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds of the append phases; systems alternate within each")
+	flag.IntVar(&o.singles, "singles", 200000, "events Plexus also reads and catches up over when each was appended alone (one engine message each); 0: skip")
 	flag.StringVar(&o.sync, "sync", "interval", "embedded engine durability: interval (Plexus default) or always")
 	flag.StringVar(&only, "only", "", "systems: plexus,jetstream,postgres,postgres-async (empty = all)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (Plexus, the engine and the drivers) to this file")
 	flag.BoolVar(&quick, "quick", false, "smoke run: fewer appends, 50k events, one round")
+	o.engine.Register(flag.CommandLine)
 	flag.Parse()
 	if quick {
-		o.seq, o.conc, o.batches, o.total, o.rounds = 1000, 250, 20, 50000, 1
+		o.seq, o.conc, o.batches, o.total, o.rounds, o.singles = 1000, 250, 20, 50000, 1, 20000
 	}
 	if only != "" {
 		o.only = strings.Split(strings.ToLower(only), ",")
@@ -82,13 +86,19 @@ type phase struct {
 }
 
 func run(ctx context.Context, ps *benchutil.Procs, o options) error {
-	eng, err := engine.Start(ctx, engine.Config{DataDir: ps.Path("engine"), Sync: o.sync,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var eng *engine.Engine
+	var err error
+	if o.engine.NATS != "" {
+		eng, err = o.engine.Start(ctx, ps, "") // -nats: the external engine only
+	} else {
+		eng, err = engine.Start(ctx, engine.Config{DataDir: ps.Path("engine"), Sync: o.sync,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}
 	if err != nil {
 		return err
 	}
 	defer eng.Stop(context.Background())
-	stores, err := openStores(ctx, ps, eng, o)
+	stores, err := openStores(ctx, ps, eng, "", o)
 	defer func() {
 		for _, s := range stores {
 			s.Close()
@@ -97,19 +107,41 @@ func run(ctx context.Context, ps *benchutil.Procs, o options) error {
 	if err != nil {
 		return err
 	}
-	return runPhases(ctx, o, stores)
+	if o.engine.Cluster > 0 {
+		// Plexus and raw JetStream again on the cluster, beside the embedded.
+		ceng, err := o.engine.Start(ctx, ps, "")
+		if err != nil {
+			return err
+		}
+		defer ceng.Stop(context.Background())
+		co := o
+		co.only = []string{"plexus", "jetstream"}
+		if len(o.only) > 0 {
+			co.only = slices.DeleteFunc(slices.Clone(o.only), func(s string) bool { return s != "plexus" && s != "jetstream" })
+		}
+		cs, err := openStores(ctx, ps, ceng, o.engine.Label(), co)
+		stores = append(stores, cs...)
+		if err != nil {
+			return err
+		}
+	}
+	return runPhases(ctx, ps, o, stores)
 }
 
 // openStores builds the systems to compare; those opened before an error
 // are returned too, so that the caller closes them.
-func openStores(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, o options) ([]store, error) {
+func openStores(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, label string, o options) ([]store, error) {
 	var stores []store
 	if o.want("plexus") {
 		pl, err := newPlexus(ctx, eng)
 		if err != nil {
 			return stores, err
 		}
+		pl.label = label
 		stores = append(stores, pl)
+		if label == "" {
+			stores = append(stores, pl.pagedView())
+		}
 	}
 	if o.want("jetstream") {
 		r, err := newRawJS(ctx, eng)
@@ -120,7 +152,7 @@ func openStores(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, o 
 		if err != nil {
 			return stores, err
 		}
-		rp.pipelined = true
+		r.label, rp.label, rp.pipelined = label, label, true
 		stores = append(stores, rawCounter{r}, rp)
 	}
 	if !o.want("postgres") && !o.want("postgres-async") {
@@ -146,8 +178,8 @@ func openStores(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, o 
 }
 
 // runPhases runs the append rounds, then the bulk phases, and prints.
-func runPhases(ctx context.Context, o options, stores []store) error {
-	fmt.Printf("# Event store benchmark\n\n%s\nengine sync %s; events ~150-byte JSON\n", benchutil.Machine(), o.sync)
+func runPhases(ctx context.Context, ps *benchutil.Procs, o options, stores []store) error {
+	fmt.Printf("# Event store benchmark\n\n%s\n%s; events ~150-byte JSON\n", benchutil.Machine(), o.engine.Describe(o.sync))
 	appends := []struct {
 		ph               *phase
 		writers, n, size int
@@ -183,6 +215,11 @@ func runPhases(ctx context.Context, o options, stores []store) error {
 	if err != nil {
 		return err
 	}
+	if o.want("plexus") && o.singles > 0 && o.engine.NATS == "" {
+		if err := singlesPhases(ctx, ps, o, bulk[1], bulk[2]); err != nil {
+			return err
+		}
+	}
 	phases = append(phases, bulk...)
 	for _, ph := range phases {
 		printPhase(ph, stores)
@@ -199,19 +236,12 @@ func bulkPhases(ctx context.Context, o options, stores []store) ([]*phase, error
 	counts := map[store]int{}
 	for _, s := range stores {
 		c, ok := s.(counter)
-		if !ok {
-			continue // shares another system's store (non-atomic raw, async PostgreSQL)
+		if _, view := s.(sharer); !ok || view {
+			continue // shares another system's store (non-atomic raw, async PostgreSQL, paged Plexus)
 		}
-		n, err := c.Count(ctx)
+		have, err := c.Count(ctx) // counted just before filling: the append phases added to it
 		if err != nil {
 			return nil, fmt.Errorf("%s count: %w", s.Name(), err)
-		}
-		counts[s] = n
-	}
-	for _, s := range stores {
-		have, ok := counts[s]
-		if !ok {
-			continue
 		}
 		per := max(0, (o.total-have+7)/8)
 		if per > 0 {
@@ -223,6 +253,13 @@ func bulkPhases(ctx context.Context, o options, stores []store) ([]*phase, error
 			fill.res[s.Name()] = append(fill.res[s.Name()], r)
 		}
 		counts[s] = have + 8*per
+	}
+	for _, s := range stores {
+		if v, ok := s.(sharer); ok {
+			if n, ok := counts[v.shares()]; ok {
+				counts[s] = n
+			}
+		}
 	}
 	for _, s := range stores {
 		n, ok := counts[s]
@@ -262,8 +299,18 @@ func printPhase(ph *phase, stores []store) {
 		Header: []string{"system", ph.unit, "p50 per call", "p99 per call", "rounds", "Plexus ÷ this"}}
 	plexus, hasPlexus := ph.res["Plexus"]
 	pm := benchutil.Median(plexus)
+	var names, extra []string
 	for _, s := range stores {
-		rs, ok := ph.res[s.Name()]
+		names = append(names, s.Name())
+	}
+	for name := range ph.res { // rows of systems outside stores (Plexus, one event per append)
+		if !slices.Contains(names, name) {
+			extra = append(extra, name)
+		}
+	}
+	slices.Sort(extra)
+	for _, name := range append(names, extra...) {
+		rs, ok := ph.res[name]
 		if !ok {
 			continue
 		}
@@ -273,10 +320,33 @@ func printPhase(ph *phase, stores []store) {
 			rounds = append(rounds, benchutil.FmtRate(r.Rate))
 		}
 		ratio := "–"
-		if hasPlexus && s.Name() != "Plexus" {
+		switch {
+		case hasPlexus && !strings.HasPrefix(name, "Plexus"):
 			ratio = benchutil.Ratio(pm.Rate, m.Rate)
+		case name != "Plexus":
+			ratio = variantRatios(ph, name, m.Rate)
 		}
-		tb.Add(s.Name(), benchutil.FmtRate(m.Rate), benchutil.FmtDur(m.P50), benchutil.FmtDur(m.P99), strings.Join(rounds, " / "), ratio)
+		tb.Add(name, benchutil.FmtRate(m.Rate), benchutil.FmtDur(m.P50), benchutil.FmtDur(m.P99), strings.Join(rounds, " / "), ratio)
 	}
 	tb.Fprint(os.Stdout)
+}
+
+// variantRatios compares another way of running Plexus (paged reads, one
+// event per append, a cluster) with the peers: raw JetStream on the same
+// engine, and PostgreSQL.
+func variantRatios(ph *phase, name string, rate float64) string {
+	raw := "raw JetStream"
+	if i := strings.Index(name, " ("); i >= 0 {
+		raw += name[i:] // the same engine's label
+	}
+	var parts []string
+	for _, peer := range []string{raw, "PostgreSQL"} {
+		if rs, ok := ph.res[peer]; ok {
+			parts = append(parts, "÷ "+peer+" "+benchutil.Ratio(rate, benchutil.Median(rs).Rate))
+		}
+	}
+	if len(parts) == 0 {
+		return "–"
+	}
+	return strings.Join(parts, ", ")
 }

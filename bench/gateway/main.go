@@ -35,6 +35,9 @@ type options struct {
 	tracing  bool
 	profile  bool
 	goproxy  bool
+	baseline string
+	gogc     string
+	netsrv   bool
 	keep     bool
 }
 
@@ -63,6 +66,9 @@ func main() {
 	flag.BoolVar(&o.tracing, "tracing", false, "also run Plexus with tracing sampled at 100%, at the shipped default (10%, parent-based) and at 1%; the baseline samples none")
 	flag.BoolVar(&o.profile, "profile", false, "also profile Plexus's gateway under wrk (1 core) and print the top of the CPU profile")
 	flag.BoolVar(&o.goproxy, "goproxy", false, "also run a bare net/http + httputil.ReverseProxy (the floor of a Go proxy)")
+	flag.StringVar(&o.baseline, "baseline", "", "also run this plexus binary (an older build) as \"Plexus before\"")
+	flag.BoolVar(&o.netsrv, "netserver", false, "also run Plexus with net/http's server in front of its upstream client (--gateway-server net/http)")
+	flag.StringVar(&o.gogc, "gogc", "", "also run Plexus with these GOGC values, comma-separated (e.g. 200,400)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs, access logs)")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 3s runs, 1s warm-up, one round")
 	flag.Parse()
@@ -186,7 +192,7 @@ func startTargets(ctx context.Context, ps *benchutil.Procs, o options, bin strin
 		start func() (*target, error)
 	}
 	starters := []starter{
-		{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 0, "") }},
+		{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 0, "", nil) }},
 		{"nginx", func() (*target, error) { return startNginx(ctx, ps, s, backend) }},
 		{"haproxy", func() (*target, error) { return startHAProxy(ctx, ps, s, backend) }},
 		{"caddy", func() (*target, error) { return startCaddy(ctx, ps, s, backend) }},
@@ -194,13 +200,30 @@ func startTargets(ctx context.Context, ps *benchutil.Procs, o options, bin strin
 	if o.goproxy {
 		starters = append(starters, starter{"goproxy", func() (*target, error) { return startGoProxy(ctx, ps, s, backend) }})
 	}
+	if o.baseline != "" {
+		starters = append(starters, starter{"plexus", func() (*target, error) {
+			return startPlexus(ctx, ps, s, o.baseline, backend, 0, " before", nil)
+		}})
+	}
+	if o.netsrv {
+		starters = append(starters, starter{"plexus", func() (*target, error) {
+			return startPlexus(ctx, ps, s, bin, backend, 0, " net/http server", nil, "--gateway-server", "net/http")
+		}})
+	}
+	for _, v := range strings.Split(o.gogc, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			starters = append(starters, starter{"plexus", func() (*target, error) {
+				return startPlexus(ctx, ps, s, bin, backend, 0, " GOGC="+v, []string{"GOGC=" + v})
+			}})
+		}
+	}
 	if o.tracing {
 		starters = append(starters,
-			starter{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 1, " trace100%") }},
+			starter{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 1, " trace100%", nil) }},
 			starter{"plexus", func() (*target, error) {
-				return startPlexus(ctx, ps, s, bin, backend, -1, " trace-default")
+				return startPlexus(ctx, ps, s, bin, backend, -1, " trace-default", nil)
 			}},
-			starter{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 0.01, " trace1%") }})
+			starter{"plexus", func() (*target, error) { return startPlexus(ctx, ps, s, bin, backend, 0.01, " trace1%", nil) }})
 	}
 	for _, st := range starters {
 		if !o.want(st.name) {

@@ -219,16 +219,16 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-func startPlexus(ctx context.Context, ps *benchutil.Procs, s setup, bin, backend string, sample float64, label string) (*target, error) {
-	return startPlexusCmd(ctx, ps, s, backend, label, plexusConfig(sample), func(dir, gw, admin, cfg string) []string {
-		return []string{bin, "serve", "--roles", "gateway,control", "--data-dir", dir + "/data", "--gateway-addr", gw,
-			"--admin-addr", admin, "--admin-token", adminToken, "--config", cfg, "--log-level", "warn"}
+func startPlexus(ctx context.Context, ps *benchutil.Procs, s setup, bin, backend string, sample float64, label string, env []string, args ...string) (*target, error) {
+	return startPlexusCmd(ctx, ps, s, backend, label, env, plexusConfig(sample), func(dir, gw, admin, cfg string) []string {
+		return append([]string{bin, "serve", "--roles", "gateway,control", "--data-dir", dir + "/data", "--gateway-addr", gw,
+			"--admin-addr", admin, "--admin-token", adminToken, "--config", cfg, "--log-level", "warn"}, args...)
 	})
 }
 
 // startPlexusCmd starts a Plexus node with argv, registers the backend
 // through the admin API and waits until the gateway proxies to it.
-func startPlexusCmd(ctx context.Context, ps *benchutil.Procs, s setup, backend, label string,
+func startPlexusCmd(ctx context.Context, ps *benchutil.Procs, s setup, backend, label string, env []string,
 	config func(accessLog string) string, argv func(dir, gw, admin, cfg string) []string) (*target, error) {
 	gw, err := listenAddr()
 	if err != nil {
@@ -244,7 +244,7 @@ func startPlexusCmd(ctx context.Context, ps *benchutil.Procs, s setup, backend, 
 	if err != nil {
 		return nil, err
 	}
-	pr, err := ps.Start(name, s.proxyCPU, s.env(), argv(dir, gw, admin, cfg)...)
+	pr, err := ps.Start(name, s.proxyCPU, append(s.env(), env...), argv(dir, gw, admin, cfg)...)
 	if err != nil {
 		return nil, err
 	}

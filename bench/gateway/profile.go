@@ -71,7 +71,7 @@ func profilePlexus(ctx context.Context, ps *benchutil.Procs, o options) error {
 		return err
 	}
 	prof := ps.Path("plexus.cpu.pprof")
-	t, err := startPlexusCmd(ctx, ps, s, backend, "-profiled", plexusConfig(0), func(dir, gw, admin, cfg string) []string {
+	t, err := startPlexusCmd(ctx, ps, s, backend, "-profiled", nil, plexusConfig(0), func(dir, gw, admin, cfg string) []string {
 		return []string{self, "node", "-data-dir", dir + "/data", "-gateway-addr", gw, "-admin-addr", admin,
 			"-admin-token", adminToken, "-config", cfg, "-cpuprofile", prof}
 	})

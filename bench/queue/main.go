@@ -37,6 +37,7 @@ type options struct {
 	only       []string
 	keep       bool
 	cpuprofile string
+	engine     benchutil.EngineFlags
 }
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (Plexus, the engine and the drivers) to this file")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 20k messages, 1 round, 2s latency run")
+	o.engine.Register(flag.CommandLine)
 	flag.Parse()
 	if quick {
 		o.spec.messages, o.rounds, o.latDur = 20000, 1, 2*time.Second
@@ -82,8 +84,31 @@ func (o options) want(name string) bool {
 func run(ctx context.Context, ps *benchutil.Procs, o options) error {
 	var brokers []broker
 	syncs := strings.Split(o.sync, ",")
-	for _, sy := range syncs {
-		bs, stop, err := plexusBrokers(ctx, ps, o, sy, len(syncs) > 1)
+	if o.engine.NATS == "" {
+		for _, sy := range syncs {
+			eng, err := engine.Start(ctx, engine.Config{DataDir: ps.Path("engine-" + sy), Sync: sy,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				return err
+			}
+			label := ""
+			if len(syncs) > 1 || o.engine.Cluster > 0 {
+				label = "sync " + sy
+			}
+			bs, stop, err := plexusBrokers(ctx, ps, o, eng, label)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			brokers = append(brokers, bs...)
+		}
+	}
+	if o.engine.NATS != "" || o.engine.Cluster > 0 {
+		eng, err := o.engine.Start(ctx, ps, "")
+		if err != nil {
+			return err
+		}
+		bs, stop, err := plexusBrokers(ctx, ps, o, eng, o.engine.Label())
 		if err != nil {
 			return err
 		}
@@ -105,8 +130,8 @@ func run(ctx context.Context, ps *benchutil.Procs, o options) error {
 		brokers = append(brokers, rb)
 	}
 	fmt.Printf("# Queue benchmark\n\n%s\n", benchutil.Machine())
-	fmt.Printf("%d producers, %d consumers, %d-byte messages, durable; throughput: %d messages per run, batches of %d, at most %d in flight; latency: %d msgs/s for %s; engine sync %s\n",
-		o.spec.producers, o.spec.consumers, o.spec.size, o.spec.messages, o.spec.batch, o.spec.inFlight, o.latRate, o.latDur, o.sync)
+	fmt.Printf("%d producers, %d consumers, %d-byte messages, durable; throughput: %d messages per run, batches of %d, at most %d in flight; latency: %d msgs/s for %s; %s\n",
+		o.spec.producers, o.spec.consumers, o.spec.size, o.spec.messages, o.spec.batch, o.spec.inFlight, o.latRate, o.latDur, o.engine.Describe(o.sync))
 	thr := map[string][]benchutil.Result{}
 	lat := map[string][]benchutil.Result{}
 	for round := range o.rounds {
@@ -136,15 +161,10 @@ func run(ctx context.Context, ps *benchutil.Procs, o options) error {
 	return nil
 }
 
-// plexusBrokers starts an embedded engine with sync setting sy and the
-// Plexus systems and raw JetStream on it; with several settings their
-// names say which (" (sync 100ms)").
-func plexusBrokers(ctx context.Context, ps *benchutil.Procs, o options, sy string, named bool) ([]broker, func(), error) {
-	eng, err := engine.Start(ctx, engine.Config{DataDir: ps.Path("engine-" + sy), Sync: sy,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		return nil, nil, err
-	}
+// plexusBrokers runs the Plexus systems and raw JetStream on eng (which
+// the returned stop stops too); a label names them after their engine
+// (" (sync 100ms)", " (3-node cluster, R3)") when several engines run.
+func plexusBrokers(ctx context.Context, ps *benchutil.Procs, o options, eng *engine.Engine, label string) ([]broker, func(), error) {
 	stops := []func(){func() { _ = eng.Stop(context.Background()) }}
 	stop := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -168,26 +188,36 @@ func plexusBrokers(ctx context.Context, ps *benchutil.Procs, o options, sy strin
 	if o.want("jetstream") {
 		out = append(out, &rawJS{eng: eng, js: eng.JetStream()})
 	}
-	if named {
+	if label != "" {
 		for i, b := range out {
-			out[i] = synced{b, sy}
+			out[i] = labelled{b, label}
 		}
 	}
 	return out, stop, nil
 }
 
-// synced names a broker after the engine's sync setting.
-type synced struct {
+// labelled names a broker after its engine.
+type labelled struct {
 	broker
-	sync string
+	label string
 }
 
-func (s synced) Name() string { return s.broker.Name() + " (sync " + s.sync + ")" }
+func (l labelled) Name() string { return l.broker.Name() + " (" + l.label + ")" }
+
+// embeddedRef is the same system on the (first) embedded engine, for the
+// external engine's rows: the ratio a 3-replica cluster costs.
+func embeddedRef(o options, b broker) string {
+	l, ok := b.(labelled)
+	if !ok || l.label != o.engine.Label() || o.engine.NATS != "" {
+		return b.Name()
+	}
+	return labelled{l.broker, "sync " + strings.Split(o.sync, ",")[0]}.Name()
+}
 
 // rawRef is the raw JetStream run on the same engine as b.
 func rawRef(b broker) string {
-	if s, ok := b.(synced); ok {
-		return "raw JetStream (sync " + s.sync + ")"
+	if l, ok := b.(labelled); ok {
+		return "raw JetStream (" + l.label + ")"
 	}
 	return "raw JetStream"
 }
@@ -195,7 +225,7 @@ func rawRef(b broker) string {
 func printTables(o options, brokers []broker, thr, lat map[string][]benchutil.Result) {
 	tb := benchutil.Table{
 		Title:  fmt.Sprintf("### Throughput (median of %d; latency here includes the closed-loop backlog of %d)", o.rounds, o.spec.inFlight),
-		Header: []string{"system", "msgs/s", "p50", "p99", "dups", "rounds msgs/s", "÷ raw JetStream", "÷ RabbitMQ"},
+		Header: []string{"system", "msgs/s", "p50", "p99", "dups", "rounds msgs/s", "÷ raw JetStream", "÷ RabbitMQ", "÷ embedded"},
 	}
 	for _, b := range brokers {
 		m := benchutil.Median(thr[b.Name()])
@@ -212,6 +242,11 @@ func printTables(o options, brokers []broker, thr, lat map[string][]benchutil.Re
 				continue
 			}
 			row = append(row, benchutil.Ratio(m.Rate, benchutil.Median(rm).Rate))
+		}
+		if emb, ok := thr[embeddedRef(o, b)]; ok && embeddedRef(o, b) != b.Name() {
+			row = append(row, benchutil.Ratio(m.Rate, benchutil.Median(emb).Rate))
+		} else {
+			row = append(row, "–")
 		}
 		tb.Add(row...)
 	}

@@ -29,7 +29,8 @@ type plexusSystems struct {
 }
 
 func startPlexus(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, o options) (*plexusSystems, error) {
-	c, err := queue.New(ctx, eng.JetStream(), queue.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	c, err := queue.New(ctx, eng.JetStream(), queue.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Replicas: eng.Replicas()})
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +118,7 @@ func (b *sdkBroker) Consume(ctx context.Context, n int, handle func([]byte)) (fu
 }
 
 // httpBroker is the HTTP API: JSON batches of messages per POST, receive
-// long polls of up to 100 and one ack call per received batch.
+// long polls of up to 64 that acknowledge the previous batch ("ack").
 type httpBroker struct {
 	c   *queue.Broker
 	url string
@@ -209,6 +210,7 @@ func (b *httpBroker) Consume(ctx context.Context, n int, handle func([]byte)) (f
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var done []string // acknowledged with the next receive, in the same round trip
 			for ctx.Err() == nil {
 				var out struct {
 					Messages []struct {
@@ -216,16 +218,23 @@ func (b *httpBroker) Consume(ctx context.Context, n int, handle func([]byte)) (f
 						Receipt string          `json:"receipt"`
 					} `json:"messages"`
 				}
-				err := b.post(ctx, "/receive", map[string]any{"max": 64, "wait": "1s", "consumer": fmt.Sprintf("c%d", i)}, &out)
-				if err != nil || len(out.Messages) == 0 {
+				req := map[string]any{"max": 64, "wait": "1s", "consumer": fmt.Sprintf("c%d", i)}
+				if len(done) > 0 {
+					req["ack"] = done
+				}
+				if err := b.post(ctx, "/receive", req, &out); err != nil {
 					continue
 				}
-				receipts := make([]string, len(out.Messages))
+				done = make([]string, len(out.Messages))
 				for j, m := range out.Messages {
 					handle(fromJSON(m.Payload))
-					receipts[j] = m.Receipt
+					done[j] = m.Receipt
 				}
-				_ = b.post(ctx, "/ack", map[string]any{"receipts": receipts}, nil)
+			}
+			if len(done) > 0 {
+				actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_ = b.post(actx, "/ack", map[string]any{"receipts": done}, nil)
+				cancel()
 			}
 		}()
 	}

@@ -19,15 +19,22 @@ import (
 )
 
 // TestGatewayAdversarialBinary runs the adversarial suite against the
-// real plexus binary, plus what only a real deployment shows: Python's
-// http.server as the upstream (it resolves ..%2F itself and serves what
-// it points at), and the admin listener's token check.
+// real plexus binary, on each of its cleartext HTTP/1.1 servers, plus
+// what only a real deployment shows: Python's http.server as the
+// upstream (it resolves ..%2F itself and serves what it points at), and
+// the admin listener's token check.
 func TestGatewayAdversarialBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	const token = "0123456789abcdef-adversarial"
 	bin := buildBinary(t)
+	for _, srv := range []string{"h1", "net/http"} {
+		t.Run(strings.ReplaceAll(srv, "/", "-"), func(t *testing.T) { adversarialBinary(t, bin, srv) })
+	}
+}
+
+func adversarialBinary(t *testing.T, bin, server string) {
+	const token = "0123456789abcdef-adversarial"
 	admin, gw := freeAddr(t), freeAddr(t)
 	cfgFile := filepath.Join(t.TempDir(), "plexus.yaml")
 	if err := os.WriteFile(cfgFile, []byte("gateway:\n"+indent(gatewaytest.Config)), 0o600); err != nil {
@@ -35,7 +42,7 @@ func TestGatewayAdversarialBinary(t *testing.T) {
 	}
 	var stderr bytes.Buffer
 	up := exec.Command(bin, "up", "--data-dir", t.TempDir(), "--admin-addr", admin, "--gateway-addr", gw,
-		"--config", cfgFile, "--client-body-timeout", "1s", "--client-header-timeout", "2s")
+		"--config", cfgFile, "--client-body-timeout", "1s", "--client-header-timeout", "2s", "--gateway-server", server)
 	up.Env = append(os.Environ(), "PLEXUS_ADMIN_TOKEN="+token)
 	up.Stderr = &stderr
 	if err := up.Start(); err != nil {

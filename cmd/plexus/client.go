@@ -17,6 +17,7 @@ import (
 
 	"github.com/plexushq/plexus/internal/adminclient"
 	"github.com/plexushq/plexus/problem"
+	"github.com/plexushq/plexus/retry"
 	"github.com/plexushq/plexus/server"
 )
 
@@ -121,6 +122,15 @@ func (g *globals) do(ctx context.Context, method, path string, in, out any) erro
 		return answerError{p}
 	}
 	return err
+}
+
+// doIdempotent is do for a request that is safe to repeat (a publish with
+// its message id): a 503 with a retry hint (the engine fails over) or a
+// request that failed on the way is retried after the hint, a few times.
+func (g *globals) doIdempotent(ctx context.Context, method, path string, in, out any) error {
+	return retry.Do(ctx, retry.Policy{}, func(ctx context.Context, _ int) error {
+		return g.do(ctx, method, path, in, out)
+	})
 }
 
 // print writes v as JSON, or as a table of header and rows.

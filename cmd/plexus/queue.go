@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nuid"
 	"github.com/spf13/cobra"
 
 	"github.com/plexushq/plexus/queue"
@@ -158,9 +159,12 @@ func newQueuePublishCmd(g *globals) *cobra.Command {
 			if delay > 0 {
 				body["delay"] = delay.String()
 			}
-			if id != "" {
-				body["id"] = id
+			if id == "" {
+				// An id of its own makes the retries below idempotent: the
+				// engine stores a repeated publish once.
+				id = "cli-" + nuid.Next()
 			}
+			body["id"] = id
 			if len(headers) > 0 {
 				h := map[string]string{}
 				for _, kv := range headers {
@@ -175,7 +179,7 @@ func newQueuePublishCmd(g *globals) *cobra.Command {
 			var out struct {
 				ID string `json:"id"`
 			}
-			if err := g.do(cmd.Context(), "POST", queuePath(args[0], "/messages"), body, &out); err != nil {
+			if err := g.doIdempotent(cmd.Context(), "POST", queuePath(args[0], "/messages"), body, &out); err != nil {
 				return err
 			}
 			return g.print(out, []string{"ID"}, [][]string{{out.ID}})
@@ -184,7 +188,7 @@ func newQueuePublishCmd(g *globals) *cobra.Command {
 	fl := cmd.Flags()
 	fl.IntVar(&priority, "priority", 0, "0 to 9, higher first")
 	fl.DurationVar(&delay, "delay", 0, "deliver no earlier than this from now")
-	fl.StringVar(&id, "id", "", "message id (idempotent publish)")
+	fl.StringVar(&id, "id", "", "message id (idempotent publish; default generated, so the CLI's own retries store the message once)")
 	fl.StringArrayVar(&headers, "header", nil, "NAME=VALUE header (repeatable)")
 	fl.BoolVar(&asString, "string", false, "send PAYLOAD as a JSON string (text)")
 	return cmd

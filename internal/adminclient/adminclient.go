@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/plexushq/plexus/internal/httpx"
@@ -76,7 +77,11 @@ func (c *Conn) Send(ctx context.Context, method, path string, in any, header htt
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, problem.Of(resp.StatusCode, data)
+		p := problem.Of(resp.StatusCode, data)
+		if p.RetryAfter == 0 { // a proxy's answer: the hint in the header only
+			p.RetryAfter, _ = strconv.Atoi(resp.Header.Get("Retry-After"))
+		}
+		return nil, p
 	}
 	return resp, nil
 }

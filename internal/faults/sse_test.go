@@ -48,9 +48,10 @@ func subscribe(t *testing.T, p *plexustest.Proc) (*http.Response, error) {
 func TestSubscribeDisconnectCycles(t *testing.T) {
 	bin := plexustest.Binary(t)
 	natsAddr := plexustest.FreeAddr(t)
-	p := plexustest.Up(t, bin, filepath.Join(t.TempDir(), "data"), "--nats-listen", natsAddr, "--max-streams", "20")
+	const natsToken = "fault-test-engine-token"
+	p := plexustest.Up(t, bin, filepath.Join(t.TempDir(), "data"), "--nats-listen", natsAddr, "--nats-token", natsToken, "--max-streams", "20")
 	appendEvents(t, p, "chat-1", 5)
-	nc, err := nats.Connect("nats://" + natsAddr)
+	nc, err := nats.Connect("nats://"+natsAddr, nats.Token(natsToken))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,12 @@
 package httpguard
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/plexushq/plexus/internal/h1"
 )
 
 // Defaults of Limits; docs/gateway.md lists them beside nginx's, Envoy's,
@@ -75,4 +79,16 @@ func NewServer(h http.Handler, l Limits) *http.Server {
 		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    l.MaxHeaderBytes,
 	}
+}
+
+// NewH1Server returns the fast HTTP/1.1 server (internal/h1) for h with
+// l's header timeout, idle timeout and header limit — the same limits
+// NewServer gives net/http. Bodies are bounded between reads by the
+// handlers (Body), answers between writes, exactly as with net/http:
+// both servers take the deadlines through http.ResponseController. base
+// is the parent of every request's context (nil: Background).
+func NewH1Server(h http.Handler, l Limits, base context.Context, log *slog.Logger) *h1.Server {
+	l = l.WithDefaults()
+	return h1.NewServer(h1.ServerConfig{Handler: h, ReadHeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout,
+		MaxHeaderBytes: l.MaxHeaderBytes, BaseContext: base, Log: log})
 }

@@ -20,16 +20,25 @@ const (
 	RetryBusy = 1
 )
 
-// EngineProblem is the one mapping of the engine's temporary failures to
-// HTTP: storage full → 507 storage-full; unavailable, no leader, timeout →
-// 503 engine-unavailable with a retry hint. A *Problem anywhere in err's
-// chain is answered as it is. It returns nil for every other error.
+// EngineProblem is the one mapping of the engine's failures to HTTP:
+// storage full → 507 storage-full; unavailable, no leader, timeout → 503
+// engine-unavailable with a retry hint; a message over the server's
+// max_payload → 413 message-too-large naming the limit. A *Problem
+// anywhere in err's chain is answered as it is. It returns nil for every
+// other error.
 func EngineProblem(err error) *Problem {
 	var p *Problem
+	var tl *engine.TooLargeError
 	c := engine.Classify(err)
 	switch {
 	case errors.As(err, &p):
 		return p
+	case errors.As(c, &tl):
+		return NewProblem(http.StatusRequestEntityTooLarge, "message-too-large", tl.Error()+"; nothing was stored").
+			With("maxPayloadBytes", tl.Limit)
+	case errors.Is(c, engine.ErrTooLarge):
+		return NewProblem(http.StatusRequestEntityTooLarge, "message-too-large",
+			"a message is larger than the engine accepts (its max_payload or the stream's maximum message size); nothing was stored")
 	case errors.Is(c, engine.ErrStorageFull):
 		return NewProblem(http.StatusInsufficientStorage, "storage-full",
 			"the engine's storage is full; nothing was stored. Retry once space is freed")

@@ -143,14 +143,15 @@ async function deadLetters(name) {
 async function renderEvents(root) {
   const [health, hist, subs] = await Promise.all([fetchHealth(), loadHistory(), api("/v1/subscriptions").catch(() => ({ groups: [] }))]);
   const last = (health.events && health.events.lastPosition) || 0;
-  const page = last ? await api(`/v1/events?limit=50&fromPosition=${Math.max(1, last - 49)}`) : { events: [] };
-  const events = (page.events || []).slice(-50).reverse();
+  // Positions have gaps between appends: read the newest 50 backwards.
+  const page = last ? await api("/v1/events?limit=50&direction=backward") : { events: [] };
+  const events = page.events || [];
   const ev = hist.events || {};
   const lag = Object.keys(ev.subscriptionLag || {}).sort().map((g) => ({ label: g, values: ev.subscriptionLag[g] }));
   root.replaceChildren(
     el("div", { class: "charts" },
       timeChart("ev-rate", "Events appended per second", hist.times, [{ label: "appended", values: ev.appendedPerSecond || [] }], fmtRate),
-      timeChart("ev-lag", "Subscription lag (events)", hist.times, lag, fmtCount)),
+      timeChart("ev-lag", "Subscription lag (appends)", hist.times, lag, fmtCount)),
     el("h2", {}, "Subscriber groups"),
     table(["group", "checkpoint", "pending", "in flight", "lag"], (subs.groups || []).map((g) =>
       [g.group, g.checkpoint, g.pending, g.inFlight, el("span", { class: g.pending + g.inFlight > 0 ? "draining" : "healthy" }, fmtNumber(g.pending + g.inFlight, 0))])),

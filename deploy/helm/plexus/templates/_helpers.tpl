@@ -85,10 +85,10 @@ containers:
       - --nats-creds=/etc/plexus/nats-creds/{{ .Values.nats.credentials.key }}
       {{- end }}
       {{- with .Values.nats.tls.existingSecret }}
-      - --nats-ca=/etc/plexus/nats-tls/{{ $.Values.nats.tls.ca }}
+      - --nats-tls-ca=/etc/plexus/nats-tls/{{ $.Values.nats.tls.ca }}
       {{- if $.Values.nats.tls.cert }}
-      - --nats-cert=/etc/plexus/nats-tls/{{ $.Values.nats.tls.cert }}
-      - --nats-key=/etc/plexus/nats-tls/{{ $.Values.nats.tls.key }}
+      - --nats-tls-cert=/etc/plexus/nats-tls/{{ $.Values.nats.tls.cert }}
+      - --nats-tls-key=/etc/plexus/nats-tls/{{ $.Values.nats.tls.key }}
       {{- end }}
       {{- end }}
     {{- else }}

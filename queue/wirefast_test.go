@@ -1,0 +1,77 @@
+package queue
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/plexushq/plexus/internal/httpx"
+)
+
+func FuzzAppendDeliveries(f *testing.F) {
+	f.Add("id-1", []byte(`{"a":1}`), 3, 2, "X-T", "v", "rcpt.x-y_z")
+	f.Add("<&>\"é", []byte("not json \xff"), 0, 1, "", "", "")
+	f.Add("", []byte("[1,\n2]"), 9, 7, "k\n", "v\x00<", "r")
+	f.Fuzz(func(t *testing.T, id string, payload []byte, prio, attempts int, hk, hv, receipt string) {
+		d := &Delivery{ID: id, Payload: payload, Priority: prio, Attempts: attempts,
+			Timestamp: time.Unix(1700000000, 42).UTC(), Receipt: receipt}
+		if hk != "" {
+			d.Headers = map[string]string{hk: hv, "Z-Last": "z"}
+		}
+		got := appendDeliveries(nil, []*Delivery{d, d})
+		want, err := json.Marshal(map[string]any{"messages": []wireMessage{fromDelivery(d), fromDelivery(d)}})
+		if err != nil {
+			t.Skip()
+		}
+		var a, b any
+		if err := json.Unmarshal(got, &a); err != nil {
+			t.Fatalf("invalid JSON %q: %v", got, err)
+		}
+		_ = json.Unmarshal(want, &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+func FuzzDecodeReceipts(f *testing.F) {
+	for _, s := range []string{`{"receipts":["a.b.c","d"]}`, ` { "receipts" : [ "x" ] } `, `{"receipts":[]}`,
+		`{"receipts":["a"],"x":1}`, `{"receipts":["a\u0041"]}`, `{"receipts":["a"]}x`, `{"Receipts":["a"]}`, `{"receipts":["a",]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := decodeReceipts(body)
+		if !ok {
+			return // the strict decoder decides
+		}
+		var req receiptsRequest
+		if p := httpx.DecodeJSONBytes(body, &req); p != nil {
+			t.Fatalf("fast path took %q, which the strict decoder refuses: %v", body, p)
+		}
+		if !reflect.DeepEqual(got, req.Receipts) {
+			t.Fatalf("%q: fast %q, strict %q", body, got, req.Receipts)
+		}
+	})
+}
+
+func FuzzDecodeReceive(f *testing.F) {
+	for _, s := range []string{`{}`, `{"max":64,"wait":"1s","consumer":"c1"}`, `{"max":2,"wait":"1s","ack":["a.b.c","d"]}`,
+		` {"visibilityTimeout" : "90s", "max" : 007}`, `{"max":1e2}`, `{"max":1,"max":2}`, `{"wait":5}`, `{"consumer":"a\"b"}`,
+		`{"ack":null}`, `{"Max":3}`, `{"max":-1}`, `{"wait":"1h","x":1}`, `{"max":99999999999}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := decodeReceive(body)
+		if !ok {
+			return
+		}
+		var req receiveRequest
+		if p := httpx.DecodeJSONBytes(body, &req); p != nil {
+			t.Fatalf("fast path took %q, which the strict decoder refuses: %v", body, p)
+		}
+		if !reflect.DeepEqual(got, req) {
+			t.Fatalf("%q: fast %+v, strict %+v", body, got, req)
+		}
+	})
+}
