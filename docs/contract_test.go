@@ -190,6 +190,22 @@ func registerDecoders() {
 			"text/javascript", "text/event-stream", "application/openmetrics-text", "*/*"} {
 			openapi3filter.RegisterBodyDecoder(ct, raw)
 		}
+		// NDJSON: the lines as a JSON array, so the spec's schema (an array
+		// of its items) checks every line.
+		openapi3filter.RegisterBodyDecoder("application/x-ndjson",
+			func(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+				var lines []any
+				sc := bufio.NewScanner(body)
+				sc.Buffer(make([]byte, 64<<10), 16<<20)
+				for sc.Scan() {
+					var v any
+					if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+						return nil, fmt.Errorf("NDJSON line %d: %w", len(lines)+1, err)
+					}
+					lines = append(lines, v)
+				}
+				return lines, sc.Err()
+			})
 	})
 }
 

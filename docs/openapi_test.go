@@ -366,7 +366,15 @@ func (e *env) queueCases(t *testing.T) {
 	e.a(t, "POST", "/v1/queues/orders/ack", map[string]any{"receipts": []any{receipt}}, 200)
 	e.a(t, "POST", "/v1/queues/orders/ack", map[string]any{"receipts": []string{"forged"}}, 400)
 	e.bad(t, "POST", "/v1/queues/orders/ack", map[string]any{"receipts": []string{}}, 422)
-	e.a(t, "POST", "/v1/queues/orders/receive", nil, 200) // every default: the "text" message
+	// A receive acks the previous receipts in the same round trip.
+	next := e.a(t, "POST", "/v1/queues/orders/receive", nil, 200).json(t)["messages"].([]any) // every default: the "text" message
+	if len(next) != 1 {
+		t.Fatalf("receive: %v", next)
+	}
+	e.a(t, "POST", "/v1/queues/orders/receive", map[string]any{"ack": []any{next[0].(map[string]any)["receipt"]}, "wait": "0s"}, 200)
+	if st := e.a(t, "GET", "/v1/queues/orders", nil, 200).json(t); st["processedMessages"] != 2.0 {
+		t.Errorf("after the receive's ack: processed %v, want 2", st["processedMessages"])
+	}
 	e.a(t, "POST", "/v1/queues/jobs/receive", map[string]any{"wait": "0s"}, 200)
 
 	// Two failed attempts dead-letter a message of jobs (retryAttempts 2).
@@ -411,6 +419,8 @@ func (e *env) queueCases(t *testing.T) {
 			}
 		}
 		e.a(t, "POST", "/v1/queues/race/nack", map[string]any{"receipt": a["receipt"]}, 409)
+		// A receive whose ack holds a stale receipt receives nothing.
+		e.a(t, "POST", "/v1/queues/race/receive", map[string]any{"ack": []any{a["receipt"]}, "wait": "0s"}, 409)
 	})
 
 	e.a(t, "PUT", "/v1/queues/tiny", map[string]any{"maxSize": 1, "overflow": "reject"}, 201)
@@ -448,6 +458,20 @@ func (e *env) eventCases(t *testing.T) {
 	e.bad(t, "GET", "/v1/streams/user-42/events?direction=sideways", nil, 422)
 	e.a(t, "GET", "/v1/events?fromPosition=1&types=user.created,user.login&category=user&limit=10", nil, 200)
 	e.a(t, "GET", "/v1/events?since=2020-01-02T15:04:05Z", nil, 200)
+	if evs := e.a(t, "GET", "/v1/events?direction=backward&limit=2", nil, 200).json(t)["events"].([]any); len(evs) != 2 ||
+		evs[0].(map[string]any)["type"] != "user.logout" {
+		t.Errorf("read all backward: %v", evs)
+	}
+	e.bad(t, "GET", "/v1/events?direction=sideways", nil, 400)
+	e.a(t, "GET", "/v1/events?limit=5000", nil, 400) // a page holds at most 1000
+	ndjson := http.Header{"Accept": {"application/x-ndjson"}}
+	all := e.c.do(t, e.admin, call{listener: admin, method: "GET", path: "/v1/events?limit=5000", token: e.token,
+		header: ndjson, want: 200})
+	if n := bytes.Count(all.body, []byte("\n")); n != 3 || all.header.Get("Content-Type") != "application/x-ndjson" {
+		t.Errorf("NDJSON read-all: %d lines (%s): %s", n, all.header.Get("Content-Type"), all.body)
+	}
+	e.c.do(t, e.admin, call{listener: admin, method: "GET", path: "/v1/events?direction=backward", token: e.token,
+		header: ndjson, want: 400})
 	e.bad(t, "GET", "/v1/events?since=yesterday", nil, 400)
 	e.a(t, "GET", "/v1/events/subscribe?fromPosition=1", nil, 200)
 	e.c.do(t, e.admin, call{listener: admin, method: "GET", path: "/v1/events/subscribe", token: e.token,
