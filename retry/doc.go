@@ -13,4 +13,10 @@
 // outage. This is Finagle's RetryBudget; it keeps a total outage from
 // multiplying the load on a struggling service (the seed's service client
 // retried every call three times; docs/client.md).
+//
+// Do, with a Policy, is how Plexus's Go clients of the admin API repeat a
+// write that is safe to repeat (an append with its expected version and
+// event ids, a publish with its message id): after a 503 with a retry
+// hint, a 502 or 504 from a proxy, or a request that failed on the way;
+// never after a 4xx, a 500 or a 507 (Delay says which and how long).
 package retry
