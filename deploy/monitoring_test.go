@@ -87,7 +87,10 @@ func TestNodeMetricsPassPromtool(t *testing.T) {
 		`plexus_queue_messages{queue="jobs",state="delayed"} 1`,
 		`plexus_queue_messages{queue="jobs",state="in_flight"} 1`,
 		`plexus_queue_dead_letters{queue="jobs"} 1`,
-		`plexus_events_last_position 7`,
+		// Seven appends: sequence 1 is the store's format marker, so the
+		// newest event is at 1000 × 8 + 0 (docs/events.md, positions).
+		`plexus_events_last_position 8000`,
+		`plexus_events_stored 7`,
 		`plexus_events_subscription_lag{group="billing"} 4`,
 		`plexus_registry_instances{service="shop",status="healthy"} 2`,
 		`plexus_gateway_breaker_state{service="ledger",state="open"} 1`,
