@@ -61,36 +61,50 @@ type publishRequest struct {
 
 // DecodePublish strictly decodes a publish body: one message or
 // {"messages":[…]}. Errors are problems (400 syntax, 422 values).
+// The usual bodies are read in one pass (decodePublishFast), the rest by
+// encoding/json.
 func DecodePublish(body []byte) ([]Message, bool, *problem.Problem) {
+	items, batch, ok := decodePublishFast(body)
+	if !ok {
+		var p *problem.Problem
+		if items, batch, p = decodePublishStrict(body); p != nil {
+			return nil, false, p
+		}
+	}
+	out := make([]Message, len(items))
+	for i, it := range items {
+		if len(it.Payload) == 0 {
+			return nil, false, invalidMessage("message %d: payload is required", i)
+		}
+		out[i] = Message{ID: it.ID, Payload: it.Payload, Priority: it.Priority, Delay: it.Delay.D(), Headers: it.Headers}
+		if err := out[i].Validate(); err != nil {
+			return nil, false, invalidMessage("message %d: %v", i, err)
+		}
+	}
+	return out, batch, nil
+}
+
+// decodePublishStrict reads a publish body with encoding/json.
+func decodePublishStrict(body []byte) ([]publishItem, bool, *problem.Problem) {
 	var req publishRequest
 	if p := httpx.DecodeJSONBytes(body, &req); p != nil {
 		return nil, false, p
 	}
-	bad := func(format string, a ...any) ([]Message, bool, *problem.Problem) {
-		return nil, false, httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-message", fmt.Sprintf(format, a...))
-	}
 	batch := req.Messages != nil
-	if batch {
-		if req.Payload != nil || req.ID != "" || req.Priority != 0 || req.Delay != 0 || req.Headers != nil {
-			return bad("give either one message or \"messages\", not both")
-		}
-		if len(req.Messages) == 0 || len(req.Messages) > maxBatch {
-			return bad("%d messages: want 1 to %d", len(req.Messages), maxBatch)
-		}
-	} else {
-		req.Messages = []publishItem{req.publishItem}
+	if !batch {
+		return []publishItem{req.publishItem}, false, nil
 	}
-	out := make([]Message, len(req.Messages))
-	for i, it := range req.Messages {
-		if len(it.Payload) == 0 {
-			return bad("message %d: payload is required", i)
-		}
-		out[i] = Message{ID: it.ID, Payload: it.Payload, Priority: it.Priority, Delay: it.Delay.D(), Headers: it.Headers}
-		if err := out[i].Validate(); err != nil {
-			return bad("message %d: %v", i, err)
-		}
+	if req.Payload != nil || req.ID != "" || req.Priority != 0 || req.Delay != 0 || req.Headers != nil {
+		return nil, false, invalidMessage("give either one message or \"messages\", not both")
 	}
-	return out, batch, nil
+	if len(req.Messages) == 0 || len(req.Messages) > maxBatch {
+		return nil, false, invalidMessage("%d messages: want 1 to %d", len(req.Messages), maxBatch)
+	}
+	return req.Messages, true, nil
+}
+
+func invalidMessage(format string, a ...any) *problem.Problem {
+	return httpx.NewProblem(http.StatusUnprocessableEntity, "invalid-message", fmt.Sprintf(format, a...))
 }
 
 type receiveRequest struct {

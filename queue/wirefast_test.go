@@ -75,3 +75,31 @@ func FuzzDecodeReceive(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodePublishFast(f *testing.F) {
+	for _, s := range []string{`{"payload":{"a":[1,"]}"]}}`, `{"payload":"x\"y","id":"m-1","priority":3}`,
+		`{"messages":[{"payload":1},{"priority":2,"payload":[true,null]}]}`, ` { "payload" : "a" } `, `{"payload":nul}`,
+		`{"payload":1,"payload":2}`, `{"messages":[]}`, `{"messages":[{"payload":1}],"payload":2}`, `{"payload":"\xff"}`,
+		`{"Payload":1}`, `{"payload":1}x`, `{"payload":-0.5e3}`, `{"id":"a"}`, `{"payload":{"a":1}}}`, `{"payload":"a\\"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, gotBatch, ok := decodePublishFast(body)
+		if !ok {
+			return // the strict decoder decides
+		}
+		want, wantBatch, p := decodePublishStrict(body)
+		if p != nil {
+			t.Fatalf("fast path took %q, which the strict decoder refuses: %v", body, p)
+		}
+		if gotBatch != wantBatch || len(got) != len(want) {
+			t.Fatalf("%q: fast %v %d items, strict %v %d", body, gotBatch, len(got), wantBatch, len(want))
+		}
+		for i := range got {
+			g, w := got[i], want[i]
+			if string(g.Payload) != string(w.Payload) || g.ID != w.ID || g.Priority != w.Priority || w.Delay != 0 || w.Headers != nil {
+				t.Fatalf("%q item %d: fast %+v, strict %+v", body, i, g, w)
+			}
+		}
+	})
+}
