@@ -118,7 +118,10 @@ func (b *sdkBroker) Consume(ctx context.Context, n int, handle func([]byte)) (fu
 }
 
 // httpBroker is the HTTP API: JSON batches of messages per POST, receive
-// long polls of up to 64 that acknowledge the previous batch ("ack").
+// long polls of up to 64 that acknowledge the previous batch ("ack"). It
+// is written as a careful user would: net/http and encoding/json on typed
+// structs, one encode buffer per producer or consumer, answers decoded
+// once (the payload straight into the consumer's type, here a string).
 type httpBroker struct {
 	c   *queue.Broker
 	url string
@@ -129,50 +132,63 @@ func (b *httpBroker) Name() string                    { return "Plexus HTTP" }
 func (b *httpBroker) Reset(ctx context.Context) error { return resetQueue(ctx, b.c, httpQueue) }
 func (b *httpBroker) Close()                          {}
 
-func (b *httpBroker) post(ctx context.Context, path string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
+// poster sends JSON bodies from one reused buffer.
+type poster struct {
+	b   *httpBroker
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+func newPoster(b *httpBroker) *poster {
+	p := &poster{b: b}
+	p.enc = json.NewEncoder(&p.buf)
+	return p
+}
+
+func (p *poster) post(ctx context.Context, path string, in, out any) error {
+	p.buf.Reset()
+	if err := p.enc.Encode(in); err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url+"/v1/queues/"+httpQueue+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.b.url+"/v1/queues/"+httpQueue+path, bytes.NewReader(p.buf.Bytes()))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := b.hc.Do(req)
+	resp, err := p.b.hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	rb, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
 	if resp.StatusCode/100 != 2 {
+		rb, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, rb)
 	}
-	if out != nil {
-		return json.Unmarshal(rb, out)
+	if out == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
 	}
-	return nil
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body) // to EOF, so the connection is reused
+	return err
 }
 
 // toJSON turns a benchmark payload into a JSON string of the same size:
 // its 16 header bytes in hex, then the filler.
-func toJSON(p []byte) json.RawMessage {
+func toJSON(p []byte) string {
 	var b strings.Builder
-	b.WriteByte('"')
+	b.Grow(len(p))
 	b.WriteString(hex.EncodeToString(p[:16]))
-	for b.Len() < len(p)-1 {
+	for b.Len() < len(p)-2 {
 		b.WriteByte('x')
 	}
-	b.WriteByte('"')
-	return json.RawMessage(b.String())
+	return b.String()
 }
 
-func fromJSON(raw json.RawMessage) []byte {
-	var s string
-	if json.Unmarshal(raw, &s) != nil || len(s) < 32 {
+func fromJSON(s string) []byte {
+	if len(s) < 32 {
 		return nil
 	}
 	h, err := hex.DecodeString(s[:32])
@@ -182,27 +198,51 @@ func fromJSON(raw json.RawMessage) []byte {
 	return h
 }
 
-type httpProducer struct{ b *httpBroker }
+// publishItem and publishBatch are the publish bodies this client sends.
+type publishItem struct {
+	Payload string `json:"payload"`
+}
+
+type publishBatch struct {
+	Messages []publishItem `json:"messages"`
+}
+
+type httpProducer struct {
+	p     *poster
+	batch publishBatch
+}
 
 func (b *httpBroker) NewProducer(ctx context.Context) (producer, error) {
-	return &httpProducer{b: b}, nil
+	return &httpProducer{p: newPoster(b)}, nil
 }
 
 func (p *httpProducer) PublishBatch(ctx context.Context, payloads [][]byte) error {
-	type item struct {
-		Payload json.RawMessage `json:"payload"`
-	}
 	if len(payloads) == 1 {
-		return p.b.post(ctx, "/messages", item{Payload: toJSON(payloads[0])}, nil)
+		return p.p.post(ctx, "/messages", publishItem{Payload: toJSON(payloads[0])}, nil)
 	}
-	items := make([]item, len(payloads))
-	for i, m := range payloads {
-		items[i] = item{Payload: toJSON(m)}
+	p.batch.Messages = p.batch.Messages[:0]
+	for _, m := range payloads {
+		p.batch.Messages = append(p.batch.Messages, publishItem{Payload: toJSON(m)})
 	}
-	return p.b.post(ctx, "/messages", map[string]any{"messages": items}, nil)
+	return p.p.post(ctx, "/messages", &p.batch, nil)
 }
 
 func (p *httpProducer) Close() {}
+
+// receiveRequest and received are a receive's body and answer.
+type receiveRequest struct {
+	Max      int      `json:"max"`
+	Wait     string   `json:"wait"`
+	Consumer string   `json:"consumer"`
+	Ack      []string `json:"ack,omitempty"`
+}
+
+type received struct {
+	Messages []struct {
+		Payload string `json:"payload"`
+		Receipt string `json:"receipt"`
+	} `json:"messages"`
+}
 
 func (b *httpBroker) Consume(ctx context.Context, n int, handle func([]byte)) (func(), error) {
 	var wg sync.WaitGroup
@@ -210,30 +250,25 @@ func (b *httpBroker) Consume(ctx context.Context, n int, handle func([]byte)) (f
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var done []string // acknowledged with the next receive, in the same round trip
+			p := newPoster(b)
+			// Ack carries the previous batch's receipts, acknowledged in the
+			// same round trip as the next receive.
+			req := receiveRequest{Max: 64, Wait: "1s", Consumer: fmt.Sprintf("c%d", i)}
+			var out received
 			for ctx.Err() == nil {
-				var out struct {
-					Messages []struct {
-						Payload json.RawMessage `json:"payload"`
-						Receipt string          `json:"receipt"`
-					} `json:"messages"`
-				}
-				req := map[string]any{"max": 64, "wait": "1s", "consumer": fmt.Sprintf("c%d", i)}
-				if len(done) > 0 {
-					req["ack"] = done
-				}
-				if err := b.post(ctx, "/receive", req, &out); err != nil {
+				out.Messages = out.Messages[:0]
+				if err := p.post(ctx, "/receive", &req, &out); err != nil {
 					continue
 				}
-				done = make([]string, len(out.Messages))
-				for j, m := range out.Messages {
+				req.Ack = req.Ack[:0]
+				for _, m := range out.Messages {
 					handle(fromJSON(m.Payload))
-					done[j] = m.Receipt
+					req.Ack = append(req.Ack, m.Receipt)
 				}
 			}
-			if len(done) > 0 {
+			if len(req.Ack) > 0 {
 				actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_ = b.post(actx, "/ack", map[string]any{"receipts": done}, nil)
+				_ = p.post(actx, "/ack", map[string]any{"receipts": req.Ack}, nil)
 				cancel()
 			}
 		}()
