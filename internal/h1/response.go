@@ -130,6 +130,12 @@ func (w *response) writeHead(final bool) {
 	if w.req.Close || w.c.s.closing.Load() {
 		w.closing = true
 	}
+	// A body that failed (a read timeout, too large) or that the handler
+	// left unread ends the connection after this answer: say so, as
+	// net/http does.
+	if w.c.body.err != nil || (final && !w.c.body.drained()) {
+		w.closing = true
+	}
 	if v := w.header["Connection"]; len(v) > 0 && hasToken(v[0], "close") {
 		w.closing = true
 	}
