@@ -84,6 +84,10 @@ type Config struct {
 	// listener: "h1" (default, internal/h1) or "net/http". A TLS listener
 	// always uses net/http (HTTP/2).
 	GatewayServer string
+	// AdminServer is the HTTP/1.1 server of the (cleartext) admin
+	// listener, which carries the queue, event store and registry APIs:
+	// "h1" (default, internal/h1) or "net/http".
+	AdminServer string
 	// ShutdownTimeout bounds a graceful stop. Default 15s.
 	ShutdownTimeout time.Duration
 	// ClientHeaderTimeout bounds reading a request's line and headers on
@@ -168,6 +172,9 @@ func (c *Config) Validate() error {
 	if c.GatewayServer != "" && c.GatewayServer != GatewayServerH1 && c.GatewayServer != GatewayServerNetHTTP {
 		return fmt.Errorf("gateway server %q: want %s or %s", c.GatewayServer, GatewayServerH1, GatewayServerNetHTTP)
 	}
+	if c.AdminServer != "" && c.AdminServer != GatewayServerH1 && c.AdminServer != GatewayServerNetHTTP {
+		return fmt.Errorf("admin server %q: want %s or %s", c.AdminServer, GatewayServerH1, GatewayServerNetHTTP)
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}
@@ -179,7 +186,8 @@ func (c *Config) Validate() error {
 	return c.engineConfig().Validate()
 }
 
-// The gateway's HTTP/1.1 servers (Config.GatewayServer).
+// The HTTP/1.1 servers of cleartext listeners (Config.GatewayServer,
+// Config.AdminServer).
 const (
 	GatewayServerH1      = "h1"
 	GatewayServerNetHTTP = "net/http"

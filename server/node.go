@@ -238,6 +238,9 @@ func (n *Node) startListeners() error {
 		n.log.Warn("the admin listener is reachable from other hosts and has no TLS: the admin token and every admin "+
 			"call cross the network in clear text; bind it to 127.0.0.1 or put a TLS proxy in front", "addr", ln.Addr())
 	}
+	if n.cfg.AdminServer != GatewayServerNetHTTP {
+		ln.useH1(lim)
+	}
 	n.adminLn = ln
 	n.listeners = append(n.listeners, ln)
 	if n.cfg.has(RoleGateway) {

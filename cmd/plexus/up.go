@@ -53,6 +53,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cfg.TLSCert, "tls-cert", "", "TLS certificate for the gateway listener (enables HTTP/2)")
 	fl.StringVar(&f.cfg.TLSKey, "tls-key", "", "TLS key for the gateway listener")
 	fl.StringVar(&f.cfg.GatewayServer, "gateway-server", "h1", "HTTP/1.1 server of a cleartext gateway listener: h1 or net/http (TLS always uses net/http)")
+	fl.StringVar(&f.cfg.AdminServer, "admin-server", "h1", "HTTP/1.1 server of the admin listener (queue, event store, registry APIs): h1 or net/http")
 	fl.DurationVar(&f.cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "bound on a graceful stop")
 	fl.DurationVar(&f.cfg.ClientHeaderTimeout, "client-header-timeout", 10*time.Second, "bound on reading a request's line and headers (both listeners)")
 	fl.DurationVar(&f.cfg.ClientBodyTimeout, "client-body-timeout", 60*time.Second, "longest wait for the next bytes of a request body (both listeners; then 408)")
