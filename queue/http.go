@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/plexushq/plexus/internal/httpx"
@@ -163,11 +164,14 @@ func (a *API) handlePublish(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if batch {
-		httpx.WriteJSON(w, http.StatusCreated, map[string]any{"ids": ids})
-		return
-	}
-	httpx.WriteJSON(w, http.StatusCreated, map[string]any{"id": ids[0]})
+	writeRaw(w, http.StatusCreated, appendIDs(make([]byte, 0, 16+len(ids)*32), ids, batch))
+}
+
+// writeRaw sends a JSON body written by hand (wirefast.go).
+func writeRaw(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
 
 func (a *API) handleReceive(w http.ResponseWriter, r *http.Request) {
@@ -278,7 +282,7 @@ func (a *API) handleAck(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"acked": len(rs)})
+	writeRaw(w, http.StatusOK, append(strconv.AppendInt([]byte(`{"acked":`), int64(len(rs)), 10), "}\n"...))
 }
 
 func (a *API) handleExtend(w http.ResponseWriter, r *http.Request) {

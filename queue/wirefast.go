@@ -63,6 +63,24 @@ func appendDelivery(b []byte, d *Delivery) []byte {
 	return append(b, '}')
 }
 
+// appendIDs writes a publish answer: {"ids":[…]} for a batch, else
+// {"id":"…"}.
+func appendIDs(b []byte, ids []string, batch bool) []byte {
+	if !batch {
+		b = append(b, `{"id":`...)
+		b = httpx.AppendString(b, ids[0])
+		return append(b, "}\n"...)
+	}
+	b = append(b, `{"ids":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = httpx.AppendString(b, id)
+	}
+	return append(b, "]}\n"...)
+}
+
 // appendPayload embeds p when it is JSON text (valid UTF-8 included: a Go
 // publisher may have stored any bytes), else writes it as a string.
 func appendPayload(b, p []byte) []byte {

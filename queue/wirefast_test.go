@@ -103,3 +103,20 @@ func FuzzDecodePublishFast(f *testing.F) {
 		}
 	})
 }
+
+func FuzzAppendIDs(f *testing.F) {
+	f.Add("01HX", "a\"<\u2028b", true)
+	f.Add("x", "", false)
+	f.Fuzz(func(t *testing.T, a, b string, batch bool) {
+		ids := []string{a, b}
+		var want []byte
+		if batch {
+			want, _ = json.Marshal(map[string]any{"ids": ids})
+		} else {
+			want, _ = json.Marshal(map[string]any{"id": a})
+		}
+		if got := appendIDs(nil, ids, batch); string(got) != string(want)+"\n" {
+			t.Fatalf("\n got %s\nwant %s", got, want)
+		}
+	})
+}
