@@ -37,6 +37,7 @@ type options struct {
 	only       []string
 	keep       bool
 	cpuprofile string
+	server     string
 	engine     benchutil.EngineFlags
 }
 
@@ -53,6 +54,7 @@ func main() {
 	flag.StringVar(&o.sync, "sync", "interval", "embedded engine durability, comma-separated to compare several: interval (Plexus default, fsync every 2m), always, or an fsync interval such as 100ms or 1s")
 	flag.StringVar(&only, "only", "", "systems to run: sdk,http,jetstream,rabbitmq (empty = all)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir")
+	flag.StringVar(&o.server, "server", "h1", "HTTP/1.1 server of the HTTP API: h1 (as the admin listener of plexus up) or net/http (--admin-server net/http)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (Plexus, the engine and the drivers) to this file")
 	flag.BoolVar(&quick, "quick", false, "smoke run: 20k messages, 1 round, 2s latency run")
 	o.engine.Register(flag.CommandLine)

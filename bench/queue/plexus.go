@@ -16,16 +16,18 @@ import (
 
 	"github.com/plexushq/plexus/bench/internal/benchutil"
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/internal/httpguard"
 	"github.com/plexushq/plexus/queue"
 )
 
 // plexusSystems runs Plexus's queue on the shared engine: the Go SDK
 // (queue.Broker in process) and the HTTP API (queue.API's handler on a
-// loopback listener, driven by JSON batches).
+// loopback listener served as plexus up's admin listener serves it,
+// driven by JSON batches).
 type plexusSystems struct {
-	c   *queue.Broker
-	srv *http.Server
-	url string
+	c        *queue.Broker
+	shutdown func(context.Context) error
+	url      string
 }
 
 func startPlexus(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, o options) (*plexusSystems, error) {
@@ -41,9 +43,22 @@ func startPlexus(ctx context.Context, ps *benchutil.Procs, eng *engine.Engine, o
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: queue.NewAPI(c, queue.APIConfig{}).Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return &plexusSystems{c: c, srv: srv, url: "http://" + ln.Addr().String()}, nil
+	h := queue.NewAPI(c, queue.APIConfig{}).Handler()
+	p := &plexusSystems{c: c, url: "http://" + ln.Addr().String()}
+	switch o.server {
+	case "h1":
+		srv := httpguard.NewH1Server(h, httpguard.Limits{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		go func() { _ = srv.Serve(ln) }()
+		p.shutdown = srv.Shutdown
+	case "net/http":
+		srv := httpguard.NewServer(h, httpguard.Limits{})
+		go func() { _ = srv.Serve(ln) }()
+		p.shutdown = srv.Shutdown
+	default:
+		_ = ln.Close()
+		return nil, fmt.Errorf("-server %q: want h1 or net/http", o.server)
+	}
+	return p, nil
 }
 
 func (p *plexusSystems) brokers() []broker {
@@ -54,7 +69,7 @@ func (p *plexusSystems) brokers() []broker {
 func (p *plexusSystems) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = p.srv.Shutdown(ctx)
+	_ = p.shutdown(ctx)
 	_ = p.c.Stop(ctx)
 }
 
