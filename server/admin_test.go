@@ -66,13 +66,27 @@ func TestAdminRefusesPartialBodyAtOnce(t *testing.T) {
 }
 
 // An authenticated request whose body stalls ends after the body idle
-// timeout instead of holding the connection.
+// timeout instead of holding the connection, on both admin servers.
 func TestAdminStalledBodyTimesOut(t *testing.T) {
-	n := startNode(t, Config{AdminToken: testToken, ClientBodyTimeout: 300 * time.Millisecond})
-	c, br := adminRaw(t, n, "PUT /v1/services/s/instances/i HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testToken+
-		"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"url\":")
-	if resp, _ := readClosing(t, c, br); resp.StatusCode < 400 || resp.StatusCode >= 500 {
-		t.Fatalf("status %d, want a 4xx for the stalled body", resp.StatusCode)
+	for _, srv := range []string{GatewayServerH1, GatewayServerNetHTTP} {
+		t.Run(strings.ReplaceAll(srv, "/", "-"), func(t *testing.T) {
+			n := startNode(t, Config{AdminToken: testToken, ClientBodyTimeout: 300 * time.Millisecond, AdminServer: srv})
+			c, br := adminRaw(t, n, "PUT /v1/services/s/instances/i HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testToken+
+				"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"url\":")
+			if resp, _ := readClosing(t, c, br); resp.StatusCode < 400 || resp.StatusCode >= 500 {
+				t.Fatalf("status %d, want a 4xx for the stalled body", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// --admin-server takes h1 or net/http only.
+func TestConfigAdminServer(t *testing.T) {
+	for srv, ok := range map[string]bool{"": true, GatewayServerH1: true, GatewayServerNetHTTP: true, "fasthttp": false} {
+		cfg := Config{DataDir: t.TempDir(), AdminServer: srv}
+		if err := cfg.Validate(); (err == nil) != ok {
+			t.Errorf("AdminServer %q: err %v, want ok %v", srv, err, ok)
+		}
 	}
 }
 
