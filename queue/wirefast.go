@@ -63,6 +63,24 @@ func appendDelivery(b []byte, d *Delivery) []byte {
 	return append(b, '}')
 }
 
+// validJSON is json.Valid with a quick answer for the usual payload, a
+// string without escapes or control characters (UTF-8 is not checked).
+func validJSON(p []byte) bool {
+	if len(p) >= 2 && p[0] == '"' && p[len(p)-1] == '"' {
+		plain := true
+		for _, c := range p[1 : len(p)-1] {
+			if c < 0x20 || c == '"' || c == '\\' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return true
+		}
+	}
+	return json.Valid(p)
+}
+
 // appendIDs writes a publish answer: {"ids":[…]} for a batch, else
 // {"id":"…"}.
 func appendIDs(b []byte, ids []string, batch bool) []byte {
@@ -84,7 +102,7 @@ func appendIDs(b []byte, ids []string, batch bool) []byte {
 // appendPayload embeds p when it is JSON text (valid UTF-8 included: a Go
 // publisher may have stored any bytes), else writes it as a string.
 func appendPayload(b, p []byte) []byte {
-	if json.Valid(p) && utf8.Valid(p) {
+	if validJSON(p) && utf8.Valid(p) {
 		return append(b, p...)
 	}
 	return httpx.AppendString(b, string(p))

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/plexushq/plexus/internal/httpx"
 )
@@ -117,6 +118,20 @@ func FuzzAppendIDs(f *testing.F) {
 		}
 		if got := appendIDs(nil, ids, batch); string(got) != string(want)+"\n" {
 			t.Fatalf("\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`"abc"`, `"a\"b"`, `"a\\"`, "\"a\x01\"", `"`, `""`, `"a"b"`, `{"a":1}`, `"é"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if !utf8.Valid(p) {
+			return // callers check UTF-8 themselves
+		}
+		if got, want := validJSON(p), json.Valid(p); got != want {
+			t.Fatalf("%q: validJSON %v, json.Valid %v", p, got, want)
 		}
 	})
 }

@@ -122,7 +122,7 @@ func (p *jsonScan) value() (json.RawMessage, bool) {
 
 func (p *jsonScan) valid(start int) (json.RawMessage, bool) {
 	v := p.b[start:p.i]
-	if len(v) == 0 || !json.Valid(v) {
+	if len(v) == 0 || !validJSON(v) { // the body is valid UTF-8 already
 		return nil, false
 	}
 	return v, true
