@@ -42,7 +42,7 @@ func ReadBytes(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, 
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBody
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	data, err := readAll(http.MaxBytesReader(w, r.Body, maxBytes), min(r.ContentLength, maxBytes, maxPresize))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		var ce *httpguard.ClientError
@@ -59,6 +59,32 @@ func ReadBytes(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, 
 		return nil, NewProblem(http.StatusBadRequest, "bad-body", "reading request body: "+err.Error())
 	}
 	return data, nil
+}
+
+// maxPresize bounds the buffer allocated from a request's Content-Length
+// before its bytes arrive (a client may announce more than it sends).
+const maxPresize = 64 << 10
+
+// readAll is io.ReadAll starting with room for size bytes (the announced
+// length), so that a body of known length is read without regrowing.
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	if size <= 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, size+1) // +1: the read that meets EOF
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow as io.ReadAll does
+		}
+	}
 }
 
 // DecodeJSON reads one JSON value from r's body into dst, strictly: the
