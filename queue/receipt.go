@@ -38,12 +38,20 @@ func (b *Broker) seal(queue string, rm receiptMeta) string {
 	binary.BigEndian.PutUint64(meta[0:], uint64(rm.deadline.UnixMilli()))
 	binary.BigEndian.PutUint64(meta[8:], rm.issuer)
 	binary.BigEndian.PutUint32(meta[16:], uint32(rm.vt.Milliseconds()))
+	var sum [sha256.Size]byte
+	mac := b.mac(sum[:0], queue, rm.reply, meta[:])
 	enc := base64.RawURLEncoding
-	return enc.EncodeToString([]byte(rm.reply)) + "." + enc.EncodeToString(meta[:]) + "." +
-		enc.EncodeToString(b.mac(queue, rm.reply, meta[:]))
+	out := make([]byte, 0, enc.EncodedLen(len(rm.reply))+enc.EncodedLen(metaLen)+enc.EncodedLen(len(mac))+2)
+	out = enc.AppendEncode(out, []byte(rm.reply))
+	out = append(out, '.')
+	out = enc.AppendEncode(out, meta[:])
+	out = append(out, '.')
+	out = enc.AppendEncode(out, mac)
+	return string(out)
 }
 
-func (b *Broker) mac(queue, reply string, meta []byte) []byte {
+// mac appends the receipt's 16-byte HMAC to dst.
+func (b *Broker) mac(dst []byte, queue, reply string, meta []byte) []byte {
 	m, _ := b.macs.Get().(hash.Hash)
 	if m == nil {
 		m = hmac.New(sha256.New, *b.key.Load())
@@ -54,9 +62,10 @@ func (b *Broker) mac(queue, reply string, meta []byte) []byte {
 	_, _ = io.WriteString(m, reply)
 	m.Write([]byte{0})
 	m.Write(meta)
-	sum := m.Sum(make([]byte, 0, sha256.Size))[:16]
+	n := len(dst)
+	dst = m.Sum(dst)[:n+16]
 	b.macs.Put(m)
-	return sum
+	return dst
 }
 
 // ackRef is what a verified receipt says.
@@ -77,18 +86,26 @@ func (b *Broker) open(q *qstate, receipt string) (ackRef, error) {
 	if len(receipt) > 1024 {
 		return bad("too long")
 	}
-	parts := strings.Split(receipt, ".")
-	if len(parts) != 3 {
+	p0, rest, ok1 := strings.Cut(receipt, ".")
+	p1, p2, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(p2, ".") {
 		return bad("malformed")
 	}
 	enc := base64.RawURLEncoding
-	reply, err1 := enc.DecodeString(parts[0])
-	meta, err2 := enc.DecodeString(parts[1])
-	sig, err3 := enc.DecodeString(parts[2])
+	src := []byte(receipt)
+	// The ack subject, meta and HMAC, decoded into one buffer.
+	buf := make([]byte, 0, enc.DecodedLen(len(p0))+enc.DecodedLen(len(p1))+enc.DecodedLen(len(p2)))
+	buf, err1 := enc.AppendDecode(buf, src[:len(p0)])
+	reply := buf
+	buf, err2 := enc.AppendDecode(buf, src[len(p0)+1:len(p0)+1+len(p1)])
+	meta := buf[len(reply):]
+	buf, err3 := enc.AppendDecode(buf, src[len(receipt)-len(p2):])
+	sig := buf[len(reply)+len(meta):]
 	if err1 != nil || err2 != nil || err3 != nil || len(meta) != metaLen {
 		return bad("malformed")
 	}
-	if !hmac.Equal(sig, b.mac(q.n.queue, string(reply), meta)) {
+	var sum [sha256.Size]byte
+	if !hmac.Equal(sig, b.mac(sum[:0], q.n.queue, string(reply), meta)) {
 		return bad("not issued for this queue")
 	}
 	md, ok := parseAck(string(reply))

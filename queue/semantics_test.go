@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/plexushq/plexus/clock"
 	"strings"
 	"testing"
 	"time"
@@ -229,7 +230,7 @@ func TestForgedReceiptRefused(t *testing.T) {
 	ds := f.receive("a", 1, time.Second)
 	good := ds[0].Receipt
 	forged := []string{
-		"", "nodot", "!!!.???", good + "x", good[:len(good)-2] + "AA",
+		"", "nodot", "!!!.???", good + "x", good[:len(good)-2] + "AA", good + ".AA", "..", strings.Replace(good, ".", "..", 1),
 		f.c.seal("a", receiptMeta{reply: "$JS.ACK.OTHER.p0.1.1.1.1.0", deadline: time.Now().Add(time.Hour)}),
 		f.c.seal("b", receiptMeta{reply: replyOf(good), deadline: time.Now().Add(time.Hour)}), // a's message, signed for b
 		strings.Replace(good, strings.Split(good, ".")[1], "AAAAAAAAAAA", 1),                  // deadline moved
@@ -281,4 +282,31 @@ func TestTokenNoCollisions(t *testing.T) {
 func replyOf(receipt string) string {
 	b, _ := base64.RawURLEncoding.DecodeString(strings.Split(receipt, ".")[0])
 	return string(b)
+}
+
+// FuzzReceiptOpen: a sealed receipt opens to what was sealed; anything
+// else opens to ErrInvalidReceipt (a forgery would need the key), never a
+// panic.
+func FuzzReceiptOpen(f *testing.F) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	b := &Broker{opts: Options{Clock: clock.Or(nil)}}
+	b.key.Store(&key)
+	q := &qstate{n: namesFor("a")}
+	f.Add("$JS.ACK."+q.n.stream+".p0.1.2.3.1700000000000000000.0", "junk")
+	f.Add("$JS.ACK."+q.n.stream+".p3.7.9.9.1.5", "a.b.c")
+	f.Add("$JS.ACK.OTHER.p0.1.2.3.1.0", "..")
+	f.Fuzz(func(t *testing.T, reply, junk string) {
+		r := b.seal("a", receiptMeta{reply: reply, deadline: time.Now().Add(time.Hour), issuer: 42, vt: time.Minute})
+		ref, err := b.open(q, r)
+		if md, ok := parseAck(reply); ok && md.stream == q.n.stream && len(md.consumer) == 2 && md.consumer[0] == 'p' {
+			if err != nil || ref.reply != reply || ref.issuer != 42 || ref.vt != time.Minute || ref.seq != md.seq || ref.receipt != r {
+				t.Fatalf("sealed %q: opened %+v, %v", reply, ref, err)
+			}
+		} else if !errors.Is(err, ErrInvalidReceipt) {
+			t.Fatalf("sealed %q for no delivery of the queue: %v", reply, err)
+		}
+		if _, err := b.open(q, junk); !errors.Is(err, ErrInvalidReceipt) {
+			t.Fatalf("junk %q: %v", junk, err)
+		}
+	})
 }
