@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/plexushq/plexus/internal/httpx"
@@ -238,14 +239,22 @@ func (a *API) handleReceive(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	size := 32
-	for _, d := range ds {
-		size += 256 + len(d.Payload) + len(d.Receipt)
-	}
+	bp := answers.Get().(*[]byte)
+	b := appendDeliveries((*bp)[:0], ds)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(appendDeliveries(make([]byte, 0, size), ds))
+	_, _ = w.Write(b)
+	if cap(b) <= maxPooledAnswer {
+		*bp = b
+		answers.Put(bp)
+	}
 }
+
+// answers are receive answers' buffers, reused (a Write does not keep
+// its bytes); the largest are left to the collector.
+var answers = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledAnswer = 256 << 10
 
 func (a *API) receipts(w http.ResponseWriter, r *http.Request) (string, []string, bool) {
 	n, ok := name(w, r)
