@@ -147,11 +147,12 @@ func (b *httpBroker) Name() string                    { return "Plexus HTTP" }
 func (b *httpBroker) Reset(ctx context.Context) error { return resetQueue(ctx, b.c, httpQueue) }
 func (b *httpBroker) Close()                          {}
 
-// poster sends JSON bodies from one reused buffer.
+// poster sends JSON bodies from one reused buffer and reads answers into
+// another.
 type poster struct {
-	b   *httpBroker
-	buf bytes.Buffer
-	enc *json.Encoder
+	b        *httpBroker
+	buf, ans bytes.Buffer
+	enc      *json.Encoder
 }
 
 func newPoster(b *httpBroker) *poster {
@@ -183,11 +184,11 @@ func (p *poster) post(ctx context.Context, path string, in, out any) error {
 		_, err = io.Copy(io.Discard, resp.Body)
 		return err
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	p.ans.Reset()
+	if _, err := p.ans.ReadFrom(resp.Body); err != nil {
 		return err
 	}
-	_, err = io.Copy(io.Discard, resp.Body) // to EOF, so the connection is reused
-	return err
+	return json.Unmarshal(p.ans.Bytes(), out)
 }
 
 // toJSON turns a benchmark payload into a JSON string of the same size:
