@@ -233,6 +233,9 @@ func (a *API) handleReceive(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), wait+a.timeout)
 	defer cancel()
 	httpx.ExtendWrite(w, wait+2*a.timeout)
+	if wait > 0 {
+		httpx.WatchClient(w) // a client that leaves ends the wait: nothing is fetched for it
+	}
 	ds, err := a.b.Receive(ctx, n, ReceiveOptions{Max: req.Max, Wait: wait, Consumer: req.Consumer,
 		VisibilityTimeout: req.VisibilityTimeout.D(), Stop: httpx.Stopping(r.Context())})
 	if err != nil {

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/plexushq/plexus/internal/httpguard"
 )
 
 type httpClient struct {
@@ -295,5 +298,59 @@ func TestHTTPReceiveAcksThePreviousBatch(t *testing.T) {
 	}
 	if st, _, b := h.json("POST", "/v1/queues/combo/receive", `{"ack":[`+strings.Repeat(`"x",`, 1000)+`"x"]}`); st != 422 {
 		t.Fatalf("1001 acks: %d %s", st, b)
+	}
+}
+
+// A receive whose client leaves during the long poll ends then, on both
+// HTTP servers the API runs on (net/http, and internal/h1 as on the admin
+// listener): it fetches nothing for the gone client, so the next message
+// goes to the next receive, on its first attempt.
+func TestHTTPReceiveEndsWhenClientLeaves(t *testing.T) {
+	t.Parallel()
+	for _, srv := range []string{"net/http", "h1"} {
+		t.Run(strings.ReplaceAll(srv, "/", "-"), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			f.create("leave", Config{VisibilityTimeout: time.Hour})
+			returned := make(chan struct{}, 1)
+			api := NewAPI(f.c, APIConfig{}).Handler()
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				api.ServeHTTP(w, r)
+				if strings.HasSuffix(r.URL.Path, "/receive") {
+					returned <- struct{}{}
+				}
+			})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if srv == "h1" {
+				s := httpguard.NewH1Server(h, httpguard.Limits{}, nil, nil)
+				go func() { _ = s.Serve(ln) }()
+				t.Cleanup(func() { _ = s.Close() })
+			} else {
+				s := httpguard.NewServer(h, httpguard.Limits{})
+				go func() { _ = s.Serve(ln) }()
+				t.Cleanup(func() { _ = s.Close() })
+			}
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := `{"wait":"50s"}`
+			_, _ = fmt.Fprintf(c, "POST /v1/queues/leave/receive HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			_ = c.Close()
+			select {
+			case <-returned:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the receive went on waiting after its client left")
+			}
+			f.publish("leave", Message{ID: "m", Payload: []byte(`1`)})
+			st, m, b := httpClient{t: t, base: "http://" + ln.Addr().String()}.json("POST", "/v1/queues/leave/receive", `{"wait":"10s"}`)
+			msgs, _ := m["messages"].([]any)
+			if st != 200 || len(msgs) != 1 || msgs[0].(map[string]any)["attempts"] != 1.0 {
+				t.Fatalf("receive after the gone one: %d %s", st, b)
+			}
+		})
 	}
 }

@@ -301,6 +301,12 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return w.c.nc, bufio.NewReadWriter(w.c.br, w.c.bw), nil
 }
 
+// WatchClient makes the request's context end when the client goes away
+// before the answer (net/http notices that for every request; here a
+// handler that waits long, a long poll, asks for it). It does nothing
+// while the request's body is unread or another request is pipelined.
+func (w *response) WatchClient() { w.c.watch() }
+
 // SetReadDeadline and SetWriteDeadline are the connection's, for
 // http.ResponseController.
 func (w *response) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDeadline(t) }

@@ -286,3 +286,42 @@ func TestServerShutdownWaitsForRequests(t *testing.T) {
 		t.Fatalf("in-flight answer %q", a)
 	}
 }
+
+// A handler that asks to watch the client (WatchClient, a long poll) sees
+// its context end when the client leaves before the answer; the next
+// request on a kept connection is still read whole after a watched one.
+func TestServerWatchClientEndsContext(t *testing.T) {
+	ended := make(chan error, 1)
+	_, ln := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/quick" {
+			w.(interface{ WatchClient() }).WatchClient()
+			_, _ = io.WriteString(w, "quick")
+			return
+		}
+		w.(interface{ WatchClient() }).WatchClient()
+		select {
+		case <-r.Context().Done():
+			ended <- r.Context().Err()
+		case <-time.After(20 * time.Second):
+			ended <- nil
+		}
+	})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	_, _ = io.WriteString(c, "GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "quick" {
+		t.Fatalf("quick answer %q", b)
+	}
+	_, _ = io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+	_ = c.Close()
+	if err := <-ended; err == nil {
+		t.Fatal("the handler's context did not end when the client left")
+	}
+}

@@ -42,6 +42,24 @@ func ExtendWrite(w http.ResponseWriter, d time.Duration) {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
 }
 
+// WatchClient asks the server to end r's context when its client goes
+// away before the answer, for a handler about to wait long without
+// writing (a long poll): internal/h1 watches the connection only when
+// asked; net/http always does.
+func WatchClient(w http.ResponseWriter) {
+	for {
+		if x, ok := w.(interface{ WatchClient() }); ok {
+			x.WatchClient()
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
+}
+
 // RequestTimeout is d, or DefaultRequestTimeout when d <= 0.
 func RequestTimeout(d time.Duration) time.Duration {
 	if d <= 0 {
