@@ -62,7 +62,7 @@ type publishRequest struct {
 // DecodePublish strictly decodes a publish body: one message or
 // {"messages":[…]}. Errors are problems (400 syntax, 422 values).
 // The usual bodies are read in one pass (decodePublishFast), the rest by
-// encoding/json.
+// encoding/json; payloads may share body's bytes.
 func DecodePublish(body []byte) ([]Message, bool, *problem.Problem) {
 	items, batch, ok := decodePublishFast(body)
 	if !ok {
