@@ -216,9 +216,13 @@ func (b *Broker) publish(ctx context.Context, q *qstate, msgs []Message) ([]stri
 	// While the engine fails over (no leader, no responders, a timeout) the
 	// same messages are sent again, with the same ids: the engine stores a
 	// message it already has once (its duplicate window), so a retry never
-	// doubles one.
+	// doubles one. Each attempt waits for its acknowledgements at most
+	// RequestTimeout, however long the caller's context allows: a lost
+	// answer is sent again instead of waited on.
 	for attempt := 0; ; attempt++ {
-		stored, err := b.send(ctx, q, built)
+		actx, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+		stored, err := b.send(actx, q, built)
+		cancel()
 		b.published(q, stored)
 		if err == nil {
 			return ids, nil
