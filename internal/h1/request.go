@@ -309,6 +309,7 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	b.c.flushBeforeWait()
 	br := b.c.br
 	if b.chunked {
 		n, err := b.chunks.read(br, p)

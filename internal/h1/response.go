@@ -308,9 +308,17 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w *response) WatchClient() { w.c.watch() }
 
 // SetReadDeadline and SetWriteDeadline are the connection's, for
-// http.ResponseController.
-func (w *response) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDeadline(t) }
-func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
+// http.ResponseController; they bound this request and its answer only
+// (the server sets its own for the next request, as net/http does).
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.c.readDeadlineSet = true
+	return w.c.nc.SetReadDeadline(t)
+}
+
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.c.writeDeadlineSet = true
+	return w.c.nc.SetWriteDeadline(t)
+}
 
 // statusLine returns "HTTP/1.1 NNN Reason\r\n" from a table built once.
 func statusLine(code int) string {

@@ -218,6 +218,9 @@ type conn struct {
 	body     reqBody
 	resp     response
 	hijacked bool
+	// A handler moved the connection's read or write deadline
+	// (http.ResponseController): the next request must not inherit it.
+	readDeadlineSet, writeDeadlineSet bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -267,7 +270,8 @@ func (c *conn) next(first bool) bool {
 	if first {
 		wait = c.s.cfg.ReadHeaderTimeout
 	}
-	if c.br.Buffered() == 0 {
+	fresh := c.br.Buffered() == 0
+	if fresh {
 		if c.bw.Buffered() > 0 && c.bw.Flush() != nil { // pipelined answers waited for this
 			return false
 		}
@@ -277,12 +281,20 @@ func (c *conn) next(first bool) bool {
 		}
 	}
 	c.state.Store(stateActive)
-	if !c.headBuffered() { // the head still has to come: it gets the header timeout
+	// The head still has to come, or a read deadline the last handler set
+	// would bound this pipelined request: it gets the header timeout.
+	if !c.headBuffered() || (c.readDeadlineSet && !fresh) {
+		c.flushBeforeWait()
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ReadHeaderTimeout))
 	}
+	c.readDeadlineSet = false
 	if err := c.readRequest(); err != nil {
 		c.refuse(err)
 		return false
+	}
+	if c.writeDeadlineSet { // the last handler's write deadline bounded its answer only (net/http clears it too)
+		c.writeDeadlineSet = false
+		_ = c.nc.SetWriteDeadline(time.Time{})
 	}
 	c.resp.reset(&c.req)
 	c.s.cfg.Handler.ServeHTTP(&c.resp, &c.req)
@@ -303,6 +315,15 @@ func (c *conn) next(first bool) bool {
 		return c.bw.Flush() == nil
 	}
 	return true // a pipelined request is waiting: its answer joins this one's write
+}
+
+// flushBeforeWait sends the answers held back for pipelining before a
+// read that may wait on the client: the client may wait for them before
+// it sends more (net/http never holds an answer back).
+func (c *conn) flushBeforeWait() {
+	if c.bw.Buffered() > 0 && c.br.Buffered() == 0 {
+		_ = c.bw.Flush() // a failure fails the answer's own write later
+	}
 }
 
 // headBuffered reports that a whole request head is already read in, so
