@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"container/heap"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -66,13 +67,15 @@ type holds struct {
 	mu       sync.Mutex
 	byQueue  map[string]map[uint64]*hold
 	n        int
+	held     map[string]int // per queue, holds in state holdHeld
+	expiry   expiries       // every hold, by the end of its visibility timeout
 	reported map[string]int // counts last written to the ledger
 }
 
 func newHolds() *holds {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &holds{id: binary.BigEndian.Uint64(b[:]) | 1, max: maxHolds, byQueue: map[string]map[uint64]*hold{}, reported: map[string]int{}}
+	return &holds{id: binary.BigEndian.Uint64(b[:]) | 1, max: maxHolds, byQueue: map[string]map[uint64]*hold{}, held: map[string]int{}, reported: map[string]int{}}
 }
 
 func (h *holds) idString() string { return strconv.FormatUint(h.id, 36) }
@@ -95,12 +98,20 @@ func (h *holds) add(queue string, ds []*Delivery, vt time.Duration, ownVT bool, 
 		h.byQueue[queue] = m
 	}
 	for _, d := range ds {
-		if _, ok := m[d.seq]; !ok {
+		if old, ok := m[d.seq]; !ok {
 			h.n++
+		} else if old.state == holdHeld {
+			h.held[queue]--
 		}
-		m[d.seq] = &hold{delivered: d.Attempts, received: now, vt: vt, ownVT: ownVT}
+		hd := &hold{delivered: d.Attempts, received: now, vt: vt, ownVT: ownVT}
+		m[d.seq] = hd
+		h.held[queue]++
+		heap.Push(&h.expiry, expiry{at: hd.end(), queue: queue, seq: d.seq, hd: hd})
 	}
 }
+
+// end is when the delivery's visibility timeout ends.
+func (hd *hold) end() time.Time { return hd.received.Add(hd.vt) }
 
 // settleOp is what a receipt is used for.
 type settleOp uint8
@@ -158,10 +169,12 @@ func (h *holds) settle(queue string, refs []ackRef, op settleOp, qvt time.Durati
 		switch op {
 		case opAck:
 			hd.state = holdAcked
+			h.held[queue]--
 		case opNack:
 			hd.state = holdNacked
+			h.held[queue]--
 		case opExtend:
-			hd.received = now
+			hd.received = now // its expiry entry is moved when it comes due
 		}
 	}
 	return out, ok
@@ -172,8 +185,9 @@ func (h *holds) undo(queue string, refs []ackRef) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, ref := range refs {
-		if hd := h.byQueue[queue][ref.seq]; hd != nil && hd.delivered == ref.delivered {
+		if hd := h.byQueue[queue][ref.seq]; hd != nil && hd.delivered == ref.delivered && hd.state != holdHeld {
 			hd.state = holdHeld
+			h.held[queue]++
 		}
 	}
 }
@@ -188,35 +202,55 @@ func (h *holds) count(queue string, now time.Time) int {
 }
 
 func (h *holds) countLocked(queue string, now time.Time) int {
-	n := 0
-	for _, hd := range h.byQueue[queue] {
-		if hd.state == holdHeld && now.Before(hd.received.Add(hd.vt)) {
-			n++
-		}
-	}
-	return n
+	h.expire(now)
+	return h.held[queue]
 }
 
-// sweep forgets the deliveries whose visibility timeout ended (their
-// receipts expired before), and
+// expire forgets the deliveries whose visibility timeout ended by now
+// (their receipts expired before), in the order they end: the work is
+// proportional to what expires, not to what is held, so the lock every
+// receive and ack takes is never held for a walk over a million holds.
+// Caller holds mu.
+func (h *holds) expire(now time.Time) {
+	for len(h.expiry) > 0 && h.expiry[0].at.Before(now) {
+		e := heap.Pop(&h.expiry).(expiry)
+		m := h.byQueue[e.queue]
+		if m[e.seq] != e.hd {
+			continue // replaced by a newer delivery, which has its own entry
+		}
+		if end := e.hd.end(); !now.After(end) { // extended since: due later
+			e.at = end
+			heap.Push(&h.expiry, e)
+			continue
+		}
+		delete(m, e.seq)
+		h.n--
+		if e.hd.state == holdHeld {
+			h.held[e.queue]--
+		}
+		if len(m) == 0 {
+			delete(h.byQueue, e.queue)
+			delete(h.held, e.queue)
+		}
+	}
+}
+
+// sweep forgets the deliveries whose visibility timeout ended, and
 // returns the queues whose held count must be reported (changed since the
 // last report, or not zero).
 func (h *holds) sweep(now time.Time) map[string]int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.expire(now)
 	report := map[string]int{}
-	for q, m := range h.byQueue {
-		for seq, hd := range m {
-			if now.After(hd.received.Add(hd.vt)) {
-				delete(m, seq)
-				h.n--
-			}
-		}
-		if n := h.countLocked(q, now); n > 0 || h.reported[q] > 0 {
+	for q := range h.byQueue {
+		if n := h.held[q]; n > 0 || h.reported[q] > 0 {
 			report[q] = n
 		}
-		if len(m) == 0 {
-			delete(h.byQueue, q)
+	}
+	for q, n := range h.reported {
+		if _, ok := report[q]; !ok && n > 0 {
+			report[q] = 0 // the queue's last holds expired: say so once
 		}
 	}
 	for q := range h.reported {
@@ -254,4 +288,28 @@ func (b *Broker) runHolds(stop <-chan struct{}, done chan<- struct{}) {
 // errHoldsBusy is ErrBusy for a client that holds too many deliveries.
 func (h *holds) busy() error {
 	return fmt.Errorf("%w: %d messages are held by receivers of this node", ErrBusy, h.max)
+}
+
+// expiry is a hold's entry in the expiry heap; hd tells a replaced hold's
+// stale entry from the current one.
+type expiry struct {
+	at    time.Time
+	queue string
+	seq   uint64
+	hd    *hold
+}
+
+// expiries is a min-heap of expiry by at (container/heap).
+type expiries []expiry
+
+func (e expiries) Len() int           { return len(e) }
+func (e expiries) Less(i, j int) bool { return e[i].at.Before(e[j].at) }
+func (e expiries) Swap(i, j int)      { e[i], e[j] = e[j], e[i] }
+func (e *expiries) Push(x any)        { *e = append(*e, x.(expiry)) }
+func (e *expiries) Pop() any {
+	old := *e
+	x := old[len(old)-1]
+	old[len(old)-1] = expiry{}
+	*e = old[:len(old)-1]
+	return x
 }
