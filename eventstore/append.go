@@ -97,7 +97,7 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 	}
 	// The reads and the publish below each get the store's deadline when
 	// ctx has none.
-	for attempt := 0; ; attempt++ {
+	for attempt, inProcess := 0, 0; ; {
 		cur, err := s.base(ctx, stream, expected)
 		if err != nil {
 			return AppendResult{}, err
@@ -108,9 +108,18 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 		}
 		if ack.Error != nil {
 			switch ack.Error.ErrorCode {
-			case errCodeWrongLastSeq, errCodeWrongLastSeqConst:
+			case errCodeWrongLastSeqConst:
+				// Nothing was checked nor stored: the stream is in process
+				// (see inProcessPause). Not a conflict; try again.
+				if err := s.inProcess(ctx, stream, inProcess); err != nil {
+					return AppendResult{}, err
+				}
+				inProcess++
+				continue
+			case errCodeWrongLastSeq:
 				s.versions.drop(stream)
 				if expected == AnyVersion && attempt < maxAnyRetries {
+					attempt++
 					continue
 				}
 				return AppendResult{}, s.conflict(ctx, stream, expected)
@@ -206,6 +215,40 @@ func (s *Store) base(ctx context.Context, stream string, expected int64) (verPos
 		return verPos{}, &ConflictError{Stream: stream, Expected: expected, Current: v.version}
 	}
 	return v, nil
+}
+
+// maxInProcessRetries bounds the retries of an append the engine refused
+// because an earlier append to the same stream was still in process.
+const maxInProcessRetries = 12
+
+// inProcessPause is the wait before the n-th retry (from 0) of an append
+// refused with "wrong last sequence" without a sequence (10164). A
+// clustered stream leader refuses an append whose
+// expected-last-subject-sequence check names a subject filter another
+// append's check still holds, without checking or storing it; and it holds
+// the filter until just after it has sent that other append's
+// acknowledgement, so a writer that appends again as soon as its previous
+// append is acknowledged is refused now and then (one append in a few
+// thousand on a 3-node R3 cluster) though nobody else wrote.
+func inProcessPause(n int) time.Duration {
+	return time.Millisecond << min(n, 5)
+}
+
+// inProcess waits before the n-th retry of an append refused because its
+// stream was in process; after maxInProcessRetries it gives up with
+// ErrBusy (nothing was stored, the append may be retried as it is).
+func (s *Store) inProcess(ctx context.Context, stream string, n int) error {
+	if n >= maxInProcessRetries {
+		return fmt.Errorf("eventstore: append to %q: %w: another append to the stream stayed in process", stream, ErrBusy)
+	}
+	t := time.NewTimer(inProcessPause(n))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("eventstore: append to %q: %w", stream, engine.Classify(ctx.Err()))
+	}
 }
 
 func (s *Store) conflict(ctx context.Context, stream string, expected int64) error {
