@@ -110,7 +110,7 @@ func (s *Store) appendEvents(ctx context.Context, stream string, expected int64,
 			switch ack.Error.ErrorCode {
 			case errCodeWrongLastSeqConst:
 				// Nothing was checked nor stored: the stream is in process
-				// (see inProcessPause). Not a conflict; try again.
+				// (see inProcess). Not a conflict; try again.
 				if err := s.inProcess(ctx, stream, inProcess); err != nil {
 					return AppendResult{}, err
 				}
@@ -208,53 +208,65 @@ func (s *Store) base(ctx context.Context, stream string, expected int64) (verPos
 	rctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	v, err := s.last(rctx, stream)
-	if err != nil {
-		return verPos{}, err
+	if err == nil && expected != AnyVersion && v.version != expected {
+		// The replica that answered may lag: only the leader's answer
+		// makes a conflict.
+		v, err = s.lastConfirmed(rctx, stream)
+		if err == nil && v.version != expected {
+			return verPos{}, &ConflictError{Stream: stream, Expected: expected, Current: v.version}
+		}
 	}
-	if expected != AnyVersion && v.version != expected {
-		return verPos{}, &ConflictError{Stream: stream, Expected: expected, Current: v.version}
-	}
-	return v, nil
+	return v, err
 }
 
 // maxInProcessRetries bounds the retries of an append the engine refused
 // because an earlier append to the same stream was still in process.
 const maxInProcessRetries = 12
 
-// inProcessPause is the wait before the n-th retry (from 0) of an append
-// refused with "wrong last sequence" without a sequence (10164). A
-// clustered stream leader refuses an append whose
-// expected-last-subject-sequence check names a subject filter another
-// append's check still holds, without checking or storing it; and it holds
-// the filter until just after it has sent that other append's
-// acknowledgement, so a writer that appends again as soon as its previous
-// append is acknowledged is refused now and then (one append in a few
-// thousand on a 3-node R3 cluster) though nobody else wrote.
-func inProcessPause(n int) time.Duration {
+// backoff is the wait before the n-th retry (from 0) of a request the
+// engine answered "not yet": 1 ms, doubling up to 32 ms.
+func backoff(n int) time.Duration {
 	return time.Millisecond << min(n, 5)
 }
 
-// inProcess waits before the n-th retry of an append refused because its
-// stream was in process; after maxInProcessRetries it gives up with
-// ErrBusy (nothing was stored, the append may be retried as it is).
-func (s *Store) inProcess(ctx context.Context, stream string, n int) error {
-	if n >= maxInProcessRetries {
-		return fmt.Errorf("eventstore: append to %q: %w: another append to the stream stayed in process", stream, ErrBusy)
-	}
-	t := time.NewTimer(inProcessPause(n))
+// pause waits d, or less when ctx ends (then its error).
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("eventstore: append to %q: %w", stream, engine.Classify(ctx.Err()))
+		return engine.Classify(ctx.Err())
 	}
 }
 
+// inProcess waits before the n-th retry of an append refused with "wrong
+// last sequence" without a sequence (10164). A clustered stream leader
+// refuses an append whose expected-last-subject-sequence check names a
+// subject filter another append's check still holds, without checking or
+// storing it; and it holds the filter until just after it has sent that
+// other append's acknowledgement, so a writer that appends again as soon
+// as its previous append is acknowledged is refused now and then (one
+// append in a few thousand on a 3-node R3 cluster) though nobody else
+// wrote. After maxInProcessRetries it gives up with ErrBusy (nothing was
+// stored, the append may be retried as it is).
+func (s *Store) inProcess(ctx context.Context, stream string, n int) error {
+	if n >= maxInProcessRetries {
+		return fmt.Errorf("eventstore: append to %q: %w: another append to the stream stayed in process", stream, ErrBusy)
+	}
+	if err := pause(ctx, backoff(n)); err != nil {
+		return fmt.Errorf("eventstore: append to %q: %w", stream, err)
+	}
+	return nil
+}
+
+// conflict is the error of an append the engine refused: the stream's
+// version is read without trusting a replica that may lag.
 func (s *Store) conflict(ctx context.Context, stream string, expected int64) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	v, err := s.last(ctx, stream)
+	v, err := s.lastConfirmed(ctx, stream)
 	if err != nil {
 		return err
 	}

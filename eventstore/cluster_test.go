@@ -82,3 +82,34 @@ func TestR3SequentialAppendsNeverConflict(t *testing.T) {
 		}
 	}
 }
+
+// TestR3AppendAfterAnotherNodeAppended: a store appends to a stream it has
+// never seen (no cached version) right after another node's store appended
+// to it, with the version that node was answered. Its read of the stream's
+// version may be answered by a replica that has not applied that append
+// yet (direct gets are served by followers too); that must not make a
+// conflict out of a right expected version, nor report a stale current
+// version for a wrong one.
+func TestR3AppendAfterAnotherNodeAppended(t *testing.T) {
+	cl := clustertest.Start(t, clustertest.Options{})
+	start := func(first int) *eventstore.Store {
+		urls := append(cl.URLs()[first:], cl.URLs()[:first]...)
+		eng := enginetest.StartConfig(t, engine.Config{URLs: urls, Replicas: 3,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		return startStore(t, eng, eventstore.Config{})
+	}
+	a, b := start(0), start(1)
+	ctx := ctxT(t)
+	for i := range 300 {
+		stream := fmt.Sprintf("hand-%d", i)
+		res := mustAppend(t, a, stream, eventstore.NoStream, ev("one", i))
+		if _, err := b.Append(ctx, stream, res.Version, ev("two", i)); err != nil {
+			t.Fatalf("%s: append at version %d after the other node's: %v", stream, res.Version, err)
+		}
+		_, err := a.Append(ctx, stream, res.Version, ev("three", i))
+		var ce *eventstore.ConflictError
+		if !errors.As(err, &ce) || ce.Current != res.Version+1 {
+			t.Fatalf("%s: append at stale version %d: %v, want a conflict at version %d", stream, res.Version, err, res.Version+1)
+		}
+	}
+}

@@ -99,6 +99,12 @@ func (s *Store) last(ctx context.Context, stream string) (verPos, error) {
 	if err != nil || m == nil {
 		return verPos{}, err
 	}
+	return s.lastOf(stream, m)
+}
+
+// lastOf reads the stream's version and position at m, its last message,
+// and caches them.
+func (s *Store) lastOf(stream string, m *nats.Msg) (verPos, error) {
 	dm, err := directMessage(m)
 	if err != nil {
 		return verPos{}, err

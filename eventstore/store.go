@@ -73,6 +73,8 @@ type Store struct {
 	mws      atomic.Pointer[[]Middleware]
 	versions *versionCache
 	getSubj  string
+	// msgGetSubj is the stream leader's message get (lastConfirmed).
+	msgGetSubj string
 	// from is the sequence of the format marker (layout), known once
 	// Start has run.
 	from atomic.Uint64
@@ -89,16 +91,17 @@ type Store struct {
 func New(eng *engine.Engine, cfg Config) *Store {
 	cfg.defaults()
 	s := &Store{
-		cfg:      cfg,
-		eng:      eng,
-		nc:       eng.Conn(),
-		js:       eng.JetStream(),
-		log:      cfg.Logger,
-		tracer:   tracerFrom(cfg.TracerProvider),
-		metrics:  newMetrics(cfg.Metrics),
-		versions: newVersionCache(cfg.VersionCache),
-		getSubj:  "$JS.API.DIRECT.GET." + engine.StreamEvents,
-		subs:     map[*Subscription]struct{}{},
+		cfg:        cfg,
+		eng:        eng,
+		nc:         eng.Conn(),
+		js:         eng.JetStream(),
+		log:        cfg.Logger,
+		tracer:     tracerFrom(cfg.TracerProvider),
+		metrics:    newMetrics(cfg.Metrics),
+		versions:   newVersionCache(cfg.VersionCache),
+		getSubj:    "$JS.API.DIRECT.GET." + engine.StreamEvents,
+		msgGetSubj: "$JS.API.STREAM.MSG.GET." + engine.StreamEvents,
+		subs:       map[*Subscription]struct{}{},
 	}
 	mws := append([]Middleware(nil), cfg.Middlewares...)
 	s.mws.Store(&mws)
