@@ -89,21 +89,21 @@ func (r *rawJS) appendPipelined(ctx context.Context, subj string, last uint64, e
 type rawAck struct {
 	Seq   uint64 `json:"seq"`
 	Error *struct {
-		Description string `json:"description"`
+		Code        jetstream.ErrorCode `json:"err_code"`
+		Description string              `json:"description"`
 	} `json:"error"`
 }
 
-func (r *rawJS) Append(ctx context.Context, stream string, expected int64, data [][]byte) error {
-	subj := "bench.ev." + stream
-	r.mu.Lock()
-	last := r.seq[subj]
-	r.mu.Unlock()
-	if r.pipelined {
-		if len(data) == 1 {
-			return errSkip
-		}
-		return r.appendPipelined(ctx, subj, last, expected, data)
-	}
+// rawInProcessRetries bounds the retries of an append a clustered stream
+// leader refused with "wrong last sequence" without a sequence (10164):
+// the writer's previous append to the subject was acknowledged but is
+// still in process there; nothing was stored. Plexus's store retries the
+// same way.
+const rawInProcessRetries = 12
+
+// publish sends one append (an atomic batch for several events) and
+// reads its acknowledgement.
+func (r *rawJS) publish(ctx context.Context, subj string, last uint64, expected int64, data [][]byte) (rawAck, error) {
 	batch := ""
 	if len(data) > 1 {
 		batch = nuid.Next()
@@ -129,15 +129,44 @@ func (r *rawJS) Append(ctx context.Context, stream string, expected int64, data 
 			resp, err = r.nc.RequestMsgWithContext(ctx, m)
 		}
 		if err != nil {
-			return err
+			return rawAck{}, err
 		}
 	}
 	var ack rawAck
-	if err := json.Unmarshal(resp.Data, &ack); err != nil {
-		return err
+	err := json.Unmarshal(resp.Data, &ack)
+	return ack, err
+}
+
+func (r *rawJS) Append(ctx context.Context, stream string, expected int64, data [][]byte) error {
+	subj := "bench.ev." + stream
+	r.mu.Lock()
+	last := r.seq[subj]
+	r.mu.Unlock()
+	if r.pipelined {
+		if len(data) == 1 {
+			return errSkip
+		}
+		return r.appendPipelined(ctx, subj, last, expected, data)
 	}
-	if ack.Error != nil {
-		return fmt.Errorf("raw publish: %s", ack.Error.Description)
+	var ack rawAck
+	for n := 0; ; n++ {
+		var err error
+		if ack, err = r.publish(ctx, subj, last, expected, data); err != nil {
+			return err
+		}
+		if ack.Error == nil {
+			break
+		}
+		if ack.Error.Code != jetstream.JSErrCodeStreamWrongLastSequenceConstant || n == rawInProcessRetries {
+			return fmt.Errorf("raw publish: %s", ack.Error.Description)
+		}
+		t := time.NewTimer(time.Millisecond << min(n, 5))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
 	}
 	r.mu.Lock()
 	r.seq[subj] = ack.Seq
