@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/retry"
 	"github.com/plexushq/plexus/telemetry"
 )
 
@@ -229,18 +230,6 @@ func backoff(n int) time.Duration {
 	return time.Millisecond << min(n, 5)
 }
 
-// pause waits d, or less when ctx ends (then its error).
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return engine.Classify(ctx.Err())
-	}
-}
-
 // inProcess waits before the n-th retry of an append refused with "wrong
 // last sequence" without a sequence (10164). A clustered stream leader
 // refuses an append whose expected-last-subject-sequence check names a
@@ -255,8 +244,8 @@ func (s *Store) inProcess(ctx context.Context, stream string, n int) error {
 	if n >= maxInProcessRetries {
 		return fmt.Errorf("eventstore: append to %q: %w: another append to the stream stayed in process", stream, ErrBusy)
 	}
-	if err := pause(ctx, backoff(n)); err != nil {
-		return fmt.Errorf("eventstore: append to %q: %w", stream, err)
+	if err := retry.Sleep(ctx, backoff(n)); err != nil {
+		return fmt.Errorf("eventstore: append to %q: %w", stream, engine.Classify(err))
 	}
 	return nil
 }

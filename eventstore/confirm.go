@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/retry"
 )
 
 // maxReplicaRetries bounds the reads of a message a replica has not
@@ -37,8 +38,8 @@ func (s *Store) lastConfirmed(ctx context.Context, stream string) (verPos, error
 		if n == maxReplicaRetries {
 			return verPos{}, fmt.Errorf("eventstore: read: message %d of %q not on the replicas: %w", seq, stream, engine.ErrUnavailable)
 		}
-		if err := pause(ctx, backoff(n)); err != nil {
-			return verPos{}, fmt.Errorf("eventstore: read: %w", err)
+		if err := retry.Sleep(ctx, backoff(n)); err != nil {
+			return verPos{}, fmt.Errorf("eventstore: read: %w", engine.Classify(err))
 		}
 	}
 }

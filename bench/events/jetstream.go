@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/retry"
 )
 
 // rawJS is the limit: plain JetStream publishes on the same embedded
@@ -160,12 +161,8 @@ func (r *rawJS) Append(ctx context.Context, stream string, expected int64, data 
 		if ack.Error.Code != jetstream.JSErrCodeStreamWrongLastSequenceConstant || n == rawInProcessRetries {
 			return fmt.Errorf("raw publish: %s", ack.Error.Description)
 		}
-		t := time.NewTimer(time.Millisecond << min(n, 5))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+		if err := retry.Sleep(ctx, time.Millisecond<<min(n, 5)); err != nil {
+			return err
 		}
 	}
 	r.mu.Lock()
