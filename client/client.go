@@ -235,7 +235,7 @@ func (c *Client) call(ctx context.Context, req *request) (*Response, error) {
 			return res.answer(req)
 		}
 		c.metrics.retry(st.name, reason)
-		if err := sleep(ctx, delay); err != nil {
+		if err := retry.Sleep(ctx, delay); err != nil {
 			return res.answer(req)
 		}
 	}

@@ -19,9 +19,10 @@ var (
 	ErrConflict = errors.New("version conflict")
 	// ErrStopped is returned by calls on a stopped store or subscription.
 	ErrStopped = errors.New("stopped")
-	// ErrBusy is a 503 "busy" answer of a node (a capacity limit); retry
-	// shortly. The store itself no longer returns it: an append is one
-	// message, not one of the engine's limited atomic batches.
+	// ErrBusy means the engine kept refusing an append as "in process"
+	// (a clustered stream leader still settling the subject's previous
+	// append) through the store's short retries, or a node answered 503
+	// "busy"; nothing was stored; retry shortly.
 	ErrBusy = errors.New("busy")
 )
 

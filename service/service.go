@@ -19,6 +19,7 @@ import (
 
 	"github.com/plexushq/plexus/client"
 	"github.com/plexushq/plexus/registry"
+	"github.com/plexushq/plexus/retry"
 	"github.com/plexushq/plexus/telemetry"
 )
 
@@ -192,7 +193,7 @@ func (s *Service) drain(srv *http.Server, serveErr chan error, stopHB context.Ca
 			s.cfg.Logger.Warn("could not mark the instance draining", "err", err)
 		}
 	}
-	_ = sleepCtx(ctx, s.cfg.DrainDelay)
+	_ = retry.Sleep(ctx, s.cfg.DrainDelay)
 	sdCtx, sdCancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
 	defer sdCancel()
 	if err := srv.Shutdown(sdCtx); err != nil {
@@ -283,15 +284,4 @@ func advertise(a *net.TCPAddr) string {
 		ip = net.IPv4(127, 0, 0, 1)
 	}
 	return "http://" + net.JoinHostPort(ip.String(), fmt.Sprint(a.Port))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
