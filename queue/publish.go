@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/plexushq/plexus/engine"
+	"github.com/plexushq/plexus/retry"
 	"github.com/plexushq/plexus/telemetry"
 )
 
@@ -230,12 +231,8 @@ func (b *Broker) publish(ctx context.Context, q *qstate, msgs []Message) ([]stri
 		if !errors.Is(err, engine.ErrUnavailable) || ctx.Err() != nil {
 			return nil, err
 		}
-		t := time.NewTimer(min(50*time.Millisecond<<min(attempt, 5), time.Second))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if retry.Sleep(ctx, min(50*time.Millisecond<<min(attempt, 5), time.Second)) != nil {
 			return nil, err
-		case <-t.C:
 		}
 	}
 }

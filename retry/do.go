@@ -89,12 +89,8 @@ func Do(ctx context.Context, p Policy, attempt func(ctx context.Context, n int) 
 		if !ok || n == p.Attempts-1 {
 			return err
 		}
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if Sleep(ctx, d) != nil {
 			return err
-		case <-t.C:
 		}
 	}
 	return err
